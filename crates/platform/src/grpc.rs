@@ -1,0 +1,51 @@
+//! The gRPC server every service runs: grpc.health.v1, server reflection, request spans,
+//! and graceful shutdown.
+
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::{Router, Server};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+/// Internal calls get this long before the server answers DEADLINE_EXCEEDED (SPEC §6: ~10 s).
+pub const INTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server with health and reflection already mounted; add the service and call [`serve`].
+/// `services` are the fully qualified names reported as SERVING.
+pub async fn router(services: &[&str]) -> anyhow::Result<(Router, HealthReporter)> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for service in services {
+        reporter.set_service_status(*service, ServingStatus::Serving).await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let router = Server::builder()
+        .timeout(INTERNAL_TIMEOUT)
+        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .add_service(health)
+        .add_service(reflection);
+    Ok((router, reporter))
+}
+
+/// Serves until `shutdown` is cancelled, then reports NOT_SERVING, stops accepting and lets
+/// in-flight calls finish.
+pub async fn serve(
+    router: Router,
+    reporter: HealthReporter,
+    services: &'static [&'static str],
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let draining = async move {
+        shutdown.cancelled().await;
+        for service in services {
+            reporter.set_service_status(*service, ServingStatus::NotServing).await;
+        }
+    };
+    router.serve_with_incoming_shutdown(incoming, draining).await?;
+    Ok(())
+}

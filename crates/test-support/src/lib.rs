@@ -1,0 +1,59 @@
+//! Throwaway PostgreSQL databases for tests: each test gets a uniquely named database on the
+//! server at `RINGIFLOW_TEST_DATABASE_URL`, so tests run in parallel without sharing state.
+#![forbid(unsafe_code)]
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+/// The maintenance database URL of the test server (`scripts/test` starts it).
+pub fn server_url() -> String {
+    std::env::var("RINGIFLOW_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://ringiflow@127.0.0.1:55433/postgres".to_owned())
+}
+
+/// `url` with its database name replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
+    match query {
+        Some(query) => format!("{root}/{database}?{query}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+/// Creates a new empty database named `<prefix>_<random>` and returns its URL and a pool.
+pub async fn fresh_database(prefix: &str) -> (String, PgPool) {
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let server = server_url();
+    let mut admin = PgConnection::connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach test PostgreSQL at {server} (run scripts/test): {e}"));
+    sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let url = with_database(&server, &name);
+    let pool = PgPoolOptions::new()
+        .max_connections(40)
+        .connect(&url)
+        .await
+        .expect("connect to the new test database");
+    (url, pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced_and_options_kept() {
+        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
+        assert_eq!(
+            with_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
+            "postgres://u@h:1/x?sslmode=disable"
+        );
+    }
+}
