@@ -1,1 +1,250 @@
+//! The PostgreSQL event store: append with optimistic concurrency (new events, their outbox rows
+//! and the command id in one transaction), load an aggregate's history, and the outbox reads
+//! the relay needs.
 #![forbid(unsafe_code)]
+
+mod outbox;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+use workflow_domain::{EventMetadata, RecordedEvent, WorkflowEvent};
+
+pub use outbox::{OutboxConnection, OUTBOX_CHANNEL};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored event {event_id} cannot be read: {problem}")]
+    Corrupt { event_id: Uuid, problem: String },
+}
+
+impl StoreError {
+    /// Worth retrying later: the database is unreachable or overloaded, not the data wrong.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another writer appended first; the aggregate is now at `current_version`.
+    #[error("expected version {expected}, but the aggregate is at version {current_version}")]
+    Conflict { expected: i64, current_version: i64 },
+    /// This command id was already handled (by a concurrent retry); here is its result.
+    #[error("command already processed")]
+    DuplicateCommand(CommandRecord),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The result of a handled command, returned again to any retry with the same command id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRecord {
+    pub command_type: String,
+    pub aggregate_id: Uuid,
+    pub version: i64,
+    pub event_ids: Vec<Uuid>,
+}
+
+/// Everything one append writes.
+#[derive(Debug)]
+pub struct Append<'a> {
+    pub aggregate_type: &'a str,
+    pub aggregate_id: Uuid,
+    /// The version the decision was made on (0 for a new aggregate).
+    pub expected_version: i64,
+    pub events: &'a [WorkflowEvent],
+    /// Applied to every new event; `causation_id` is the command id.
+    pub metadata: &'a EventMetadata,
+    pub command_type: &'a str,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct EventStore {
+    pool: PgPool,
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// The aggregate's history in version order, visible only to its own tenant.
+    pub async fn load(&self, tenant_id: &str, aggregate_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
+        sqlx::query(&format!("{SELECT_EVENTS} WHERE aggregate_id = $1 AND tenant_id = $2 ORDER BY version"))
+            .bind(aggregate_id)
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(recorded_event)
+            .collect()
+    }
+
+    pub async fn find_command(&self, tenant_id: &str, command_id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT command_type, aggregate_id, version, event_ids FROM processed_commands
+             WHERE tenant_id = $1 AND command_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(command_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| CommandRecord {
+            command_type: row.get("command_type"),
+            aggregate_id: row.get("aggregate_id"),
+            version: row.get("version"),
+            event_ids: row.get("event_ids"),
+        }))
+    }
+
+    /// Appends `events` as versions `expected_version + 1 ..`, with their outbox rows and the
+    /// command id, atomically. Losing a race yields `Conflict`; reusing a command id yields
+    /// `DuplicateCommand`; in both cases nothing is written.
+    pub async fn append(&self, append: Append<'_>) -> Result<CommandRecord, AppendError> {
+        let count = append.events.len() as i64;
+        let event_ids: Vec<Uuid> = append.events.iter().map(|_| Uuid::now_v7()).collect();
+        let versions: Vec<i64> = (1..=count).map(|i| append.expected_version + i).collect();
+        let mut types = Vec::with_capacity(append.events.len());
+        let mut payloads = Vec::with_capacity(append.events.len());
+        for event in append.events {
+            let (event_type, payload) = split_event(event);
+            types.push(event_type);
+            payloads.push(payload);
+        }
+        let metadata = serde_json::to_value(append.metadata).expect("metadata is plain data");
+
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let inserted = sqlx::query(
+            "WITH new_events AS (
+                 INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, version,
+                                     event_type, payload, metadata, occurred_at)
+                 SELECT e.event_id, $2, $3, $4, e.version, e.event_type, e.payload, $8, $9
+                 FROM UNNEST($1::uuid[], $5::bigint[], $6::text[], $7::jsonb[])
+                      AS e(event_id, version, event_type, payload)
+                 RETURNING position
+             )
+             INSERT INTO outbox (position) SELECT position FROM new_events",
+        )
+        .bind(&event_ids)
+        .bind(&append.metadata.tenant_id)
+        .bind(append.aggregate_type)
+        .bind(append.aggregate_id)
+        .bind(&versions)
+        .bind(&types)
+        .bind(&payloads)
+        .bind(&metadata)
+        .bind(append.occurred_at)
+        .execute(&mut *tx)
+        .await;
+        if let Err(error) = inserted {
+            drop(tx);
+            return Err(if violates(&error, "events_aggregate_version") {
+                let current_version = self.current_version(append.aggregate_id).await?;
+                AppendError::Conflict { expected: append.expected_version, current_version }
+            } else {
+                StoreError::from(error).into()
+            });
+        }
+        let record = CommandRecord {
+            command_type: append.command_type.to_owned(),
+            aggregate_id: append.aggregate_id,
+            version: append.expected_version + count,
+            event_ids,
+        };
+        let recorded = sqlx::query(
+            "INSERT INTO processed_commands (tenant_id, command_id, command_type, aggregate_id, version, event_ids)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&append.metadata.tenant_id)
+        .bind(append.metadata.causation_id)
+        .bind(&record.command_type)
+        .bind(record.aggregate_id)
+        .bind(record.version)
+        .bind(&record.event_ids)
+        .execute(&mut *tx)
+        .await;
+        if let Err(error) = recorded {
+            drop(tx);
+            if violates(&error, "processed_commands_pkey") {
+                let existing = self
+                    .find_command(&append.metadata.tenant_id, append.metadata.causation_id)
+                    .await?
+                    .ok_or_else(|| StoreError::Database(error))?;
+                return Err(AppendError::DuplicateCommand(existing));
+            }
+            return Err(StoreError::from(error).into());
+        }
+        // Wakes the relay now instead of at its next poll; delivered only if we commit.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(OUTBOX_CHANNEL)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(record)
+    }
+
+    async fn current_version(&self, aggregate_id: Uuid) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1")
+            .bind(aggregate_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+fn violates(error: &sqlx::Error, constraint: &str) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|db| db.is_unique_violation() && db.constraint() == Some(constraint))
+}
+
+/// The domain serialises as `{"type": ..., "data": ...}`; the store keeps the two apart so the
+/// type is queryable and the payload is only the event's own data.
+fn split_event(event: &WorkflowEvent) -> (String, serde_json::Value) {
+    let mut value = serde_json::to_value(event).expect("domain events are plain data");
+    let payload = value.get_mut("data").map(serde_json::Value::take).unwrap_or_default();
+    (event.event_type().to_owned(), payload)
+}
+
+pub(crate) const SELECT_EVENTS: &str = "SELECT position, event_id, tenant_id, aggregate_type, aggregate_id,
+    version, event_type, payload, metadata, occurred_at FROM events";
+
+pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let event_id: Uuid = row.get("event_id");
+    let corrupt = |problem: String| StoreError::Corrupt { event_id, problem };
+    let event_type: String = row.get("event_type");
+    let payload: serde_json::Value = row.get("payload");
+    let event = serde_json::from_value(serde_json::json!({ "type": event_type, "data": payload }))
+        .map_err(|e| corrupt(format!("payload: {e}")))?;
+    let metadata = serde_json::from_value(row.get("metadata")).map_err(|e| corrupt(format!("metadata: {e}")))?;
+    Ok(RecordedEvent {
+        event_id,
+        position: row.get("position"),
+        aggregate_type: row.get("aggregate_type"),
+        aggregate_id: row.get("aggregate_id"),
+        version: row.get("version"),
+        occurred_at: row.get("occurred_at"),
+        metadata,
+        event,
+    })
+}
