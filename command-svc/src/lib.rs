@@ -1,1 +1,116 @@
+//! command-svc: the write side. A gRPC `WorkflowCommandService` over the PostgreSQL event store,
+//! and the outbox relay that publishes committed events to Kafka.
 #![forbid(unsafe_code)]
+
+mod handler;
+mod relay;
+mod service;
+
+use anyhow::Context;
+use event_store::EventStore;
+use messaging::KafkaSettings;
+use platform::auth::GrpcAuth;
+use platform::settings::{AuthSettings, TelemetrySettings};
+use proto::workflow::v1::workflow_command_service_server::{WorkflowCommandServiceServer, SERVICE_NAME};
+use sqlx::postgres::PgPoolOptions;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use handler::{CommandContext, CommandHandler, HandleError};
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "command-svc", version, about = "RingiFlow write side: gRPC commands, event store, outbox relay")]
+pub struct Settings {
+    /// gRPC listen address.
+    #[arg(long, env = "RINGIFLOW_LISTEN_ADDR", default_value = "0.0.0.0:50051")]
+    pub listen_addr: SocketAddr,
+    /// PostgreSQL URL of the event store.
+    #[arg(
+        long,
+        env = "RINGIFLOW_EVENT_STORE_URL",
+        default_value = "postgres://ringiflow@127.0.0.1:55432/ringiflow_events",
+        hide_env_values = true
+    )]
+    pub event_store_url: String,
+    /// Connection pool size for the event store.
+    #[arg(long, env = "RINGIFLOW_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+    /// Run the outbox relay in this process (one replica leads at a time either way).
+    #[arg(long, env = "RINGIFLOW_RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub relay_enabled: bool,
+    /// Outbox rows the relay publishes per round.
+    #[arg(long, env = "RINGIFLOW_RELAY_BATCH_SIZE", default_value_t = 500)]
+    pub relay_batch_size: i64,
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
+    pub telemetry: TelemetrySettings,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    router: tonic::transport::server::Router,
+    health: tonic_health::server::HealthReporter,
+    relay: Option<JoinHandle<()>>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.database_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&settings.event_store_url)
+            .await
+            .context("cannot connect to the event store")?;
+        let store = EventStore::new(pool.clone());
+        store.migrate().await.context("event store migrations failed")?;
+
+        let relay = if settings.relay_enabled {
+            let producer = messaging::producer_config(&settings.kafka)
+                .create()
+                .context("invalid kafka producer settings")?;
+            let relay = relay::Relay {
+                pool,
+                producer,
+                kafka: settings.kafka.clone(),
+                batch_size: settings.relay_batch_size,
+            };
+            Some(tokio::spawn(relay.run(shutdown.clone())))
+        } else {
+            None
+        };
+
+        let service = service::CommandService::new(CommandHandler::new(store));
+        let auth = GrpcAuth(Arc::new(settings.auth.jwt()));
+        let (router, health) = platform::grpc::router(&[SERVICE_NAME]).await?;
+        let router = router.add_service(WorkflowCommandServiceServer::with_interceptor(service, auth));
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(port, relay = settings.relay_enabled, "command-svc ready");
+        Ok(Self { listener, port, router, health, relay, shutdown })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the shutdown token is cancelled, then lets in-flight commands and the
+    /// relay's current round finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        platform::grpc::serve(self.router, self.health, &[SERVICE_NAME], self.listener, self.shutdown).await?;
+        if let Some(relay) = self.relay {
+            relay.await.context("relay task failed")?;
+        }
+        Ok(())
+    }
+}

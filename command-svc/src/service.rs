@@ -1,0 +1,174 @@
+//! The gRPC face of the command side: parse the wire request into domain types, run the
+//! handler, map the outcome to a status.
+
+use crate::handler::{CommandContext, CommandHandler, HandleError};
+use messaging::priority_from_proto;
+use platform::auth::{identity, Identity};
+use platform::errors::{self, ErrorCode};
+use proto::workflow::v1 as pb;
+use pb::workflow_command_service_server::WorkflowCommandService;
+use std::collections::HashMap;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+use workflow_domain::{
+    Actor, Comment, Description, DisplayName, DomainError, Reason, Route, StepNo, TenantId, Title, UserId,
+    ValidationError, WorkflowCommand, WorkflowId,
+};
+
+/// Namespace of workflow ids derived from a create command's id, so a retried create without a
+/// client-chosen id lands on the same workflow.
+const CREATED_WORKFLOW_IDS: Uuid = Uuid::from_u128(0x8f1e_5c1a_2b7d_4e55_9a0c_52_49_4e_47_49_31);
+
+pub struct CommandService {
+    handler: CommandHandler,
+}
+
+impl CommandService {
+    pub fn new(handler: CommandHandler) -> Self {
+        Self { handler }
+    }
+
+    async fn run(
+        &self,
+        request: &Request<impl Sized>,
+        command_id: &str,
+        workflow_id: WorkflowId,
+        expected_version: Option<i64>,
+        command: WorkflowCommand,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        let context = context(request, command_id)?;
+        let record = self
+            .handler
+            .handle(&context, workflow_id.as_uuid(), expected_version, command)
+            .await
+            .map_err(to_status)?;
+        tracing::info!(
+            workflow_id = %record.aggregate_id,
+            version = record.version,
+            command_id = %context.command_id,
+            correlation_id = %context.correlation_id,
+            "command handled"
+        );
+        Ok(Response::new(pb::CommandResult {
+            workflow_id: record.aggregate_id.to_string(),
+            version: record.version,
+            event_ids: record.event_ids.iter().map(Uuid::to_string).collect(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl WorkflowCommandService for CommandService {
+    async fn create_workflow(
+        &self,
+        request: Request<pb::CreateWorkflowRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        let body = request.get_ref();
+        let command = WorkflowCommand::Create {
+            title: Title::parse("title", &body.title).map_err(invalid)?,
+            description: Description::parse("description", &body.description).map_err(invalid)?,
+            priority: priority_from_proto(body.priority).map_err(invalid)?,
+            route: Route::parse(
+                "route",
+                body.route.iter().map(|step| step.approver_user_id.as_str()),
+                |i| format!("route[{i}].approver_user_id"),
+            )
+            .map_err(invalid)?,
+        };
+        let workflow_id = if body.workflow_id.is_empty() {
+            let tenant = identity(&request)?.tenant_id;
+            let command_id = parse_command_id(&body.command_id)?;
+            WorkflowId::new(Uuid::new_v5(&CREATED_WORKFLOW_IDS, format!("{tenant}/{command_id}").as_bytes()))
+        } else {
+            WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?
+        };
+        // A new workflow has no version to expect; `decide` refuses an existing one.
+        self.run(&request, &body.command_id, workflow_id, None, command).await
+    }
+
+    async fn submit_workflow(
+        &self,
+        request: Request<pb::SubmitWorkflowRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        let body = request.get_ref();
+        let workflow_id = WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?;
+        self.run(&request, &body.command_id, workflow_id, body.expected_version, WorkflowCommand::Submit).await
+    }
+
+    async fn approve_step(
+        &self,
+        request: Request<pb::ApproveStepRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        let body = request.get_ref();
+        let workflow_id = WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?;
+        let command = WorkflowCommand::ApproveStep {
+            step: StepNo::parse("step", body.step).map_err(invalid)?,
+            comment: Comment::parse("comment", &body.comment).map_err(invalid)?,
+        };
+        self.run(&request, &body.command_id, workflow_id, body.expected_version, command).await
+    }
+
+    async fn reject_step(
+        &self,
+        request: Request<pb::RejectStepRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        let body = request.get_ref();
+        let workflow_id = WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?;
+        let command = WorkflowCommand::RejectStep {
+            step: StepNo::parse("step", body.step).map_err(invalid)?,
+            reason: Reason::parse("reason", &body.reason).map_err(invalid)?,
+        };
+        self.run(&request, &body.command_id, workflow_id, body.expected_version, command).await
+    }
+}
+
+fn invalid(error: ValidationError) -> Status {
+    errors::invalid_argument(&error.field, &error.message)
+}
+
+fn parse_command_id(raw: &str) -> Result<Uuid, Status> {
+    Uuid::parse_str(raw).map_err(|_| errors::invalid_argument("command_id", "must be a UUID"))
+}
+
+/// The actor comes from the verified token; correlation and trace context from the caller's
+/// metadata when it carries them, so one id follows the whole request chain.
+fn context<T>(request: &Request<T>, command_id: &str) -> Result<CommandContext, Status> {
+    let command_id = parse_command_id(command_id)?;
+    let actor = actor(identity(request)?)?;
+    let header = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
+    let correlation_id = header("x-correlation-id")
+        .and_then(|raw| Uuid::parse_str(raw).ok())
+        .unwrap_or_else(Uuid::new_v4);
+    Ok(CommandContext {
+        actor,
+        command_id,
+        correlation_id,
+        traceparent: header("traceparent").map(str::to_owned),
+    })
+}
+
+/// A token whose claims do not make a valid actor is an authentication problem, not bad input.
+fn actor(identity: Identity) -> Result<Actor, Status> {
+    let unauthenticated = |e: ValidationError| {
+        errors::status(ErrorCode::Unauthenticated, format!("token claim {e}"), HashMap::new())
+    };
+    Ok(Actor {
+        tenant_id: TenantId::parse("tenant_id", &identity.tenant_id).map_err(unauthenticated)?,
+        user_id: UserId::parse("sub", &identity.user_id).map_err(unauthenticated)?,
+        display_name: DisplayName::parse("name", &identity.display_name).map_err(unauthenticated)?,
+    })
+}
+
+fn to_status(error: HandleError) -> Status {
+    match error {
+        HandleError::Domain(DomainError::Invalid(error)) => invalid(error),
+        HandleError::Domain(error) => errors::status(error.code(), error.to_string(), HashMap::new()),
+        HandleError::Conflict { current_version, .. } => errors::conflict(error.to_string(), current_version),
+        HandleError::CommandIdReused => errors::invalid_argument("command_id", &error.to_string()),
+        HandleError::Store(store) if store.is_unavailable() => {
+            tracing::warn!(error = %store, "event store unavailable");
+            errors::status(ErrorCode::Unavailable, "event store unavailable", HashMap::new())
+        }
+        HandleError::Store(_) | HandleError::Corrupt(_) => errors::internal(&error),
+    }
+}
