@@ -1,1 +1,15 @@
+//! The GraphQL edge of RingiFlow: async-graphql on axum, with no database of its own. Queries go
+//! to query-svc and mutations to command-svc over gRPC, carrying the caller's bearer token
+//! unchanged and one correlation id per HTTP request.
 #![forbid(unsafe_code)]
+
+mod backends;
+mod caller;
+mod errors;
+mod http_stack;
+mod schema;
+mod settings;
+mod startup;
+
+pub use settings::{Command, Settings, TokenArgs};
+pub use startup::Application;

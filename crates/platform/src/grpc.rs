@@ -42,7 +42,8 @@ pub async fn serve(
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let draining = async move {
         shutdown.cancelled().await;
-        for service in services {
+        // "" is the whole server, which is what generic probes (and the gateway) ask about.
+        for service in services.iter().chain(&[""]) {
             reporter.set_service_status(*service, ServingStatus::NotServing).await;
         }
     };

@@ -1,0 +1,80 @@
+//! gRPC clients of command-svc and query-svc.
+
+use anyhow::Context as _;
+use proto::workflow::v1::workflow_command_service_client::WorkflowCommandServiceClient;
+use proto::workflow::v1::workflow_query_service_client::WorkflowQueryServiceClient;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// A backend that does not accept a connection this fast is treated as down rather than slow.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Below the edge's request timeout, so a slow backend surfaces as a GraphQL `UNAVAILABLE`
+/// error the client can act on rather than a bare gateway timeout; the deadline also travels
+/// as `grpc-timeout`, so the backend stops working on an answer nobody waits for.
+const CALL_TIMEOUT: Duration = Duration::from_millis(2_500);
+
+#[derive(Clone)]
+pub(crate) struct Backends {
+    pub(crate) command: WorkflowCommandServiceClient<Channel>,
+    pub(crate) query: WorkflowQueryServiceClient<Channel>,
+    command_health: HealthClient<Channel>,
+    query_health: HealthClient<Channel>,
+}
+
+impl Backends {
+    /// Connects on first use, so the gateway starts (and reports not-ready) while a backend is
+    /// down.
+    pub(crate) fn connect_lazy(command_url: &str, query_url: &str) -> anyhow::Result<Self> {
+        let command = channel(command_url)
+            .with_context(|| format!("invalid command-svc url {command_url:?}"))?;
+        let query =
+            channel(query_url).with_context(|| format!("invalid query-svc url {query_url:?}"))?;
+        Ok(Self {
+            command: WorkflowCommandServiceClient::new(command.clone()),
+            query: WorkflowQueryServiceClient::new(query.clone()),
+            command_health: HealthClient::new(command),
+            query_health: HealthClient::new(query),
+        })
+    }
+
+    /// Whether both backends answer `grpc.health.v1` with SERVING.
+    pub(crate) async fn ready(&self) -> bool {
+        let (command, query) = tokio::join!(
+            serving("command-svc", self.command_health.clone()),
+            serving("query-svc", self.query_health.clone()),
+        );
+        command && query
+    }
+}
+
+fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT)
+        .connect_lazy())
+}
+
+async fn serving(backend: &'static str, mut client: HealthClient<Channel>) -> bool {
+    // The empty service name asks about the server as a whole.
+    match client
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+    {
+        Ok(response) if response.get_ref().status() == ServingStatus::Serving => true,
+        Ok(response) => {
+            tracing::warn!(backend, status = ?response.get_ref().status(), "backend not serving");
+            false
+        }
+        Err(status) => {
+            let (code, error) = (status.code(), status.message());
+            tracing::warn!(backend, ?code, error, "backend health check failed");
+            false
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Wiring: settings in, a bound server out.
+
+use crate::backends::Backends;
+use crate::settings::Settings;
+use crate::{http_stack, schema};
+use anyhow::Context as _;
+use axum::Router;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Binds the listener; backends are connected lazily, so this succeeds while they are down.
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let backends = Backends::connect_lazy(&settings.command_url, &settings.query_url)?;
+        let schema = schema::build(backends.clone(), settings.auth.jwt());
+        let router = http_stack::router(schema, backends);
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("binding {}", settings.listen_addr))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        Ok(Self {
+            listener,
+            address,
+            router,
+            shutdown,
+        })
+    }
+
+    /// The port actually bound, which differs from the setting when that was 0.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops accepting and lets in-flight
+    /// requests finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(address = %self.address, "gateway listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(self.shutdown.cancelled_owned())
+            .await
+            .context("serving http")?;
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
