@@ -1,1 +1,101 @@
+//! query-svc: `ringiflow.workflow.v1.WorkflowQueryService` over the read database. It never
+//! reads the event store, and every answer is limited to the caller's tenant.
 #![forbid(unsafe_code)]
+
+mod convert;
+mod service;
+
+use anyhow::Context;
+use platform::auth::GrpcAuth;
+use platform::settings::{AuthSettings, TelemetrySettings};
+use proto::workflow::v1::workflow_query_service_server::{self, WorkflowQueryServiceServer};
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::Router;
+use tonic_health::server::HealthReporter;
+
+/// Reported SERVING through grpc.health.v1 while the server runs.
+const SERVICES: &[&str] = &[workflow_query_service_server::SERVICE_NAME];
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "query-svc",
+    version,
+    about = "RingiFlow read side: gRPC queries over the read model"
+)]
+pub struct Settings {
+    /// Address the gRPC server listens on; port 0 picks a free port.
+    #[arg(long, env = "RINGIFLOW_LISTEN_ADDR", default_value = "0.0.0.0:50052")]
+    pub listen_addr: SocketAddr,
+    #[command(flatten)]
+    pub database: read_model::DatabaseSettings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(flatten)]
+    pub telemetry: TelemetrySettings,
+}
+
+/// A built, bound, not yet serving query service.
+pub struct Application {
+    router: Router,
+    reporter: HealthReporter,
+    listener: TcpListener,
+    port: u16,
+    pool: PgPool,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Connects to the read database, brings its schema up to date and binds the listener.
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let pool = settings
+            .database
+            .connect()
+            .await
+            .context("cannot connect to the read database")?;
+        read_model::migrate(&pool)
+            .await
+            .context("cannot migrate the read database")?;
+        let (router, reporter) = platform::grpc::router(SERVICES).await?;
+        let queries = WorkflowQueryServiceServer::with_interceptor(
+            service::QueryService::new(pool.clone()),
+            GrpcAuth(Arc::new(settings.auth.jwt())),
+        );
+        let router = router.add_service(queries);
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            router,
+            reporter,
+            listener,
+            port,
+            pool,
+            shutdown,
+        })
+    }
+
+    /// The port actually bound (useful when configured with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the shutdown token is cancelled and in-flight calls have finished.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(port = self.port, "query-svc serving");
+        let served = platform::grpc::serve(
+            self.router,
+            self.reporter,
+            SERVICES,
+            self.listener,
+            self.shutdown,
+        )
+        .await;
+        self.pool.close().await;
+        served
+    }
+}

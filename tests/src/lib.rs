@@ -1,1 +1,271 @@
+//! `spawn_stack()` starts the four real services in-process on port 0 — command-svc (with its
+//! relay), projector-svc, query-svc and gateway — against two fresh PostgreSQL databases and a
+//! uniquely named topic on the test broker, and returns a handle to drive it over GraphQL/HTTP.
+//!
+//! Needs the PostgreSQL and broker that `scripts/test` starts (`RINGIFLOW_TEST_DATABASE_URL`,
+//! `RINGIFLOW_TEST_KAFKA_BROKERS`). Logs go nowhere unless `TEST_LOG=1`.
 #![forbid(unsafe_code)]
+
+use clap::Parser;
+use platform::auth::{Identity, Jwt};
+use platform::settings::{Secret, LOCAL_JWT_SECRET};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// How long a test waits for the read side to catch up before failing. Generous: it bounds a
+/// hang, it is not a performance assertion.
+pub const CATCH_UP: Duration = Duration::from_secs(60);
+
+pub fn kafka_brokers() -> String {
+    std::env::var("RINGIFLOW_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned())
+}
+
+pub struct TestStack {
+    pub gateway_url: String,
+    pub command_port: u16,
+    pub query_port: u16,
+    pub topic: String,
+    pub event_store: sqlx::PgPool,
+    pub read_db: sqlx::PgPool,
+    jwt: Jwt,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let settings = platform::settings::TelemetrySettings { log_format: platform::settings::LogFormat::Pretty };
+        platform::telemetry::init(&settings);
+    }
+}
+
+fn settings<S: Parser>(name: &str, args: &[(&str, &str)]) -> S {
+    let argv = std::iter::once(name.to_owned())
+        .chain(args.iter().flat_map(|(flag, value)| [format!("--{flag}"), (*value).to_owned()]));
+    S::try_parse_from(argv).unwrap_or_else(|e| panic!("{name} settings: {e}"))
+}
+
+pub async fn spawn_stack() -> TestStack {
+    init_logs();
+    let (events_url, event_store) = test_support::fresh_database("e2e_events").await;
+    let (read_url, read_db) = test_support::fresh_database("e2e_read").await;
+    let suffix = Uuid::new_v4().simple().to_string();
+    let topic = format!("ringiflow.workflow.events.test-{suffix}");
+    let group = format!("ringiflow-projector-test-{suffix}");
+    let brokers = kafka_brokers();
+    let kafka = [
+        ("kafka-brokers", brokers.as_str()),
+        ("kafka-topic", topic.as_str()),
+        ("kafka-topic-partitions", "3"),
+    ];
+    let any_port = "127.0.0.1:0";
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+
+    let command = command_svc::Application::build(
+        settings(
+            "command-svc",
+            &[[("listen-addr", any_port), ("event-store-url", events_url.as_str())].as_slice(), &kafka].concat(),
+        ),
+        shutdown.clone(),
+    )
+    .await
+    .expect("command-svc starts");
+    let command_port = command.port();
+    tasks.push(tokio::spawn(command.run_until_stopped()));
+
+    let projector = projector_svc::Application::build(
+        settings(
+            "projector-svc",
+            &[
+                [("health-addr", any_port), ("read-database-url", read_url.as_str()), ("group-id", group.as_str())]
+                    .as_slice(),
+                &kafka,
+            ]
+            .concat(),
+        ),
+        shutdown.clone(),
+    )
+    .await
+    .expect("projector-svc starts");
+    tasks.push(tokio::spawn(projector.run_until_stopped()));
+
+    let query = query_svc::Application::build(
+        settings("query-svc", &[("listen-addr", any_port), ("read-database-url", read_url.as_str())]),
+        shutdown.clone(),
+    )
+    .await
+    .expect("query-svc starts");
+    let query_port = query.port();
+    tasks.push(tokio::spawn(query.run_until_stopped()));
+
+    let command_url = format!("http://127.0.0.1:{command_port}");
+    let query_url = format!("http://127.0.0.1:{query_port}");
+    let gateway = gateway::Application::build(
+        settings(
+            "gateway",
+            &[("listen-addr", any_port), ("command-url", command_url.as_str()), ("query-url", query_url.as_str())],
+        ),
+        shutdown.clone(),
+    )
+    .await
+    .expect("gateway starts");
+    let gateway_url = format!("http://127.0.0.1:{}", gateway.port());
+    tasks.push(tokio::spawn(gateway.run_until_stopped()));
+
+    TestStack {
+        gateway_url,
+        command_port,
+        query_port,
+        topic,
+        event_store,
+        read_db,
+        jwt: Jwt::new(&Secret::new(LOCAL_JWT_SECRET.to_owned()), "ringiflow"),
+        http: reqwest::Client::new(),
+        shutdown,
+        tasks,
+    }
+}
+
+/// A GraphQL response: `data` and `errors` as the server sent them.
+#[derive(Debug)]
+pub struct GraphQlResponse {
+    pub data: Value,
+    pub errors: Vec<Value>,
+}
+
+impl GraphQlResponse {
+    /// The data, failing the test with the errors if there are any.
+    pub fn ok(self) -> Value {
+        assert!(self.errors.is_empty(), "unexpected GraphQL errors: {:#?}", self.errors);
+        self.data
+    }
+
+    /// The `extensions.code` of the first error, failing the test if there is none.
+    pub fn error_code(&self) -> &str {
+        let error = self.errors.first().unwrap_or_else(|| panic!("expected an error, got data {}", self.data));
+        error["extensions"]["code"].as_str().unwrap_or_else(|| panic!("error without extensions.code: {error}"))
+    }
+}
+
+impl TestStack {
+    /// A token for `user` in `tenant`, signed like the local stack's.
+    pub fn token(&self, tenant: &str, user: &str) -> String {
+        let identity = Identity {
+            tenant_id: tenant.to_owned(),
+            user_id: user.to_owned(),
+            display_name: format!("{user} san"),
+            roles: vec![],
+        };
+        self.jwt.issue(&identity, chrono::Duration::hours(1))
+    }
+
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> GraphQlResponse {
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.gateway_url))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("gateway answers HTTP");
+        let body: Value = response.json().await.expect("gateway answers JSON");
+        GraphQlResponse {
+            data: body.get("data").cloned().unwrap_or(Value::Null),
+            errors: body.get("errors").and_then(Value::as_array).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Creates a workflow routed through `approvers` as `applicant` and returns its id.
+    pub async fn create_workflow(&self, token: &str, title: &str, approvers: &[&str]) -> String {
+        let route: Vec<Value> = approvers.iter().map(|a| json!({ "approverUserId": a })).collect();
+        let data = self
+            .graphql(
+                Some(token),
+                "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId version } }",
+                json!({ "input": { "title": title, "description": "e2e", "priority": "HIGH", "route": route } }),
+            )
+            .await
+            .ok();
+        assert_eq!(data["createWorkflow"]["version"], 1);
+        data["createWorkflow"]["workflowId"].as_str().expect("workflow id").to_owned()
+    }
+
+    pub async fn submit(&self, token: &str, workflow_id: &str) -> GraphQlResponse {
+        self.graphql(
+            Some(token),
+            "mutation($id: ID!) { submitWorkflow(input: { workflowId: $id }) { workflowId version } }",
+            json!({ "id": workflow_id }),
+        )
+        .await
+    }
+
+    pub async fn approve(&self, token: &str, workflow_id: &str, step: u32) -> GraphQlResponse {
+        self.graphql(
+            Some(token),
+            "mutation($id: ID!, $step: Int!) { approveStep(input: { workflowId: $id, step: $step, comment: \"ok\" }) { workflowId version eventIds } }",
+            json!({ "id": workflow_id, "step": step }),
+        )
+        .await
+    }
+
+    pub async fn reject(&self, token: &str, workflow_id: &str, step: u32, reason: &str) -> GraphQlResponse {
+        self.graphql(
+            Some(token),
+            "mutation($id: ID!, $step: Int!, $reason: String!) { rejectStep(input: { workflowId: $id, step: $step, reason: $reason }) { workflowId version } }",
+            json!({ "id": workflow_id, "step": step, "reason": reason }),
+        )
+        .await
+    }
+
+    pub async fn workflow(&self, token: &str, workflow_id: &str) -> GraphQlResponse {
+        self.graphql(
+            Some(token),
+            "query($id: ID!) { workflow(id: $id) { id title status priority version currentStep currentApproverId
+               applicant { userId displayName }
+               steps { number approverId status decidedBy comment } } }",
+            json!({ "id": workflow_id }),
+        )
+        .await
+    }
+
+    /// Polls the read side until the workflow reaches `version`, and returns it.
+    pub async fn workflow_at_version(&self, token: &str, workflow_id: &str, version: i64) -> Value {
+        eventually(&format!("workflow {workflow_id} at version {version}"), || async {
+            let response = self.workflow(token, workflow_id).await;
+            let workflow = response.data.get("workflow").cloned().filter(|w| !w.is_null())?;
+            (workflow["version"].as_i64() >= Some(version)).then_some(workflow)
+        })
+        .await
+    }
+}
+
+/// Retries `probe` until it yields a value, failing the test after [`CATCH_UP`].
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

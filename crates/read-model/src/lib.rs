@@ -1,1 +1,54 @@
+//! The workflow read model in the read database (never the event store): the projection that
+//! keeps it up to date, one event per transaction, and the tenant-scoped queries over it.
+//!
+//! The projection is idempotent on `(aggregate_id, version)`: an event is applied only when it
+//! is exactly the next version of its workflow, so redelivered events change nothing and an
+//! event arriving before its predecessor is refused instead of applied out of order.
 #![forbid(unsafe_code)]
+
+mod cursor;
+mod projection;
+mod queries;
+mod settings;
+mod views;
+
+pub use projection::{apply, ApplyOutcome, ProjectionError};
+pub use queries::{get_workflow, list_workflows, QueryError, WorkflowPage, MAX_PAGE_SIZE};
+pub use settings::DatabaseSettings;
+pub use views::{StepStatus, StepView, WorkflowView};
+
+use sqlx::PgPool;
+
+/// Brings the read database schema up to date. Safe to run from several processes at once:
+/// sqlx serialises migrations with an advisory lock.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate!().run(pool).await
+}
+
+/// Whether retrying the same statement later can succeed: the database is unreachable or
+/// overloaded, or the transaction lost a race it may win next time.
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(
+                code.as_ref(),
+                // serialization_failure, deadlock_detected
+                "40001" | "40P01"
+                // admin_shutdown, crash_shutdown, cannot_connect_now
+                | "57P01" | "57P02" | "57P03"
+                // unique_violation: only two projectors inserting the same new workflow at once
+                // (e.g. during a consumer-group rebalance) can collide; the retry then sees the
+                // winner's row and reports the event as already applied.
+                | "23505"
+            ) || code.starts_with("08") // connection exception
+                || code.starts_with("53") // insufficient resources
+        }),
+        _ => false,
+    }
+}

@@ -1,0 +1,36 @@
+//! The read database connection, shared by query-svc and projector-svc so both read the same
+//! flags and environment variables.
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// How long a caller waits for a pooled connection before giving up. Well below the 10 s
+/// internal request timeout, so an exhausted pool surfaces as UNAVAILABLE, not as a deadline.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseSettings {
+    /// PostgreSQL URL of the read database (not the event store).
+    #[arg(
+        long,
+        env = "RINGIFLOW_READ_DATABASE_URL",
+        default_value = "postgres://ringiflow@127.0.0.1:55432/ringiflow_read",
+        hide_env_values = true
+    )]
+    pub read_database_url: String,
+    /// Upper bound of pooled connections to the read database.
+    #[arg(long, env = "RINGIFLOW_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+impl DatabaseSettings {
+    /// Connects eagerly, so a wrong URL fails at startup rather than on the first request.
+    pub async fn connect(&self) -> Result<PgPool, sqlx::Error> {
+        PgPoolOptions::new()
+            .max_connections(self.database_max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(&self.read_database_url)
+            .await
+    }
+}

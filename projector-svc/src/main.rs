@@ -1,0 +1,17 @@
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use projector_svc::{Application, Settings};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::parse();
+    platform::telemetry::init(&settings.telemetry);
+    let shutdown = CancellationToken::new();
+    platform::shutdown::cancel_on_signal(shutdown.clone());
+    Application::build(settings, shutdown)
+        .await?
+        .run_until_stopped()
+        .await
+}
