@@ -6,6 +6,9 @@
 //! `RINGIFLOW_TEST_KAFKA_BROKERS`). Logs go nowhere unless `TEST_LOG=1`.
 #![forbid(unsafe_code)]
 
+pub mod grpc;
+pub mod process;
+
 use clap::Parser;
 use platform::auth::{Identity, Jwt};
 use platform::settings::{Secret, LOCAL_JWT_SECRET};
@@ -29,9 +32,11 @@ pub struct TestStack {
     pub command_port: u16,
     pub query_port: u16,
     pub topic: String,
+    pub group: String,
+    pub brokers: String,
     pub event_store: sqlx::PgPool,
     pub read_db: sqlx::PgPool,
-    jwt: Jwt,
+    pub jwt: Jwt,
     http: reqwest::Client,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
@@ -51,15 +56,19 @@ fn settings<S: Parser>(name: &str, args: &[(&str, &str)]) -> S {
 }
 
 pub async fn spawn_stack() -> TestStack {
+    spawn_stack_on(&kafka_brokers()).await
+}
+
+/// The stack against a given broker (tests that stop their own broker).
+pub async fn spawn_stack_on(brokers: &str) -> TestStack {
     init_logs();
     let (events_url, event_store) = test_support::fresh_database("e2e_events").await;
     let (read_url, read_db) = test_support::fresh_database("e2e_read").await;
     let suffix = Uuid::new_v4().simple().to_string();
     let topic = format!("ringiflow.workflow.events.test-{suffix}");
     let group = format!("ringiflow-projector-test-{suffix}");
-    let brokers = kafka_brokers();
     let kafka = [
-        ("kafka-brokers", brokers.as_str()),
+        ("kafka-brokers", brokers),
         ("kafka-topic", topic.as_str()),
         ("kafka-topic-partitions", "3"),
     ];
@@ -123,6 +132,8 @@ pub async fn spawn_stack() -> TestStack {
         command_port,
         query_port,
         topic,
+        group,
+        brokers: brokers.to_owned(),
         event_store,
         read_db,
         jwt: Jwt::new(&Secret::new(LOCAL_JWT_SECRET.to_owned()), "ringiflow"),
