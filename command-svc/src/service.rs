@@ -2,7 +2,6 @@
 //! handler, map the outcome to a status.
 
 use crate::handler::{CommandContext, CommandHandler, HandleError};
-use messaging::priority_from_proto;
 use platform::auth::{identity, Identity};
 use platform::errors::{self, ErrorCode};
 use proto::workflow::v1 as pb;
@@ -67,7 +66,7 @@ impl WorkflowCommandService for CommandService {
         let command = WorkflowCommand::Create {
             title: Title::parse("title", &body.title).map_err(invalid)?,
             description: Description::parse("description", &body.description).map_err(invalid)?,
-            priority: priority_from_proto(body.priority).map_err(invalid)?,
+            priority: proto::convert::priority(body.priority).map_err(invalid)?,
             route: Route::parse(
                 "route",
                 body.route.iter().map(|step| step.approver_user_id.as_str()),

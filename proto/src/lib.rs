@@ -1,6 +1,8 @@
 //! Generated contracts. `workflow::v1` is the `ringiflow.workflow.v1` package.
 #![forbid(unsafe_code)]
 
+pub mod convert;
+
 pub mod workflow {
     pub mod v1 {
         tonic::include_proto!("ringiflow.workflow.v1");

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use proto::workflow::v1 as pb;
 use read_model::{StepStatus, StepView, WorkflowView};
-use workflow_domain::{Priority, Status};
 
 pub(crate) fn workflow(view: WorkflowView) -> pb::Workflow {
     pb::Workflow {
@@ -12,8 +11,8 @@ pub(crate) fn workflow(view: WorkflowView) -> pb::Workflow {
         tenant_id: view.tenant_id,
         title: view.title,
         description: view.description,
-        priority: priority(view.priority) as i32,
-        status: status(view.status) as i32,
+        priority: pb::Priority::from(view.priority) as i32,
+        status: pb::WorkflowStatus::from(view.status) as i32,
         applicant: Some(pb::Person {
             user_id: view.applicant_id,
             display_name: view.applicant_name,
@@ -43,35 +42,6 @@ fn step(view: StepView) -> pb::Step {
         decided_by: view.decided_by.unwrap_or_default(),
         decided_at: view.decided_at.map(timestamp),
         comment: view.comment.unwrap_or_default(),
-    }
-}
-
-fn priority(priority: Priority) -> pb::Priority {
-    match priority {
-        Priority::Low => pb::Priority::Low,
-        Priority::Medium => pb::Priority::Medium,
-        Priority::High => pb::Priority::High,
-        Priority::Urgent => pb::Priority::Urgent,
-    }
-}
-
-fn status(status: Status) -> pb::WorkflowStatus {
-    match status {
-        Status::Draft => pb::WorkflowStatus::Draft,
-        Status::InProgress => pb::WorkflowStatus::InProgress,
-        Status::Approved => pb::WorkflowStatus::Approved,
-        Status::Rejected => pb::WorkflowStatus::Rejected,
-    }
-}
-
-/// The status filter of a list request; `UNSPECIFIED` means every status.
-pub(crate) fn status_filter(status: pb::WorkflowStatus) -> Option<Status> {
-    match status {
-        pb::WorkflowStatus::Unspecified => None,
-        pb::WorkflowStatus::Draft => Some(Status::Draft),
-        pb::WorkflowStatus::InProgress => Some(Status::InProgress),
-        pb::WorkflowStatus::Approved => Some(Status::Approved),
-        pb::WorkflowStatus::Rejected => Some(Status::Rejected),
     }
 }
 

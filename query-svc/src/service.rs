@@ -62,7 +62,7 @@ impl WorkflowQueryService for QueryService {
         let page = read_model::list_workflows(
             &self.pool,
             &caller.tenant_id,
-            convert::status_filter(status),
+            proto::convert::status_filter(status),
             first,
             after,
         )

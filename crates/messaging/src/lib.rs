@@ -7,9 +7,9 @@
 #![forbid(unsafe_code)]
 
 mod cloudevents;
+pub mod dead_letter;
 mod payload;
 mod settings;
 
 pub use cloudevents::{decode, encode, DecodeError, OutgoingMessage, CE_SOURCE_COMMAND_SVC};
-pub use payload::{priority_from_proto, priority_to_proto};
 pub use settings::{consumer_config, ensure_topic, producer_config, KafkaSettings};

@@ -4,7 +4,7 @@
 use proto::workflow::v1 as pb;
 use pb::workflow_event::Event as Pb;
 use workflow_domain::{
-    Decision, Description, DisplayName, Priority, Reason, Route, StepNo, Title, UserId,
+    Decision, Description, DisplayName, Reason, Route, StepNo, Title, UserId,
     ValidationError, WorkflowEvent,
 };
 
@@ -14,7 +14,7 @@ pub fn to_proto(event: &WorkflowEvent) -> pb::WorkflowEvent {
             Pb::Created(pb::WorkflowCreated {
                 title: title.to_string(),
                 description: description.to_string(),
-                priority: priority_to_proto(*priority) as i32,
+                priority: pb::Priority::from(*priority) as i32,
                 applicant_id: applicant_id.to_string(),
                 applicant_name: applicant_name.to_string(),
                 route: route
@@ -51,7 +51,7 @@ pub fn from_proto(event: pb::WorkflowEvent) -> Result<WorkflowEvent, ValidationE
         Pb::Created(e) => WorkflowEvent::Created {
             title: Title::parse("title", &e.title)?,
             description: Description::parse("description", &e.description)?,
-            priority: priority_from_proto(e.priority)?,
+            priority: proto::convert::priority(e.priority)?,
             applicant_id: UserId::parse("applicant_id", &e.applicant_id)?,
             applicant_name: DisplayName::parse("applicant_name", &e.applicant_name)?,
             route: Route::parse(
@@ -78,25 +78,6 @@ pub fn from_proto(event: pb::WorkflowEvent) -> Result<WorkflowEvent, ValidationE
         Pb::Approved(_) => WorkflowEvent::Approved {},
         Pb::Rejected(e) => WorkflowEvent::Rejected { reason: Reason::parse("reason", &e.reason)? },
     })
-}
-
-pub fn priority_to_proto(priority: Priority) -> pb::Priority {
-    match priority {
-        Priority::Low => pb::Priority::Low,
-        Priority::Medium => pb::Priority::Medium,
-        Priority::High => pb::Priority::High,
-        Priority::Urgent => pb::Priority::Urgent,
-    }
-}
-
-pub fn priority_from_proto(raw: i32) -> Result<Priority, ValidationError> {
-    match pb::Priority::try_from(raw) {
-        Ok(pb::Priority::Low) => Ok(Priority::Low),
-        Ok(pb::Priority::Medium) => Ok(Priority::Medium),
-        Ok(pb::Priority::High) => Ok(Priority::High),
-        Ok(pb::Priority::Urgent) => Ok(Priority::Urgent),
-        _ => Err(ValidationError::new("priority", "must be LOW, MEDIUM, HIGH or URGENT")),
-    }
 }
 
 /// The CloudEvents `ce_type` of a payload, read from the oneof case (not from the domain), so
