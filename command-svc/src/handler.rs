@@ -1,9 +1,11 @@
-//! Command handling, independent of gRPC: idempotency check → load → decide → append.
+//! Command handling, independent of gRPC: idempotency check → load (newest snapshot plus the
+//! events after it) → decide → append → maybe snapshot.
 
-use event_store::{Append, AppendError, CommandRecord, EventStore, StoreError};
+use event_store::{Append, AppendError, CommandRecord, EventStore, Snapshot, StoreError};
 use uuid::Uuid;
 use workflow_domain::{
-    decide, replay, Actor, CorruptHistory, DomainError, EventMetadata, WorkflowCommand, AGGREGATE_TYPE,
+    decide, evolve, Actor, CorruptHistory, DomainError, EventMetadata, WorkflowCommand,
+    WorkflowEvent, WorkflowState, AGGREGATE_TYPE,
 };
 
 /// Who sends the command and in which request chain.
@@ -33,11 +35,26 @@ pub enum HandleError {
 #[derive(Clone)]
 pub struct CommandHandler {
     store: EventStore,
+    /// Snapshot an aggregate each time its version crosses a multiple of this; 0 = never.
+    snapshot_every: i64,
 }
 
 impl CommandHandler {
+    /// A handler without snapshots: every load folds the whole history.
     pub fn new(store: EventStore) -> Self {
-        Self { store }
+        Self {
+            store,
+            snapshot_every: 0,
+        }
+    }
+
+    /// Reads and writes snapshots, one each time an aggregate's version crosses a multiple of
+    /// `every`; 0 turns snapshots off (neither read nor written).
+    pub fn with_snapshot_every(self, every: u32) -> Self {
+        Self {
+            snapshot_every: every.into(),
+            ..self
+        }
     }
 
     /// Runs `command` against the workflow `aggregate_id`. With `expected_version`, the caller
@@ -55,12 +72,13 @@ impl CommandHandler {
             return same_command(record, command_type, aggregate_id);
         }
 
-        let history = self.store.load(tenant, aggregate_id).await?;
-        let version = history.last().map_or(0, |event| event.version);
+        let (version, state) = self.load(tenant, aggregate_id).await?;
         if let Some(expected) = expected_version.filter(|expected| *expected != version) {
-            return Err(HandleError::Conflict { expected, current_version: version });
+            return Err(HandleError::Conflict {
+                expected,
+                current_version: version,
+            });
         }
-        let state = replay(history.iter().map(|recorded| &recorded.event))?;
         let events = decide(&state, &context.actor, command)?;
 
         let metadata = EventMetadata {
@@ -83,22 +101,95 @@ impl CommandHandler {
             })
             .await;
         match appended {
-            Ok(record) => Ok(record),
-            Err(AppendError::DuplicateCommand(record)) => same_command(record, command_type, aggregate_id),
-            Err(AppendError::Conflict { expected, current_version }) => {
+            Ok(record) => {
+                self.snapshot_if_due(aggregate_id, version, state, &events, record.version)
+                    .await;
+                Ok(record)
+            }
+            Err(AppendError::DuplicateCommand(record)) => {
+                same_command(record, command_type, aggregate_id)
+            }
+            Err(AppendError::Conflict {
+                expected,
+                current_version,
+            }) => {
                 // A concurrent retry of this very command may be the writer we lost to.
                 match self.store.find_command(tenant, context.command_id).await? {
                     Some(record) => same_command(record, command_type, aggregate_id),
-                    None => Err(HandleError::Conflict { expected, current_version }),
+                    None => Err(HandleError::Conflict {
+                        expected,
+                        current_version,
+                    }),
                 }
             }
             Err(AppendError::Store(error)) => Err(error.into()),
         }
     }
+
+    /// The aggregate's version and state: the newest snapshot, if snapshots are on and one is
+    /// usable, plus the events after it. Without snapshots it is the same fold from version 0.
+    async fn load(
+        &self,
+        tenant: &str,
+        aggregate_id: Uuid,
+    ) -> Result<(i64, WorkflowState), HandleError> {
+        let snapshot = match self.snapshot_every {
+            0 => None,
+            _ => self.store.load_snapshot(tenant, aggregate_id).await?,
+        };
+        let (from_version, state) = snapshot.map_or((0, None), |snapshot| {
+            (snapshot.version, Some(snapshot.state))
+        });
+        let history = self
+            .store
+            .load_after(tenant, aggregate_id, from_version)
+            .await?;
+        let version = history.last().map_or(from_version, |event| event.version);
+        let state = history
+            .iter()
+            .try_fold(state, |state, recorded| evolve(state, &recorded.event))?;
+        Ok((version, state))
+    }
+
+    /// Snapshots the state after `events` if the append from `from_version` to `to_version`
+    /// crossed a multiple of `snapshot_every`. Outside the append's transaction: a snapshot is
+    /// only an optimisation, so failing to take one is logged and never fails the command.
+    async fn snapshot_if_due(
+        &self,
+        aggregate_id: Uuid,
+        from_version: i64,
+        state: WorkflowState,
+        events: &[WorkflowEvent],
+        to_version: i64,
+    ) {
+        let every = self.snapshot_every;
+        if every == 0 || to_version / every == from_version / every {
+            return;
+        }
+        let state = match events.iter().try_fold(state, evolve) {
+            Ok(Some(state)) => state,
+            // Decided events always evolve into a workflow; if not, there is nothing to keep.
+            unexpected => {
+                tracing::warn!(%aggregate_id, version = to_version, state = ?unexpected, "no state to snapshot");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            version: to_version,
+            state,
+        };
+        if let Err(error) = self.store.save_snapshot(aggregate_id, &snapshot).await {
+            tracing::warn!(%aggregate_id, version = to_version, error = %error, "snapshot not saved");
+        }
+    }
 }
 
 /// A retry gets the first result; the same id on a different command is a client bug.
-fn same_command(record: CommandRecord, command_type: &str, aggregate_id: Uuid) -> Result<CommandRecord, HandleError> {
+fn same_command(
+    record: CommandRecord,
+    command_type: &str,
+    aggregate_id: Uuid,
+) -> Result<CommandRecord, HandleError> {
     if record.command_type == command_type && record.aggregate_id == aggregate_id {
         Ok(record)
     } else {

@@ -11,7 +11,9 @@ use event_store::EventStore;
 use messaging::KafkaSettings;
 use platform::auth::GrpcAuth;
 use platform::settings::{AuthSettings, TelemetrySettings};
-use proto::workflow::v1::workflow_command_service_server::{WorkflowCommandServiceServer, SERVICE_NAME};
+use proto::workflow::v1::workflow_command_service_server::{
+    WorkflowCommandServiceServer, SERVICE_NAME,
+};
 use sqlx::postgres::PgPoolOptions;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +25,11 @@ use tokio_util::sync::CancellationToken;
 pub use handler::{CommandContext, CommandHandler, HandleError};
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "command-svc", version, about = "RingiFlow write side: gRPC commands, event store, outbox relay")]
+#[command(
+    name = "command-svc",
+    version,
+    about = "RingiFlow write side: gRPC commands, event store, outbox relay"
+)]
 pub struct Settings {
     /// gRPC listen address.
     #[arg(long, env = "RINGIFLOW_LISTEN_ADDR", default_value = "0.0.0.0:50051")]
@@ -45,6 +51,13 @@ pub struct Settings {
     /// Outbox rows the relay publishes per round.
     #[arg(long, env = "RINGIFLOW_RELAY_BATCH_SIZE", default_value_t = 500)]
     pub relay_batch_size: i64,
+    /// Hours a published outbox row is kept before the leading relay deletes it.
+    #[arg(long, env = "RINGIFLOW_OUTBOX_RETENTION_HOURS", default_value_t = 7 * 24)]
+    pub outbox_retention_hours: u32,
+    /// Snapshot an aggregate every this many events, so loading it reads the snapshot and the
+    /// events after it; 0 disables snapshots.
+    #[arg(long, env = "RINGIFLOW_SNAPSHOT_EVERY", default_value_t = 100)]
+    pub snapshot_every: u32,
     #[command(flatten)]
     pub kafka: KafkaSettings,
     #[command(flatten)]
@@ -71,7 +84,10 @@ impl Application {
             .await
             .context("cannot connect to the event store")?;
         let store = EventStore::new(pool.clone());
-        store.migrate().await.context("event store migrations failed")?;
+        store
+            .migrate()
+            .await
+            .context("event store migrations failed")?;
 
         let relay = if settings.relay_enabled {
             let producer = messaging::producer_config(&settings.kafka)
@@ -82,22 +98,33 @@ impl Application {
                 producer,
                 kafka: settings.kafka.clone(),
                 batch_size: settings.relay_batch_size,
+                outbox_retention: chrono::TimeDelta::hours(settings.outbox_retention_hours.into()),
             };
             Some(tokio::spawn(relay.run(shutdown.clone())))
         } else {
             None
         };
 
-        let service = service::CommandService::new(CommandHandler::new(store));
+        let handler = CommandHandler::new(store).with_snapshot_every(settings.snapshot_every);
+        let service = service::CommandService::new(handler);
         let auth = GrpcAuth(Arc::new(settings.auth.jwt()));
         let (router, health) = platform::grpc::router(&[SERVICE_NAME]).await?;
-        let router = router.add_service(WorkflowCommandServiceServer::with_interceptor(service, auth));
+        let router = router.add_service(WorkflowCommandServiceServer::with_interceptor(
+            service, auth,
+        ));
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
         tracing::info!(port, relay = settings.relay_enabled, "command-svc ready");
-        Ok(Self { listener, port, router, health, relay, shutdown })
+        Ok(Self {
+            listener,
+            port,
+            router,
+            health,
+            relay,
+            shutdown,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -107,7 +134,14 @@ impl Application {
     /// Serves until the shutdown token is cancelled, then lets in-flight commands and the
     /// relay's current round finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        platform::grpc::serve(self.router, self.health, &[SERVICE_NAME], self.listener, self.shutdown).await?;
+        platform::grpc::serve(
+            self.router,
+            self.health,
+            &[SERVICE_NAME],
+            self.listener,
+            self.shutdown,
+        )
+        .await?;
         if let Some(relay) = self.relay {
             relay.await.context("relay task failed")?;
         }

@@ -3,26 +3,34 @@
 //! It runs inside command-svc because it needs nothing but the event store's database and the
 //! broker, and every replica can run it: an advisory lock lets exactly one publish at a time,
 //! which is what keeps per-aggregate order across replicas. A broker outage only delays
-//! publishing; rows stay in the outbox until the broker acknowledges them.
+//! publishing; rows stay in the outbox until the broker acknowledges them. The leader also
+//! deletes published rows once they are past their retention.
 
 use event_store::{OutboxConnection, StoreError, OUTBOX_CHANNEL};
-use platform::backoff::Backoff;
 use messaging::{encode, KafkaSettings, CE_SOURCE_COMMAND_SVC};
+use platform::backoff::Backoff;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use workflow_domain::RecordedEvent;
 
 /// Without a notification, the relay still looks at the outbox this often.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the leader looks for published outbox rows past their retention.
+const CLEANUP_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Outbox rows deleted per statement, so no cleanup holds its locks for long.
+const CLEANUP_BATCH: i64 = 10_000;
 
 pub struct Relay {
     pub pool: PgPool,
     pub producer: FutureProducer,
     pub kafka: KafkaSettings,
     pub batch_size: i64,
+    /// How long a published outbox row is kept.
+    pub outbox_retention: chrono::TimeDelta,
 }
 
 impl Relay {
@@ -31,7 +39,13 @@ impl Relay {
         while !shutdown.is_cancelled() {
             let result = self.lead(&shutdown).await;
             if let Err(error) = result {
-                tracing::warn!(error = %error, "relay interrupted; retrying");
+                if error.is_unavailable() {
+                    tracing::warn!(error = %error, "relay interrupted; retrying");
+                } else {
+                    // E.g. an event this build cannot read: skipping it would break its
+                    // aggregate's order, so publishing waits for someone to fix it.
+                    tracing::error!(error = %error, "relay stuck; retrying");
+                }
                 backoff.wait(&shutdown).await;
             }
         }
@@ -60,7 +74,11 @@ impl Relay {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(OUTBOX_CHANNEL).await?;
         let mut backoff = Backoff::default();
+        let mut next_cleanup = Instant::now();
         while !shutdown.is_cancelled() {
+            if Instant::now() >= next_cleanup {
+                next_cleanup = self.clean_up(&mut outbox).await;
+            }
             let pending = outbox.pending(self.batch_size).await?;
             if pending.is_empty() {
                 tokio::select! {
@@ -74,7 +92,11 @@ impl Relay {
             if published > 0 {
                 let positions: Vec<i64> = pending[..published].iter().map(|e| e.position).collect();
                 outbox.mark_published(&positions).await?;
-                tracing::debug!(count = published, last_position = positions[published - 1], "events published");
+                tracing::debug!(
+                    count = published,
+                    last_position = positions[published - 1],
+                    "events published"
+                );
             }
             if published < pending.len() {
                 backoff.wait(shutdown).await;
@@ -83,6 +105,34 @@ impl Relay {
             }
         }
         Ok(())
+    }
+
+    /// Deletes one batch of published rows past retention and says when to look again: at
+    /// once (after a publishing round) while full batches come back, so a backlog is worked off
+    /// without ever holding up publishing for long. A failure here is only logged: retried next
+    /// interval, it must never stop the relay from publishing.
+    async fn clean_up(&self, outbox: &mut OutboxConnection) -> Instant {
+        let now = Instant::now();
+        // A retention reaching back past any representable time keeps everything.
+        let Some(cutoff) = chrono::Utc::now().checked_sub_signed(self.outbox_retention) else {
+            return now + CLEANUP_INTERVAL;
+        };
+        match outbox.delete_published_before(cutoff, CLEANUP_BATCH).await {
+            Ok(deleted) => {
+                if deleted > 0 {
+                    tracing::info!(deleted, "published outbox rows deleted");
+                }
+                if deleted >= CLEANUP_BATCH as u64 {
+                    now
+                } else {
+                    now + CLEANUP_INTERVAL
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "outbox cleanup failed");
+                now + CLEANUP_INTERVAL
+            }
+        }
     }
 
     /// Produces the batch and returns how many events, from the start, the broker acknowledged.

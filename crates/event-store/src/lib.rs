@@ -1,9 +1,12 @@
 //! The PostgreSQL event store: append with optimistic concurrency (new events, their outbox rows
-//! and the command id in one transaction), load an aggregate's history, and the outbox reads
-//! the relay needs.
+//! and the command id in one transaction), load an aggregate's history (lifting old payload
+//! shapes to the current one), snapshots of aggregate state, and the outbox reads the relay
+//! needs.
 #![forbid(unsafe_code)]
 
 mod outbox;
+mod snapshot;
+mod upcast;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -12,6 +15,8 @@ use uuid::Uuid;
 use workflow_domain::{EventMetadata, RecordedEvent, WorkflowEvent};
 
 pub use outbox::{OutboxConnection, OUTBOX_CHANNEL};
+pub use snapshot::Snapshot;
+pub use upcast::{UpcastError, Upcaster, UPCASTERS};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -21,6 +26,14 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored event {event_id} cannot be read: {problem}")]
     Corrupt { event_id: Uuid, problem: String },
+    /// The event's payload version is one this build has no upcaster chain to: written by a
+    /// newer build, or a version that was never released.
+    #[error("stored event {event_id} is {event_type} version {schema_version}, which this build cannot read")]
+    UnknownSchema {
+        event_id: Uuid,
+        event_type: String,
+        schema_version: i32,
+    },
 }
 
 impl StoreError {
@@ -29,7 +42,10 @@ impl StoreError {
         matches!(
             self,
             StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
             )
         )
     }
@@ -73,11 +89,22 @@ pub struct Append<'a> {
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
+    upcasters: &'static [Upcaster],
 }
 
 impl EventStore {
+    /// A store reading and writing with this build's upcaster chain, [`UPCASTERS`].
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            upcasters: UPCASTERS,
+        }
+    }
+
+    /// The same store with another upcaster chain: what a test uses to pretend the current
+    /// payload shapes have an older history.
+    pub fn with_upcasters(self, upcasters: &'static [Upcaster]) -> Self {
+        Self { upcasters, ..self }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -89,18 +116,40 @@ impl EventStore {
     }
 
     /// The aggregate's history in version order, visible only to its own tenant.
-    pub async fn load(&self, tenant_id: &str, aggregate_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
-        sqlx::query(&format!("{SELECT_EVENTS} WHERE aggregate_id = $1 AND tenant_id = $2 ORDER BY version"))
-            .bind(aggregate_id)
-            .bind(tenant_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(recorded_event)
-            .collect()
+    pub async fn load(
+        &self,
+        tenant_id: &str,
+        aggregate_id: Uuid,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.load_after(tenant_id, aggregate_id, 0).await
     }
 
-    pub async fn find_command(&self, tenant_id: &str, command_id: Uuid) -> Result<Option<CommandRecord>, StoreError> {
+    /// The aggregate's events after `version` (e.g. a snapshot's) in version order, visible only
+    /// to its own tenant.
+    pub async fn load_after(
+        &self,
+        tenant_id: &str,
+        aggregate_id: Uuid,
+        version: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE aggregate_id = $1 AND tenant_id = $2 AND version > $3 ORDER BY version"
+        ))
+        .bind(aggregate_id)
+        .bind(tenant_id)
+        .bind(version)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| recorded_event(row, self.upcasters))
+        .collect()
+    }
+
+    pub async fn find_command(
+        &self,
+        tenant_id: &str,
+        command_id: Uuid,
+    ) -> Result<Option<CommandRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT command_type, aggregate_id, version, event_ids FROM processed_commands
              WHERE tenant_id = $1 AND command_id = $2",
@@ -125,22 +174,28 @@ impl EventStore {
         let event_ids: Vec<Uuid> = append.events.iter().map(|_| Uuid::now_v7()).collect();
         let versions: Vec<i64> = (1..=count).map(|i| append.expected_version + i).collect();
         let mut types = Vec::with_capacity(append.events.len());
+        let mut schema_versions = Vec::with_capacity(append.events.len());
         let mut payloads = Vec::with_capacity(append.events.len());
         for event in append.events {
             let (event_type, payload) = split_event(event);
+            // The domain only ever produces the current shape.
+            schema_versions.push(upcast::current_version(self.upcasters, &event_type));
             types.push(event_type);
             payloads.push(payload);
         }
         let metadata = serde_json::to_value(append.metadata).expect("metadata is plain data");
 
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        // Positions are drawn in version order (ORDER BY) because the relay publishes in
+        // position order: within one append, a later version must never get a smaller position.
         let inserted = sqlx::query(
             "WITH new_events AS (
                  INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, version,
-                                     event_type, payload, metadata, occurred_at)
-                 SELECT e.event_id, $2, $3, $4, e.version, e.event_type, e.payload, $8, $9
-                 FROM UNNEST($1::uuid[], $5::bigint[], $6::text[], $7::jsonb[])
-                      AS e(event_id, version, event_type, payload)
+                                     event_type, schema_version, payload, metadata, occurred_at)
+                 SELECT e.event_id, $2, $3, $4, e.version, e.event_type, e.schema_version, e.payload, $8, $9
+                 FROM UNNEST($1::uuid[], $5::bigint[], $6::text[], $7::jsonb[], $10::int[])
+                      AS e(event_id, version, event_type, payload, schema_version)
+                 ORDER BY e.version
                  RETURNING position
              )
              INSERT INTO outbox (position) SELECT position FROM new_events",
@@ -154,13 +209,19 @@ impl EventStore {
         .bind(&payloads)
         .bind(&metadata)
         .bind(append.occurred_at)
+        .bind(&schema_versions)
         .execute(&mut *tx)
         .await;
         if let Err(error) = inserted {
             drop(tx);
             return Err(if violates(&error, "events_aggregate_version") {
-                let current_version = self.current_version(append.aggregate_id).await?;
-                AppendError::Conflict { expected: append.expected_version, current_version }
+                let current_version = self
+                    .current_version(&append.metadata.tenant_id, append.aggregate_id)
+                    .await?;
+                AppendError::Conflict {
+                    expected: append.expected_version,
+                    current_version,
+                }
             } else {
                 StoreError::from(error).into()
             });
@@ -204,11 +265,20 @@ impl EventStore {
         Ok(record)
     }
 
-    async fn current_version(&self, aggregate_id: Uuid) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1")
-            .bind(aggregate_id)
-            .fetch_one(&self.pool)
-            .await?)
+    /// As the tenant sees it: an id taken by another tenant's aggregate is at version 0 for
+    /// everyone else, so a conflict on it reveals nothing of that aggregate.
+    async fn current_version(
+        &self,
+        tenant_id: &str,
+        aggregate_id: Uuid,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_id = $1 AND tenant_id = $2",
+        )
+        .bind(aggregate_id)
+        .bind(tenant_id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 }
 
@@ -222,21 +292,48 @@ fn violates(error: &sqlx::Error, constraint: &str) -> bool {
 /// type is queryable and the payload is only the event's own data.
 fn split_event(event: &WorkflowEvent) -> (String, serde_json::Value) {
     let mut value = serde_json::to_value(event).expect("domain events are plain data");
-    let payload = value.get_mut("data").map(serde_json::Value::take).unwrap_or_default();
+    let payload = value
+        .get_mut("data")
+        .map(serde_json::Value::take)
+        .unwrap_or_default();
     (event.event_type().to_owned(), payload)
 }
 
-pub(crate) const SELECT_EVENTS: &str = "SELECT position, event_id, tenant_id, aggregate_type, aggregate_id,
-    version, event_type, payload, metadata, occurred_at FROM events";
+pub(crate) const SELECT_EVENTS: &str =
+    "SELECT position, event_id, tenant_id, aggregate_type, aggregate_id,
+    version, event_type, schema_version, payload, metadata, occurred_at FROM events";
 
-pub(crate) fn recorded_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+/// Every read path goes through here, so every event is upcast before it is parsed.
+pub(crate) fn recorded_event(
+    row: &PgRow,
+    upcasters: &[Upcaster],
+) -> Result<RecordedEvent, StoreError> {
     let event_id: Uuid = row.get("event_id");
     let corrupt = |problem: String| StoreError::Corrupt { event_id, problem };
     let event_type: String = row.get("event_type");
-    let payload: serde_json::Value = row.get("payload");
+    let schema_version: i32 = row.get("schema_version");
+    let payload = match upcast::upcast(upcasters, &event_type, schema_version, row.get("payload")) {
+        Ok(payload) => payload,
+        Err(upcast::Unreadable::UnknownVersion) => {
+            return Err(StoreError::UnknownSchema {
+                event_id,
+                event_type,
+                schema_version,
+            })
+        }
+        Err(upcast::Unreadable::Step {
+            from_version,
+            error,
+        }) => {
+            return Err(corrupt(format!(
+                "payload of {event_type} version {from_version}: {error}"
+            )))
+        }
+    };
     let event = serde_json::from_value(serde_json::json!({ "type": event_type, "data": payload }))
         .map_err(|e| corrupt(format!("payload: {e}")))?;
-    let metadata = serde_json::from_value(row.get("metadata")).map_err(|e| corrupt(format!("metadata: {e}")))?;
+    let metadata = serde_json::from_value(row.get("metadata"))
+        .map_err(|e| corrupt(format!("metadata: {e}")))?;
     Ok(RecordedEvent {
         event_id,
         position: row.get("position"),

@@ -39,6 +39,11 @@ fn reject(n: u32) -> WorkflowCommand {
     WorkflowCommand::RejectStep { step: step(n), reason: Reason::parse("reason", "too expensive").unwrap() }
 }
 
+/// Commands that already succeeded, each with the user who issued it.
+type Given = Vec<(&'static str, WorkflowCommand)>;
+/// The command under test and its user.
+type When = (&'static str, WorkflowCommand);
+
 /// Runs the scenario: every `given` command must succeed (by the named actor), then `when`.
 fn scenario(
     given: &[(&str, WorkflowCommand)],
@@ -75,7 +80,7 @@ fn create_records_the_applicant_from_the_token() {
 fn legal_transitions_emit_the_expected_events() {
     let created = ("alice", create_command());
     let submitted = ("alice", WorkflowCommand::Submit);
-    let cases: Vec<(&str, Vec<(&str, WorkflowCommand)>, (&str, WorkflowCommand), Vec<&str>)> = vec![
+    let cases: Vec<(&str, Given, When, Vec<&str>)> = vec![
         (
             "submit assigns step 1",
             vec![created.clone()],
@@ -113,7 +118,7 @@ fn every_rule_violation_is_a_typed_error() {
     let submitted = ("alice", WorkflowCommand::Submit);
     let approved_all = vec![created.clone(), submitted.clone(), ("bob", approve(1)), ("carol", approve(2))];
     let rejected = vec![created.clone(), submitted.clone(), ("bob", reject(1))];
-    let cases: Vec<(&str, Vec<(&str, WorkflowCommand)>, (&str, WorkflowCommand), DomainError)> = vec![
+    let cases: Vec<(&str, Given, When, DomainError)> = vec![
         ("command before create", vec![], submitted.clone(), DomainError::NotFound),
         ("create twice", vec![created.clone()], created.clone(), DomainError::AlreadyExists),
         (
@@ -240,6 +245,32 @@ fn events_serialise_with_their_stored_type_names() {
     }
     let json = serde_json::to_value(WorkflowEvent::Submitted {}).unwrap();
     assert_eq!(json, serde_json::json!({"type": "WorkflowSubmitted", "data": {}}));
+}
+
+#[test]
+fn the_snapshot_shape_of_the_state_is_pinned_to_its_schema_number() {
+    let created = scenario(&[], ("alice", create_command())).unwrap();
+    let submitted = scenario(
+        &[("alice", create_command())],
+        ("alice", WorkflowCommand::Submit),
+    );
+    let workflow = replay(created.iter().chain(&submitted.unwrap()))
+        .unwrap()
+        .unwrap();
+    let json = serde_json::to_value(&workflow).unwrap();
+    // If this shape has to change, so must the number: snapshots of the old shape are then
+    // ignored instead of misread.
+    assert_eq!(Workflow::STATE_SCHEMA, 1);
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "applicant_id": "alice",
+            "route": ["bob", "carol"],
+            "status": "InProgress",
+            "current_step": 1,
+        })
+    );
+    assert_eq!(serde_json::from_value::<Workflow>(json).unwrap(), workflow);
 }
 
 #[test]

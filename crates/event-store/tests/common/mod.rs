@@ -1,0 +1,91 @@
+//! What every event-store test needs: a fresh migrated store, events, and ways to append them.
+// Each test binary uses its own subset of these.
+#![allow(dead_code)]
+
+use event_store::{Append, AppendError, CommandRecord, EventStore};
+use uuid::Uuid;
+use workflow_domain::{
+    Description, DisplayName, EventMetadata, Priority, Route, Title, UserId, WorkflowEvent,
+    AGGREGATE_TYPE,
+};
+
+pub async fn store() -> EventStore {
+    let (_, pool) = test_support::fresh_database("event_store").await;
+    let store = EventStore::new(pool);
+    store.migrate().await.expect("migrations apply");
+    store
+}
+
+pub fn metadata(tenant: &str, command_id: Uuid) -> EventMetadata {
+    EventMetadata {
+        tenant_id: tenant.into(),
+        user_id: "alice".into(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: command_id,
+        traceparent: None,
+    }
+}
+
+pub fn created() -> WorkflowEvent {
+    WorkflowEvent::Created {
+        title: Title::parse("title", "出張申請").unwrap(),
+        description: Description::parse("description", "").unwrap(),
+        priority: Priority::Low,
+        applicant_id: UserId::parse("a", "alice").unwrap(),
+        applicant_name: DisplayName::parse("n", "Alice").unwrap(),
+        route: Route::parse("route", ["bob"], |i| i.to_string()).unwrap(),
+    }
+}
+
+pub async fn append(
+    store: &EventStore,
+    aggregate_id: Uuid,
+    expected_version: i64,
+    events: &[WorkflowEvent],
+    metadata: &EventMetadata,
+) -> Result<CommandRecord, AppendError> {
+    store
+        .append(Append {
+            aggregate_type: AGGREGATE_TYPE,
+            aggregate_id,
+            expected_version,
+            events,
+            metadata,
+            command_type: "Test",
+            occurred_at: chrono::Utc::now(),
+        })
+        .await
+}
+
+/// Writes an event row and its outbox row by hand, the way an older build (or a transaction
+/// the test controls) would, bypassing `append`. Returns the event's position.
+pub async fn insert_raw(
+    executor: impl sqlx::PgExecutor<'_>,
+    aggregate_id: Uuid,
+    version: i64,
+    event_type: &str,
+    schema_version: i32,
+    payload: serde_json::Value,
+) -> i64 {
+    let metadata = serde_json::to_value(metadata("acme", Uuid::new_v4())).unwrap();
+    sqlx::query_scalar(
+        "WITH e AS (
+             INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, version, event_type,
+                                 schema_version, payload, metadata, occurred_at)
+             VALUES ($1, 'acme', $2, $3, $4, $5, $6, $7, $8, now())
+             RETURNING position
+         )
+         INSERT INTO outbox (position) SELECT position FROM e RETURNING position",
+    )
+    .bind(Uuid::now_v7())
+    .bind(AGGREGATE_TYPE)
+    .bind(aggregate_id)
+    .bind(version)
+    .bind(event_type)
+    .bind(schema_version)
+    .bind(payload)
+    .bind(metadata)
+    .fetch_one(executor)
+    .await
+    .expect("raw event inserted")
+}
