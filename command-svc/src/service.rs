@@ -16,7 +16,7 @@ use workflow_domain::{
 
 /// Namespace of workflow ids derived from a create command's id, so a retried create without a
 /// client-chosen id lands on the same workflow.
-const CREATED_WORKFLOW_IDS: Uuid = Uuid::from_u128(0x8f1e_5c1a_2b7d_4e55_9a0c_52_49_4e_47_49_31);
+const CREATED_WORKFLOW_IDS: Uuid = Uuid::from_u128(0x8f1e_5c1a_2b7d_4e55_9a0c_5249_4e47_4931);
 
 pub struct CommandService {
     handler: CommandHandler,
