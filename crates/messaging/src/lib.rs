@@ -7,7 +7,6 @@
 #![forbid(unsafe_code)]
 
 mod cloudevents;
-pub mod dead_letter;
 mod payload;
 mod settings;
 
