@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod outbox;
+mod scan;
 mod snapshot;
 mod upcast;
 
@@ -15,6 +16,7 @@ use uuid::Uuid;
 use workflow_domain::{EventMetadata, RecordedEvent, WorkflowEvent};
 
 pub use outbox::{OutboxConnection, OUTBOX_CHANNEL};
+pub use scan::ScannedEvent;
 pub use snapshot::Snapshot;
 pub use upcast::{UpcastError, Upcaster, UPCASTERS};
 
