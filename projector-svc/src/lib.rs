@@ -1,20 +1,32 @@
 //! projector-svc: consumes `ringiflow.workflow.events` in a consumer group and keeps the
 //! workflow read model up to date, one event per read-database transaction. A Kafka offset is
-//! committed only after its event's transaction committed (or the event was set aside as
-//! permanently unprocessable), so a crash redelivers, and redelivery is harmless.
+//! committed only after its event's transaction committed, or after the broker acknowledged the
+//! message's copy in the dead-letter topic `<topic>.dlq`, so a crash redelivers, and
+//! redelivery is harmless.
+//!
+//! The same binary carries the maintenance commands of the runbook: listing and replaying dead
+//! letters, and rebuilding or verifying the read model from the event store.
 #![forbid(unsafe_code)]
 
+mod dlq;
 mod projector;
+mod rebuild;
 
 use anyhow::Context;
+use messaging::dead_letter::DeadLetterProducer;
 use messaging::KafkaSettings;
 use platform::settings::TelemetrySettings;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use read_model::shadow::Scope;
+use sqlx::PgPool;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Router;
 use tonic_health::server::HealthReporter;
+use tracing_subscriber::EnvFilter;
+use uuid::Uuid;
 
 /// The projector serves no gRPC service of its own; the empty name is the whole server's status
 /// in grpc.health.v1, turned NOT_SERVING when shutdown begins.
@@ -24,7 +36,16 @@ const SERVICES: &[&str] = &[""];
 #[command(
     name = "projector-svc",
     version,
-    about = "RingiFlow projector: Kafka events into the read model"
+    about = "RingiFlow projector: Kafka events into the read model",
+    // Connection settings are accepted after a subcommand too (`projector-svc verify
+    // --read-database-url ...`), not only before it.
+    mut_arg("read_database_url", |arg| arg.global(true)),
+    mut_arg("database_max_connections", |arg| arg.global(true)),
+    mut_arg("brokers", |arg| arg.global(true)),
+    mut_arg("topic", |arg| arg.global(true)),
+    mut_arg("topic_partitions", |arg| arg.global(true)),
+    mut_arg("topic_replication", |arg| arg.global(true)),
+    mut_arg("log_format", |arg| arg.global(true)),
 )]
 pub struct Settings {
     #[command(flatten)]
@@ -43,6 +64,125 @@ pub struct Settings {
     pub health_addr: SocketAddr,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+    /// Without a command, the projector consumes until SIGTERM or SIGINT.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Dead letters in `<topic>.dlq`.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Rebuild the read model from the event store in shadow tables and switch to them in one
+    /// transaction; readers keep being answered throughout.
+    Rebuild {
+        #[command(flatten)]
+        event_store: EventStoreArgs,
+    },
+    /// Rebuild the read model (or part of it) from the event store in shadow tables and print
+    /// every difference to the live one; exit status 1 if there is any.
+    Verify {
+        #[command(flatten)]
+        event_store: EventStoreArgs,
+        /// Only this tenant's workflows.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this workflow.
+        #[arg(long)]
+        aggregate: Option<Uuid>,
+    },
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DlqCommand {
+    /// Print one line per dead letter, oldest first, without consuming them.
+    List {
+        /// Stop after this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Apply dead letters again, in dead-letter order, once their cause is fixed; unpark
+    /// workflows none of whose dead letters still fail. Dead letters replayed earlier are
+    /// skipped.
+    Replay {
+        /// Only this workflow's dead letters.
+        #[arg(long)]
+        aggregate: Option<Uuid>,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventStoreArgs {
+    /// PostgreSQL URL of the event store (read only).
+    #[arg(long, env = "RINGIFLOW_EVENT_STORE_URL", hide_env_values = true)]
+    pub event_store_url: String,
+}
+
+/// The whole program: consume until a signal, or run one maintenance command.
+pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let read_database_url = &settings.database.read_database_url;
+    if settings.command.is_some() {
+        // A command's output is stdout; its logs must not mix in.
+        let _already_installed = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            )
+            .try_init();
+    }
+    match settings.command.clone() {
+        Some(Command::Dlq {
+            command: DlqCommand::List { limit },
+        }) => dlq::list(&settings.kafka, limit).await,
+        Some(Command::Dlq {
+            command: DlqCommand::Replay { aggregate },
+        }) => {
+            let pool = read_database(&settings).await?;
+            dlq::replay(&pool, &settings.kafka, aggregate).await
+        }
+        Some(Command::Rebuild { event_store }) => {
+            read_database(&settings).await?;
+            rebuild::rebuild(read_database_url, &event_store.event_store_url).await
+        }
+        Some(Command::Verify {
+            event_store,
+            tenant,
+            aggregate,
+        }) => {
+            read_database(&settings).await?;
+            let scope = Scope {
+                tenant_id: tenant,
+                aggregate_id: aggregate,
+            };
+            rebuild::verify(read_database_url, &event_store.event_store_url, scope).await
+        }
+        None => {
+            platform::telemetry::init(&settings.telemetry);
+            let shutdown = CancellationToken::new();
+            platform::shutdown::cancel_on_signal(shutdown.clone());
+            Application::build(settings, shutdown)
+                .await?
+                .run_until_stopped()
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The read database, migrated: a command may be the first thing to run against it.
+async fn read_database(settings: &Settings) -> anyhow::Result<PgPool> {
+    let pool = settings
+        .database
+        .connect()
+        .await
+        .context("cannot connect to the read database")?;
+    read_model::migrate(&pool)
+        .await
+        .context("cannot migrate the read database")?;
+    Ok(pool)
 }
 
 /// A built projector: connected, migrated, subscribed and bound, not yet consuming.
@@ -57,19 +197,17 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let pool = settings
-            .database
-            .connect()
-            .await
-            .context("cannot connect to the read database")?;
-        read_model::migrate(&pool)
-            .await
-            .context("cannot migrate the read database")?;
+        let pool = read_database(&settings).await?;
         // Subscribing to a topic that does not exist yet would leave the group without
         // partitions until the relay first publishes.
         messaging::ensure_topic(&settings.kafka)
             .await
             .with_context(|| format!("cannot ensure kafka topic {}", settings.kafka.topic))?;
+        messaging::dead_letter::ensure_topic(&settings.kafka)
+            .await
+            .context("cannot ensure the dead-letter topic")?;
+        let dead_letters = DeadLetterProducer::new(&settings.kafka)
+            .context("cannot create the dead-letter producer")?;
         let consumer: StreamConsumer =
             messaging::consumer_config(&settings.kafka, &settings.group_id)
                 .create()
@@ -83,7 +221,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.health_addr))?;
         let port = listener.local_addr()?.port();
         Ok(Self {
-            projector: projector::Projector::new(consumer, pool),
+            projector: projector::Projector::new(consumer, pool, dead_letters),
             router,
             reporter,
             listener,

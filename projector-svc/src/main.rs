@@ -1,17 +1,9 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use projector_svc::{Application, Settings};
-use tokio_util::sync::CancellationToken;
+use std::process::ExitCode;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let settings = Settings::parse();
-    platform::telemetry::init(&settings.telemetry);
-    let shutdown = CancellationToken::new();
-    platform::shutdown::cancel_on_signal(shutdown.clone());
-    Application::build(settings, shutdown)
-        .await?
-        .run_until_stopped()
-        .await
+async fn main() -> anyhow::Result<ExitCode> {
+    projector_svc::run(projector_svc::Settings::parse()).await
 }

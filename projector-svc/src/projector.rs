@@ -1,31 +1,61 @@
-//! The consume → apply → commit loop.
+//! The consume → apply (or dead-letter) → commit loop.
 
+use messaging::dead_letter::{DeadLetterKind, DeadLetterProducer, Envelope};
+use platform::backoff::Backoff;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
-use read_model::ApplyOutcome;
+use read_model::{ApplyOutcome, Park};
 use sqlx::PgPool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// Evaluates `$attempt` (an expression awaiting a `Result`) until it is `Ok`, backing off
+/// between failures, or until shutdown (`Err(Interrupted)`). Every error it returns is one worth
+/// waiting out — the database or the broker is away — so the partition holds still meanwhile
+/// rather than skip the message. A macro rather than a function taking a closure: the closure's
+/// borrowed future would make the consumer task's future not `Send`.
+macro_rules! retry {
+    ($shutdown:expr, $step:literal, $attempt:expr) => {{
+        let mut backoff = Backoff::default();
+        loop {
+            match $attempt {
+                Ok(value) => break Ok(value),
+                Err(error) => {
+                    tracing::warn!(step = $step, error = %error, "transient failure; retrying")
+                }
+            }
+            backoff.wait($shutdown).await;
+            if $shutdown.is_cancelled() {
+                break Err(Interrupted);
+            }
+        }
+    }};
+}
 
 pub(crate) struct Projector {
     consumer: StreamConsumer,
     pool: PgPool,
+    dead_letters: DeadLetterProducer,
 }
 
-/// What became of one message.
-enum Processed {
-    /// Applied, already applied, or set aside: its offset may be committed.
-    Done,
-    /// Shutdown arrived while waiting to retry: the message stays uncommitted for the next run.
-    Interrupted,
-}
+/// Shutdown arrived while a step was waiting to be retried: the message stays uncommitted and
+/// is redelivered to the next run.
+struct Interrupted;
 
 impl Projector {
-    pub(crate) fn new(consumer: StreamConsumer, pool: PgPool) -> Self {
-        Self { consumer, pool }
+    pub(crate) fn new(
+        consumer: StreamConsumer,
+        pool: PgPool,
+        dead_letters: DeadLetterProducer,
+    ) -> Self {
+        Self {
+            consumer,
+            pool,
+            dead_letters,
+        }
     }
 
     pub(crate) async fn run(self, shutdown: &CancellationToken) {
@@ -44,8 +74,8 @@ impl Projector {
             };
             // Not raced against shutdown: an apply already under way is allowed to finish.
             match self.process(&message, shutdown).await {
-                Processed::Done => self.commit(&message),
-                Processed::Interrupted => break,
+                Ok(()) => self.commit(&message),
+                Err(Interrupted) => break,
             }
         }
         self.final_commit();
@@ -53,76 +83,112 @@ impl Projector {
         tracing::info!("projector stopped");
     }
 
+    /// Applies, buffers or dead-letters one message. Returns once its offset may be committed.
     async fn process(
         &self,
         message: &BorrowedMessage<'_>,
         shutdown: &CancellationToken,
-    ) -> Processed {
+    ) -> Result<(), Interrupted> {
         let started = Instant::now();
         let event = match messaging::decode(message) {
             Ok(event) => event,
             Err(error) => {
-                self.handle_permanent_failure(message, &error);
-                return Processed::Done;
+                let envelope = Envelope::of(message);
+                let error = error.to_string();
+                // The key is the workflow id even when the payload is garbage, so the workflow
+                // can still be parked.
+                let park = envelope.aggregate_id().map(|aggregate_id| Park {
+                    aggregate_id,
+                    tenant_id: envelope.tenant_id.clone(),
+                    reason: error.clone(),
+                    first_event_id: envelope.event_id(),
+                });
+                let kind = DeadLetterKind::of_undecodable(message);
+                return self
+                    .dead_letter(message, kind, &error, park, shutdown)
+                    .await;
             }
         };
-        let mut backoff = Backoff::default();
-        loop {
+        let applied = retry!(
+            shutdown,
+            "apply event",
             match read_model::apply(&self.pool, &event).await {
-                Ok(outcome @ (ApplyOutcome::Applied | ApplyOutcome::AlreadyApplied)) => {
-                    tracing::debug!(
-                        event_id = %event.event_id,
-                        aggregate_id = %event.aggregate_id,
-                        version = event.version,
-                        already_applied = outcome == ApplyOutcome::AlreadyApplied,
-                        processing_time_ms = started.elapsed().as_millis() as u64,
-                        "event applied"
-                    );
-                    return Processed::Done;
-                }
-                // The missing version may still be on its way (or being retried by another
-                // consumer after a rebalance); skipping ahead would corrupt the row.
-                Ok(ApplyOutcome::Gap { expected, got }) => tracing::warn!(
+                Err(error) if error.is_transient() => Err(error),
+                settled => Ok(settled),
+            }
+        )?;
+        let (kind, error) = match applied {
+            Ok(ApplyOutcome::Parked) => (
+                DeadLetterKind::Parked,
+                format!(
+                    "workflow {} is parked after an earlier dead letter",
+                    event.aggregate_id
+                ),
+            ),
+            Ok(outcome) => {
+                tracing::debug!(
                     event_id = %event.event_id,
                     aggregate_id = %event.aggregate_id,
-                    expected,
-                    got,
-                    "event arrived before its predecessor; retrying"
-                ),
-                Err(error) if error.is_transient() => tracing::warn!(
-                    event_id = %event.event_id,
-                    aggregate_id = %event.aggregate_id,
-                    error = %error,
-                    "transient projection failure; retrying"
-                ),
-                Err(error) => {
-                    self.handle_permanent_failure(message, &error);
-                    return Processed::Done;
-                }
+                    version = event.version,
+                    outcome = ?outcome,
+                    processing_time_ms = started.elapsed().as_millis() as u64,
+                    "event processed"
+                );
+                return Ok(());
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return Processed::Interrupted,
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-            }
-        }
+            Err(error) => (DeadLetterKind::Contradiction, error.to_string()),
+        };
+        let park = Park {
+            aggregate_id: event.aggregate_id,
+            tenant_id: Some(event.metadata.tenant_id.clone()),
+            reason: error.clone(),
+            first_event_id: Some(event.event_id),
+        };
+        self.dead_letter(message, kind, &error, Some(park), shutdown)
+            .await
     }
 
-    /// The single place deciding what happens to a message that can never be applied (it does
-    /// not decode, or it contradicts the read model). For now it is logged and skipped so the
-    /// partition keeps moving; producing it to a dead-letter topic belongs here.
-    fn handle_permanent_failure(
+    /// The single place a message that can never be applied goes: into the dead-letter topic,
+    /// then its workflow is parked. Producing first means a crash in between dead-letters the
+    /// message twice rather than parks a workflow for a dead letter that does not exist.
+    async fn dead_letter(
         &self,
         message: &BorrowedMessage<'_>,
-        error: &dyn std::error::Error,
-    ) {
+        kind: DeadLetterKind,
+        error: &str,
+        park: Option<Park>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Interrupted> {
+        let (dlq_partition, dlq_offset) = retry!(
+            shutdown,
+            "produce dead letter",
+            self.dead_letters.send(message, kind, error).await
+        )?;
         tracing::error!(
             topic = message.topic(),
             partition = message.partition(),
             offset = message.offset(),
             key = %String::from_utf8_lossy(message.key().unwrap_or_default()),
-            error = %error,
-            "skipping an event that cannot be applied"
+            dlq_topic = self.dead_letters.topic(),
+            dlq_partition,
+            dlq_offset,
+            kind = kind.as_str(),
+            error,
+            "event dead-lettered"
         );
+        match park {
+            Some(park) => retry!(
+                shutdown,
+                "park workflow",
+                read_model::park(&self.pool, &park).await
+            )?,
+            None => tracing::warn!(
+                dlq_partition,
+                dlq_offset,
+                "dead letter names no workflow to park"
+            ),
+        }
+        Ok(())
     }
 
     /// Marks the message processed and commits in the background; the synchronous commit at
@@ -150,40 +216,5 @@ impl Projector {
             // Not fatal: the uncommitted events are redelivered and found already applied.
             Err(error) => tracing::error!(error = %error, "final kafka offset commit failed"),
         }
-    }
-}
-
-/// Retry delays: 100 ms, doubling, capped at 5 s. Uncapped, a long outage would make the
-/// projector notice recovery minutes late.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(5);
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        delay
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: Self::FIRST }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_100_ms_up_to_5_s() {
-        let mut backoff = Backoff::default();
-        let delays: Vec<u128> = (0..9).map(|_| backoff.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
     }
 }

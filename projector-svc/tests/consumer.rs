@@ -1,210 +1,42 @@
-//! projector-svc against real PostgreSQL and a real broker (`RINGIFLOW_TEST_KAFKA_BROKERS`, as
-//! `scripts/test` starts it), each test on its own database, topic and consumer group.
+//! The consume → apply → commit loop against a real broker and PostgreSQL.
 
-use chrono::{DateTime, Utc};
-use clap::Parser;
-use messaging::{encode, CE_SOURCE_COMMAND_SVC};
-use projector_svc::{Application, Settings};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
-use sqlx::PgPool;
+mod support;
+
+use rdkafka::{Message, Offset};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use support::{created, event, harness};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 use uuid::Uuid;
-use workflow_domain::{
-    Description, DisplayName, EventMetadata, Priority, RecordedEvent, Route, StepNo, Title, UserId,
-    WorkflowEvent,
-};
+use workflow_domain::{RecordedEvent, StepNo, UserId, WorkflowEvent};
 
-/// Bounds a hang; not a performance assertion.
-const CATCH_UP: Duration = Duration::from_secs(60);
-
-struct Harness {
-    settings: Settings,
-    pool: PgPool,
-    producer: FutureProducer,
-}
-
-async fn harness() -> Harness {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let settings = platform::settings::TelemetrySettings {
-            log_format: platform::settings::LogFormat::Pretty,
-        };
-        platform::telemetry::init(&settings);
-    }
-    let (url, pool) = test_support::fresh_database("projector").await;
-    let brokers = std::env::var("RINGIFLOW_TEST_KAFKA_BROKERS")
-        .unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
-    let suffix = Uuid::new_v4().simple().to_string();
-    let topic = format!("ringiflow.workflow.events.test-{suffix}");
-    let group = format!("ringiflow-projector-test-{suffix}");
-    // One partition, so "the committed offset" is a single number to assert on.
-    let settings = Settings::parse_from([
-        "projector-svc",
-        "--read-database-url",
-        &url,
-        "--kafka-brokers",
-        &brokers,
-        "--kafka-topic",
-        &topic,
-        "--kafka-topic-partitions",
-        "1",
-        "--group-id",
-        &group,
-        "--health-addr",
-        "127.0.0.1:0",
-    ]);
-    messaging::ensure_topic(&settings.kafka)
-        .await
-        .expect("create the test topic");
-    let producer = messaging::producer_config(&settings.kafka)
-        .create()
-        .expect("producer");
-    Harness {
-        settings,
-        pool,
-        producer,
-    }
-}
-
-struct Running {
-    port: u16,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Harness {
-    async fn start(&self) -> Running {
-        let shutdown = CancellationToken::new();
-        let app = Application::build(self.settings.clone(), shutdown.clone())
-            .await
-            .expect("build");
-        Running {
-            port: app.port(),
-            shutdown,
-            task: tokio::spawn(app.run_until_stopped()),
-        }
-    }
-
-    async fn send(&self, key: &str, payload: &[u8], headers: rdkafka::message::OwnedHeaders) {
-        let record = FutureRecord::to(&self.settings.kafka.topic)
-            .key(key)
-            .payload(payload)
-            .headers(headers);
-        self.producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .expect("produce");
-    }
-
-    async fn publish(&self, event: &RecordedEvent) {
-        let message = encode(event, CE_SOURCE_COMMAND_SVC);
-        self.send(&message.key, &message.payload, message.headers)
-            .await;
-    }
-
-    async fn version_of(&self, id: Uuid) -> i64 {
-        read_model::get_workflow(&self.pool, "acme", id)
-            .await
-            .unwrap()
-            .map_or(0, |wf| wf.version)
-    }
-
-    async fn wait_for_version(&self, id: Uuid, version: i64) {
-        tokio::time::timeout(CATCH_UP, async {
-            while self.version_of(id).await < version {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+/// grpc.health.v1 status of the whole server (the empty service name).
+async fn health(port: u16) -> ServingStatus {
+    let url = format!("http://127.0.0.1:{port}");
+    let channel = tonic::transport::Channel::from_shared(url).unwrap();
+    let mut client = HealthClient::new(channel.connect().await.expect("health endpoint reachable"));
+    let response = client
+        .check(HealthCheckRequest {
+            service: String::new(),
         })
         .await
-        .unwrap_or_else(|_| panic!("workflow {id} never reached version {version}"));
-    }
-
-    /// The group's committed offset of partition 0: the next offset it would read.
-    fn committed_offset(&self) -> Offset {
-        let consumer: BaseConsumer =
-            messaging::consumer_config(&self.settings.kafka, &self.settings.group_id)
-                .create()
-                .unwrap();
-        let mut partitions = TopicPartitionList::new();
-        partitions.add_partition(&self.settings.kafka.topic, 0);
-        let committed = consumer
-            .committed_offsets(partitions, Duration::from_secs(10))
-            .unwrap();
-        committed.elements()[0].offset()
-    }
+        .unwrap();
+    response.into_inner().status()
 }
 
-impl Running {
-    /// grpc.health.v1 status of the whole server (the empty service name).
-    async fn health(&self) -> ServingStatus {
-        let url = format!("http://127.0.0.1:{}", self.port);
-        let channel = tonic::transport::Channel::from_shared(url).unwrap();
-        let mut client =
-            HealthClient::new(channel.connect().await.expect("health endpoint reachable"));
-        let response = client
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap();
-        response.into_inner().status()
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("projector stops promptly after shutdown")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-fn event(id: Uuid, version: i64, event: WorkflowEvent) -> RecordedEvent {
-    RecordedEvent {
-        event_id: Uuid::new_v4(),
-        position: version,
-        aggregate_type: "workflow".into(),
-        aggregate_id: id,
-        version,
-        occurred_at: DateTime::<Utc>::from_timestamp(1_778_400_000 + version, 0).unwrap(),
-        metadata: EventMetadata {
-            tenant_id: "acme".into(),
-            user_id: "alice".into(),
-            correlation_id: Uuid::new_v4(),
-            causation_id: Uuid::new_v4(),
-            traceparent: None,
-        },
-        event,
-    }
-}
-
-fn created() -> WorkflowEvent {
-    WorkflowEvent::Created {
-        title: Title::parse("title", "出張申請").unwrap(),
-        description: Description::parse("description", "").unwrap(),
-        priority: Priority::Medium,
-        applicant_id: UserId::parse("user", "alice").unwrap(),
-        applicant_name: DisplayName::parse("name", "アリス").unwrap(),
-        route: Route::parse("route", ["bob"], |i| format!("route[{i}]")).unwrap(),
+fn assigned() -> WorkflowEvent {
+    WorkflowEvent::StepAssigned {
+        step: StepNo::FIRST,
+        approver_id: UserId::parse("user", "bob").unwrap(),
     }
 }
 
 #[tokio::test]
-async fn events_are_applied_once_poison_is_skipped_and_offsets_are_committed() {
+async fn events_are_applied_once_poison_is_set_aside_and_offsets_are_committed() {
     let h = harness().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let submitted = event(a, 2, WorkflowEvent::Submitted {});
-    let assigned = WorkflowEvent::StepAssigned {
-        step: StepNo::FIRST,
-        approver_id: UserId::parse("user", "bob").unwrap(),
-    };
     h.publish(&event(a, 1, created())).await;
     h.publish(&submitted).await;
     h.publish(&submitted).await; // a redelivery, as after a relay retry
@@ -214,12 +46,12 @@ async fn events_are_applied_once_poison_is_skipped_and_offsets_are_committed() {
         rdkafka::message::OwnedHeaders::new(),
     )
     .await;
-    h.publish(&event(a, 3, assigned)).await;
+    h.publish(&event(a, 3, assigned())).await;
     h.publish(&event(b, 1, created())).await;
     let produced = 6;
 
     let running = h.start().await;
-    assert_eq!(running.health().await, ServingStatus::Serving);
+    assert_eq!(health(running.port).await, ServingStatus::Serving);
     h.wait_for_version(a, 3).await;
     h.wait_for_version(b, 1).await;
     running.stop().await;
@@ -237,6 +69,8 @@ async fn events_are_applied_once_poison_is_skipped_and_offsets_are_committed() {
         Offset::Offset(produced),
         "everything processed is committed"
     );
+    let dead = h.dead_letters(1).await;
+    assert_eq!(dead[0].payload(), Some(&b"not a cloudevent"[..]));
 
     // A restart resumes after the committed offset and picks up new events.
     let running = h.start().await;
@@ -247,22 +81,94 @@ async fn events_are_applied_once_poison_is_skipped_and_offsets_are_committed() {
 }
 
 #[tokio::test]
-async fn a_gap_holds_its_message_uncommitted_and_shutdown_still_stops() {
+async fn an_early_event_is_buffered_committed_and_applied_after_its_predecessor() {
     let h = harness().await;
     let id = Uuid::new_v4();
-    h.publish(&event(id, 1, created())).await;
-    h.publish(&event(id, 3, WorkflowEvent::Submitted {})).await; // version 2 never arrives
+    let events = [
+        event(id, 1, created()),
+        event(id, 2, WorkflowEvent::Submitted {}),
+        event(id, 3, assigned()),
+    ];
+    h.publish(&events[0]).await;
+    h.publish(&events[2]).await; // version 2 has not arrived yet
 
     let running = h.start().await;
     h.wait_for_version(id, 1).await;
-    // Long enough for several retries of the held-back event.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    support::eventually("the early event committed", || async {
+        (h.committed_offset() == Offset::Offset(2)).then_some(())
+    })
+    .await;
     running.stop().await;
-
     assert_eq!(h.version_of(id).await, 1, "nothing is applied past a gap");
+    let buffered: Vec<i64> = sqlx::query_scalar("SELECT version FROM pending_events")
+        .fetch_all(&h.pool)
+        .await
+        .unwrap();
     assert_eq!(
-        h.committed_offset(),
-        Offset::Offset(1),
-        "the held-back event stays uncommitted"
+        buffered,
+        [3],
+        "the early event waits in the buffer, not in the partition"
     );
+
+    // After a restart, the missing version brings the buffered one along.
+    let running = h.start().await;
+    h.publish(&events[1]).await;
+    h.wait_for_version(id, 3).await;
+    running.stop().await;
+    let buffered: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_events")
+        .fetch_one(&h.pool)
+        .await
+        .unwrap();
+    assert_eq!(buffered, 0);
+}
+
+#[tokio::test]
+async fn duplicated_and_reordered_delivery_ends_like_in_order_delivery() {
+    let h = harness().await;
+    let id = Uuid::new_v4();
+    let events: Vec<RecordedEvent> = vec![
+        event(id, 1, created()),
+        event(id, 2, WorkflowEvent::Submitted {}),
+        event(id, 3, assigned()),
+    ];
+    // In order, straight into a reference database.
+    let (_, reference) = test_support::fresh_database("projector_reference").await;
+    read_model::migrate(&reference).await.unwrap();
+    for e in &events {
+        read_model::apply(&reference, e).await.unwrap();
+    }
+    let expected = read_model::get_workflow(&reference, "acme", id)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // v3, v1, v2, v2, v1 through the broker.
+    for i in [2, 0, 1, 1, 0] {
+        h.publish(&events[i]).await;
+    }
+    let running = h.start().await;
+    h.wait_for_version(id, 3).await;
+    support::eventually("all five committed", || async {
+        (h.committed_offset() == Offset::Offset(5)).then_some(())
+    })
+    .await;
+    running.stop().await;
+    let projected = read_model::get_workflow(&h.pool, "acme", id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(projected, expected);
+    // Nothing went to the dead-letter topic: its partition is empty.
+    let consumer: rdkafka::consumer::BaseConsumer =
+        messaging::consumer_config(&h.settings.kafka, "watermarks")
+            .create()
+            .unwrap();
+    let (low, high) = rdkafka::consumer::Consumer::fetch_watermarks(
+        &consumer,
+        &h.dead_letter_topic(),
+        0,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(low, high);
 }

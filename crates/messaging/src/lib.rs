@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cloudevents;
+pub mod dead_letter;
 mod payload;
 mod settings;
 

@@ -2,17 +2,21 @@
 //! keeps it up to date, one event per transaction, and the tenant-scoped queries over it.
 //!
 //! The projection is idempotent on `(aggregate_id, version)`: an event is applied only when it
-//! is exactly the next version of its workflow, so redelivered events change nothing and an
-//! event arriving before its predecessor is refused instead of applied out of order.
+//! is exactly the next version of its workflow, so redelivered events change nothing, and an
+//! event arriving before its predecessor is buffered and applied right after it.
 #![forbid(unsafe_code)]
 
 mod cursor;
 mod projection;
 mod queries;
 mod settings;
+pub mod shadow;
 mod views;
 
-pub use projection::{apply, ApplyOutcome, ProjectionError};
+pub use projection::{
+    apply, apply_on, park, replay, stored_version, unpark, ApplyOutcome, Park, ProjectionError,
+    Unpark,
+};
 pub use queries::{get_workflow, list_workflows, QueryError, WorkflowPage, MAX_PAGE_SIZE};
 pub use settings::DatabaseSettings;
 pub use views::{StepStatus, StepView, WorkflowView};
@@ -42,9 +46,9 @@ fn is_transient(error: &sqlx::Error) -> bool {
                 "40001" | "40P01"
                 // admin_shutdown, crash_shutdown, cannot_connect_now
                 | "57P01" | "57P02" | "57P03"
-                // unique_violation: only two projectors inserting the same new workflow at once
-                // (e.g. during a consumer-group rebalance) can collide; the retry then sees the
-                // winner's row and reports the event as already applied.
+                // unique_violation: appliers of one workflow are serialised, so two inserting
+                // the same new workflow should never collide; if they ever do, the retry sees
+                // the winner's row and reports the event as already applied.
                 | "23505"
             ) || code.starts_with("08") // connection exception
                 || code.starts_with("53") // insufficient resources

@@ -1,21 +1,28 @@
-//! Applying one event to the read model, in one transaction, exactly once and in version order.
+//! Applying one event to the read model, in one transaction, exactly once and in version order,
+//! whatever order and however often the events arrive.
 
 use crate::views::StepStatus;
 use sqlx::postgres::{PgArguments, PgQueryResult};
 use sqlx::query::Query;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::types::Json;
+use sqlx::{Connection, Executor, FromRow, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
-use workflow_domain::{Decision, RecordedEvent, Status, WorkflowEvent};
+use workflow_domain::{Decision, EventMetadata, RecordedEvent, Status, WorkflowEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
-    /// The event was the next version of its workflow and is now reflected.
+    /// The event was the next version of its workflow and is now reflected, together with any
+    /// buffered successors it unblocked.
     Applied,
     /// The read model already reflects this version (a redelivery); nothing was written.
     AlreadyApplied,
-    /// An earlier version has not been applied yet; nothing was written. Applying past a gap
-    /// would build the row on a history it never saw.
-    Gap { expected: i64, got: i64 },
+    /// An earlier version has not been applied yet. The event is kept in `pending_events` and
+    /// applied in the same transaction as its predecessor, so early delivery ends in exactly
+    /// the state of in-order delivery.
+    Buffered { expected: i64, got: i64 },
+    /// The workflow is parked after a dead letter; nothing was written. The event belongs in the
+    /// dead-letter topic after the one that parked it.
+    Parked,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,39 +51,334 @@ impl ProjectionError {
     }
 }
 
-/// Applies `event` if it is exactly the next version of its workflow.
+/// Why a workflow is set aside, as recorded in `parked_aggregates`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Park {
+    pub aggregate_id: Uuid,
+    /// Unknown when the message that parked it did not decode.
+    pub tenant_id: Option<String>,
+    pub reason: String,
+    pub first_event_id: Option<Uuid>,
+}
+
+/// What [`unpark`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpark {
+    Unparked,
+    NotParked,
+    /// A buffered event of the workflow still cannot be applied.
+    Stuck,
+    /// More dead letters were produced for the workflow than the caller has seen.
+    UnseenDeadLetters,
+}
+
+/// Applies `event` if it is exactly the next version of its workflow, buffers it if it is
+/// early, and refuses it if the workflow is parked.
 pub async fn apply(pool: &PgPool, event: &RecordedEvent) -> Result<ApplyOutcome, ProjectionError> {
-    let mut tx = pool.begin().await?;
-    // The row lock serialises concurrent appliers of one workflow (e.g. two consumers during a
-    // rebalance), so the version check below stays true until commit.
-    let stored: Option<(i64, String)> =
-        sqlx::query_as("SELECT version, tenant_id FROM workflows WHERE id = $1 FOR UPDATE")
-            .bind(event.aggregate_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let stored_version = stored.as_ref().map_or(0, |(version, _)| *version);
+    apply_on(&mut *pool.acquire().await?, event).await
+}
+
+/// [`apply`] through a given connection: its `search_path` decides which tables are written,
+/// and inside a transaction the event gets a savepoint of its own.
+pub async fn apply_on(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+) -> Result<ApplyOutcome, ProjectionError> {
+    apply_event(conn, event, Parking::Respect).await
+}
+
+/// Like [`apply`], but also for a parked workflow: how a dead letter is replayed once its cause
+/// is fixed. Never returns [`ApplyOutcome::Parked`].
+pub async fn replay(pool: &PgPool, event: &RecordedEvent) -> Result<ApplyOutcome, ProjectionError> {
+    apply_event(&mut *pool.acquire().await?, event, Parking::Ignore).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parking {
+    Respect,
+    Ignore,
+}
+
+/// What the read model holds for one workflow, read in one round trip.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    version: Option<i64>,
+    tenant_id: Option<String>,
+    /// Whether `pending_events` holds anything of it.
+    buffered: bool,
+    parked: bool,
+}
+
+async fn apply_event(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    parking: Parking,
+) -> Result<ApplyOutcome, ProjectionError> {
+    let mut tx = conn.begin().await?;
+    let stored = lock(&mut tx, event.aggregate_id).await?;
+    let stored_version = stored.version.unwrap_or(0);
     // Returning before commit drops the transaction, which rolls it back: nothing is written.
     if event.version <= stored_version {
         return Ok(ApplyOutcome::AlreadyApplied);
     }
+    if stored.parked && parking == Parking::Respect {
+        return Ok(ApplyOutcome::Parked);
+    }
     if event.version > stored_version + 1 {
-        return Ok(ApplyOutcome::Gap {
+        // A redelivered early event is already buffered; the first copy stays.
+        sqlx::query(
+            "INSERT INTO pending_events (aggregate_id, version, event) VALUES ($1, $2, $3)
+             ON CONFLICT (aggregate_id, version) DO NOTHING",
+        )
+        .bind(event.aggregate_id)
+        .bind(event.version)
+        .bind(Json(BufferedEvent::from(event)))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(ApplyOutcome::Buffered {
             expected: stored_version + 1,
             got: event.version,
         });
     }
-    match stored {
-        Some((_, tenant)) if tenant != event.metadata.tenant_id => {
-            return Err(contradiction(
-                event,
-                "tenant differs from the workflow's tenant",
-            ));
-        }
-        Some(_) => write_change(&mut tx, event).await?,
-        None => write_new(&mut tx, event).await?,
+    write(&mut tx, event, stored.tenant_id.as_deref()).await?;
+    if stored.buffered {
+        drain(
+            &mut tx,
+            event.aggregate_id,
+            &event.metadata.tenant_id,
+            event.version,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(ApplyOutcome::Applied)
+}
+
+/// Serialises every writer of one workflow and reads what the read model holds for it.
+///
+/// The table lock comes first and is the one any write takes anyway (it never blocks another
+/// projector): a rebuild's switch holds a stronger one, so an apply either finishes before the
+/// switch or starts after it, and never writes a row it read before the switch replaced it. The
+/// advisory lock then serialises appliers of the workflow even before its row exists, so an
+/// early event and its predecessor cannot both miss each other. It is keyed by schema as well,
+/// so a rebuild's shadow never waits for the live projector.
+async fn lock(conn: &mut PgConnection, aggregate_id: Uuid) -> Result<Stored, sqlx::Error> {
+    let (high, low) = aggregate_id.as_u64_pair();
+    let key = (high ^ low) as i64;
+    // One round trip for all three statements: without parameters a statement string goes over
+    // the simple query protocol, which takes several, and LOCK TABLE takes no parameters anyway.
+    // Only an integer and a UUID are formatted in. Each statement takes its own snapshot, so
+    // the last one sees everything committed before the locks were granted. (Not
+    // `sqlx::raw_sql`: its future is not provably `Send` inside the projector's spawned task.)
+    let statements = format!(
+        "LOCK TABLE workflows, workflow_steps, pending_events IN ROW EXCLUSIVE MODE;
+         SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), 0) # ({key})::bigint);
+         SELECT w.version, w.tenant_id,
+                EXISTS (SELECT 1 FROM pending_events p WHERE p.aggregate_id = one.id) AS buffered,
+                EXISTS (SELECT 1 FROM parked_aggregates p WHERE p.aggregate_id = one.id) AS parked
+         FROM (VALUES ('{aggregate_id}'::uuid)) AS one (id) LEFT JOIN workflows w ON w.id = one.id"
+    );
+    let rows = conn.fetch_all(statements.as_str()).await?;
+    // The last statement's row comes last.
+    Stored::from_row(rows.last().ok_or(sqlx::Error::RowNotFound)?)
+}
+
+/// Writes `event` as the next version of a workflow of `tenant_id` (`None`: not created yet).
+async fn write(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    tenant_id: Option<&str>,
+) -> Result<(), ProjectionError> {
+    match tenant_id {
+        Some(tenant) if tenant != event.metadata.tenant_id => Err(contradiction(
+            event,
+            "tenant differs from the workflow's tenant",
+        )),
+        Some(_) => write_change(conn, event).await,
+        None => write_new(conn, event).await,
+    }
+}
+
+/// How far [`drain`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// No buffered event follows the stored version any more.
+    Complete,
+    /// The buffered successor cannot be applied; it stays buffered and the workflow is parked.
+    Stuck,
+}
+
+/// Applies the buffered successors of `version` in version order, deleting them as they apply.
+///
+/// A successor that contradicts the read model has no Kafka message left to dead-letter (its
+/// offset was committed when it was buffered), so it stays buffered — nothing is lost — and the
+/// workflow is parked, which routes its later events to the dead-letter topic instead of piling
+/// them up behind it. Each successor runs in a savepoint so a failure undoes only itself.
+pub(crate) async fn drain(
+    conn: &mut PgConnection,
+    aggregate_id: Uuid,
+    tenant_id: &str,
+    mut version: i64,
+) -> Result<Drained, ProjectionError> {
+    loop {
+        let next: Option<Json<BufferedEvent>> = sqlx::query_scalar(
+            "DELETE FROM pending_events WHERE aggregate_id = $1 AND version = $2 RETURNING event",
+        )
+        .bind(aggregate_id)
+        .bind(version + 1)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(Json(buffered)) = next else {
+            return Ok(Drained::Complete);
+        };
+        let event = RecordedEvent::from(buffered);
+        let mut savepoint = conn.begin().await?;
+        match write(&mut savepoint, &event, Some(tenant_id)).await {
+            Ok(()) => savepoint.commit().await?,
+            Err(error) if error.is_transient() => return Err(error),
+            Err(error) => {
+                savepoint.rollback().await?;
+                sqlx::query(
+                    "INSERT INTO pending_events (aggregate_id, version, event) VALUES ($1, $2, $3)",
+                )
+                .bind(aggregate_id)
+                .bind(event.version)
+                .bind(Json(BufferedEvent::from(&event)))
+                .execute(&mut *conn)
+                .await?;
+                let park = Park {
+                    aggregate_id,
+                    tenant_id: Some(tenant_id.to_owned()),
+                    reason: format!(
+                        "buffered version {} cannot be applied: {error}",
+                        event.version
+                    ),
+                    first_event_id: Some(event.event_id),
+                };
+                record_park(&mut *conn, &park, 0).await?;
+                return Ok(Drained::Stuck);
+            }
+        }
+        version += 1;
+    }
+}
+
+/// Parks a workflow after one of its events was dead-lettered, counting that dead letter. An
+/// already parked workflow keeps its first reason.
+pub async fn park(pool: &PgPool, park: &Park) -> Result<(), sqlx::Error> {
+    record_park(pool, park, 1).await
+}
+
+async fn record_park<'e, E>(executor: E, park: &Park, dead_letters: i64) -> Result<(), sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    sqlx::query(
+        "INSERT INTO parked_aggregates (aggregate_id, tenant_id, reason, first_event_id, dead_letters)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (aggregate_id)
+         DO UPDATE SET dead_letters = parked_aggregates.dead_letters + EXCLUDED.dead_letters",
+    )
+    .bind(park.aggregate_id)
+    .bind(&park.tenant_id)
+    .bind(&park.reason)
+    .bind(park.first_event_id)
+    .bind(dead_letters)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Lets a parked workflow's events be applied again, once its dead letters are dealt with: first
+/// applies any buffered successors its replayed events unblocked, then unparks it unless one of
+/// them still fails or more than `seen_dead_letters` dead letters were produced for it (one may
+/// have been produced while the caller was reading the dead-letter topic).
+pub async fn unpark(
+    pool: &PgPool,
+    aggregate_id: Uuid,
+    seen_dead_letters: i64,
+) -> Result<Unpark, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    let stored = lock(&mut tx, aggregate_id).await?;
+    if !stored.parked {
+        return Ok(Unpark::NotParked);
+    }
+    if let (true, Some(version), Some(tenant)) =
+        (stored.buffered, stored.version, &stored.tenant_id)
+    {
+        if drain(&mut tx, aggregate_id, tenant, version).await? == Drained::Stuck {
+            // Keep what did apply.
+            tx.commit().await?;
+            return Ok(Unpark::Stuck);
+        }
+    }
+    let unparked =
+        sqlx::query("DELETE FROM parked_aggregates WHERE aggregate_id = $1 AND dead_letters <= $2")
+            .bind(aggregate_id)
+            .bind(seen_dead_letters)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    tx.commit().await?;
+    Ok(if unparked {
+        Unpark::Unparked
+    } else {
+        Unpark::UnseenDeadLetters
+    })
+}
+
+/// The version the read model holds for a workflow of any tenant (`None`: not created yet).
+pub async fn stored_version(pool: &PgPool, aggregate_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT version FROM workflows WHERE id = $1")
+        .bind(aggregate_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A [`RecordedEvent`] as buffered in `pending_events`. Its own type because the domain's
+/// envelope is not serialisable; the domain event inside keeps its `{"type", "data"}` form.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BufferedEvent {
+    event_id: Uuid,
+    position: i64,
+    aggregate_type: String,
+    aggregate_id: Uuid,
+    version: i64,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    metadata: EventMetadata,
+    event: WorkflowEvent,
+}
+
+impl From<&RecordedEvent> for BufferedEvent {
+    fn from(event: &RecordedEvent) -> Self {
+        Self {
+            event_id: event.event_id,
+            position: event.position,
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id,
+            version: event.version,
+            occurred_at: event.occurred_at,
+            metadata: event.metadata.clone(),
+            event: event.event.clone(),
+        }
+    }
+}
+
+impl From<BufferedEvent> for RecordedEvent {
+    fn from(event: BufferedEvent) -> Self {
+        Self {
+            event_id: event.event_id,
+            position: event.position,
+            aggregate_type: event.aggregate_type,
+            aggregate_id: event.aggregate_id,
+            version: event.version,
+            occurred_at: event.occurred_at,
+            metadata: event.metadata,
+            event: event.event,
+        }
+    }
 }
 
 fn contradiction(event: &RecordedEvent, problem: &'static str) -> ProjectionError {

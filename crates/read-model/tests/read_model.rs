@@ -1,10 +1,13 @@
 //! The projection and the queries against a real PostgreSQL (see `test_support`).
 
 use chrono::{DateTime, Duration, Utc};
+use read_model::shadow::{self, Scope, Switch};
 use read_model::{
-    apply, get_workflow, list_workflows, ApplyOutcome, QueryError, StepStatus, WorkflowView,
+    apply, apply_on, get_workflow, list_workflows, park, replay, unpark, ApplyOutcome, Park,
+    QueryError, StepStatus, Unpark, WorkflowView,
 };
-use sqlx::PgPool;
+use serde_json::Value;
+use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::HashSet;
 use uuid::Uuid;
 use workflow_domain::{
@@ -241,7 +244,7 @@ async fn redelivered_events_change_nothing() {
 }
 
 #[tokio::test]
-async fn an_event_after_a_gap_is_refused_and_writes_nothing() {
+async fn an_early_event_waits_for_its_predecessor_and_then_applies_with_it() {
     let pool = read_db().await;
     let mut h = History::new("acme", start());
     let events = [
@@ -252,31 +255,30 @@ async fn an_event_after_a_gap_is_refused_and_writes_nothing() {
 
     // Nothing yet: not even the first event of a workflow may be skipped.
     assert_eq!(
+        apply(&pool, &events[2]).await.unwrap(),
+        ApplyOutcome::Buffered {
+            expected: 1,
+            got: 3
+        }
+    );
+    assert_eq!(
         apply(&pool, &events[1]).await.unwrap(),
-        ApplyOutcome::Gap {
+        ApplyOutcome::Buffered {
             expected: 1,
             got: 2
         }
     );
     assert_eq!(get(&pool, "acme", h.id).await, None);
 
+    // The predecessor arrives: it and both buffered successors apply, and the buffer empties.
     apply_all(&pool, &events[..1]).await;
-    let before = get(&pool, "acme", h.id).await.unwrap();
-    assert_eq!(
-        apply(&pool, &events[2]).await.unwrap(),
-        ApplyOutcome::Gap {
-            expected: 2,
-            got: 3
-        }
-    );
-    assert_eq!(get(&pool, "acme", h.id).await.unwrap(), before);
-
-    // Once the missing event arrives, the held-back one applies.
-    apply_all(&pool, &events[1..]).await;
-    assert_eq!(
-        get(&pool, "acme", h.id).await.unwrap().current_step,
-        Some(1)
-    );
+    let wf = get(&pool, "acme", h.id).await.unwrap();
+    assert_eq!((wf.version, wf.current_step), (3, Some(1)));
+    let buffered: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(buffered, 0);
 }
 
 #[tokio::test]
@@ -465,4 +467,359 @@ async fn concurrent_migrations_are_safe() {
     let (a, b) = tokio::join!(read_model::migrate(&pool), read_model::migrate(&pool));
     a.unwrap();
     b.unwrap();
+}
+
+/// A two-step approval from creation to the end: versions 1..=7.
+fn approval(h: &mut History) -> Vec<RecordedEvent> {
+    vec![
+        h.next(created(&["bob", "carol"])),
+        h.next(WorkflowEvent::Submitted {}),
+        h.next(assigned(1, "bob")),
+        h.next(approved_by(1, "bob")),
+        h.next(assigned(2, "carol")),
+        h.next(approved_by(2, "carol")),
+        h.next(WorkflowEvent::Approved {}),
+    ]
+}
+
+/// Every column of a workflow's row and of its steps, exactly as stored.
+async fn full_rows(pool: &PgPool, id: Uuid) -> (Option<Value>, Option<Value>) {
+    let row = sqlx::query_scalar("SELECT to_jsonb(w) FROM workflows w WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+    let steps = sqlx::query_scalar(
+        "SELECT jsonb_agg(to_jsonb(s) ORDER BY s.step_no) FROM workflow_steps s
+         WHERE s.workflow_id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (row, steps)
+}
+
+async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn duplicates_in_any_order_end_exactly_like_in_order_delivery() {
+    let mut h = History::new("acme", start());
+    let events = approval(&mut h);
+    // (events delivered, order of delivery by index); the first is the issue's v3 v1 v2 v2 v1.
+    let cases: [(usize, &[usize]); 4] = [
+        (3, &[2, 0, 1, 1, 0]),
+        (7, &[2, 0, 1, 1, 0, 3, 4, 5, 6]),
+        (7, &[6, 5, 4, 3, 2, 1, 0, 0, 6]),
+        (7, &[1, 3, 5, 0, 2, 4, 6, 3, 5]),
+    ];
+    for (delivered, order) in cases {
+        let in_order = read_db().await;
+        apply_all(&in_order, &events[..delivered]).await;
+        let expected = full_rows(&in_order, h.id).await;
+        assert!(expected.0.is_some());
+
+        let shuffled = read_db().await;
+        for &i in order {
+            apply(&shuffled, &events[i]).await.unwrap();
+        }
+        assert_eq!(full_rows(&shuffled, h.id).await, expected, "{order:?}");
+        assert_eq!(count(&shuffled, "pending_events").await, 0, "{order:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_parked_workflow_takes_nothing_new_until_a_replay_unparks_it() {
+    let pool = read_db().await;
+    let mut h = History::new("acme", start());
+    let events = [
+        h.next(created(&["bob"])),
+        h.next(WorkflowEvent::Submitted {}),
+        h.next(assigned(1, "bob")),
+    ];
+    apply_all(&pool, &events[..1]).await;
+    // Version 2 was dead-lettered.
+    let parked = Park {
+        aggregate_id: h.id,
+        tenant_id: Some("acme".into()),
+        reason: "version 2 did not decode".into(),
+        first_event_id: Some(events[1].event_id),
+    };
+    park(&pool, &parked).await.unwrap();
+
+    assert_eq!(
+        apply(&pool, &events[0]).await.unwrap(),
+        ApplyOutcome::AlreadyApplied,
+        "a redelivery stays harmless"
+    );
+    for event in [&events[2], &events[1]] {
+        assert_eq!(apply(&pool, event).await.unwrap(), ApplyOutcome::Parked);
+        // ... and is dead-lettered in turn.
+        park(
+            &pool,
+            &Park {
+                reason: "later".into(),
+                ..parked.clone()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(get(&pool, "acme", h.id).await.unwrap().version, 1);
+    let recorded: (String, Option<Uuid>, i64) = sqlx::query_as(
+        "SELECT reason, first_event_id, dead_letters FROM parked_aggregates WHERE aggregate_id = $1",
+    )
+    .bind(h.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        recorded,
+        (parked.reason.clone(), Some(events[1].event_id), 3),
+        "the first reason stays, every dead letter counts"
+    );
+
+    // A replay in dead-letter order: version 3 waits for version 2, which brings it along.
+    assert_eq!(
+        replay(&pool, &events[2]).await.unwrap(),
+        ApplyOutcome::Buffered {
+            expected: 2,
+            got: 3
+        }
+    );
+    assert_eq!(
+        replay(&pool, &events[1]).await.unwrap(),
+        ApplyOutcome::Applied
+    );
+    assert_eq!(get(&pool, "acme", h.id).await.unwrap().version, 3);
+
+    assert_eq!(
+        unpark(&pool, h.id, 2).await.unwrap(),
+        Unpark::UnseenDeadLetters,
+        "a dead letter the replay did not see keeps it parked"
+    );
+    assert_eq!(unpark(&pool, h.id, 3).await.unwrap(), Unpark::Unparked);
+    assert_eq!(unpark(&pool, h.id, 3).await.unwrap(), Unpark::NotParked);
+    assert_eq!(
+        apply(&pool, &h.next(approved_by(1, "bob"))).await.unwrap(),
+        ApplyOutcome::Applied
+    );
+}
+
+#[tokio::test]
+async fn a_buffered_event_that_contradicts_stays_buffered_and_parks_its_workflow() {
+    let pool = read_db().await;
+    let mut h = History::new("acme", start());
+    let events = [
+        h.next(created(&["bob"])),
+        h.next(WorkflowEvent::Submitted {}),
+        h.next(assigned(5, "bob")), // the route has no step 5
+    ];
+    assert!(matches!(
+        apply(&pool, &events[2]).await.unwrap(),
+        ApplyOutcome::Buffered { .. }
+    ));
+    // Its predecessors still apply: the failure undoes only the buffered event itself.
+    apply_all(&pool, &events[..2]).await;
+    assert_eq!(get(&pool, "acme", h.id).await.unwrap().version, 2);
+    let buffered: Vec<i64> = sqlx::query_scalar("SELECT version FROM pending_events")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(buffered, [3], "nothing is lost");
+    let (reason, first_event_id): (String, Option<Uuid>) =
+        sqlx::query_as("SELECT reason, first_event_id FROM parked_aggregates")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        reason.starts_with("buffered version 3 cannot be applied"),
+        "{reason}"
+    );
+    assert_eq!(first_event_id, Some(events[2].event_id));
+    assert_eq!(unpark(&pool, h.id, 0).await.unwrap(), Unpark::Stuck);
+    assert_eq!(
+        apply(&pool, &h.next(WorkflowEvent::Approved {}))
+            .await
+            .unwrap(),
+        ApplyOutcome::Parked
+    );
+}
+
+#[tokio::test]
+async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
+    let (url, pool) = test_support::fresh_database("read_model").await;
+    read_model::migrate(&pool).await.unwrap();
+    let mut h = History::new("acme", start());
+    let events = approval(&mut h);
+    apply_all(&pool, &events[..5]).await;
+    let expected = full_rows(&pool, h.id).await;
+
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    shadow::create(&mut conn).await.unwrap();
+    let mut second = PgConnection::connect(&url).await.unwrap();
+    assert!(
+        matches!(
+            shadow::create(&mut second).await,
+            Err(shadow::ShadowError::Busy)
+        ),
+        "one shadow at a time"
+    );
+    for event in &events[..5] {
+        assert_eq!(
+            apply_on(&mut conn, event).await.unwrap(),
+            ApplyOutcome::Applied
+        );
+    }
+    assert_eq!(
+        shadow::diff(&mut conn, &Scope::default()).await.unwrap(),
+        []
+    );
+
+    sqlx::query("UPDATE workflows SET status = 'APPROVED', current_step = NULL WHERE id = $1")
+        .bind(h.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM workflow_steps WHERE workflow_id = $1 AND step_no = 2")
+        .bind(h.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let ghost = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO workflows SELECT $1, tenant_id, title, description, priority, status,
+             applicant_id, applicant_name, current_step, current_approver_id, step_count,
+             created_at, updated_at, submitted_at, completed_at, last_event_id, version
+         FROM workflows WHERE id = $2",
+    )
+    .bind(ghost)
+    .bind(h.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let lines: Vec<String> = shadow::diff(&mut conn, &Scope::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let id = h.id;
+    let mut expected_lines = vec![
+        format!("workflows {id}: current_step is null in the read model, 2 in the events"),
+        format!(
+            "workflows {id}: status is \"APPROVED\" in the read model, \"IN_PROGRESS\" in the events"
+        ),
+        format!("workflows {ghost}: in the read model but not in the events"),
+        format!("workflow_steps {id} step 2: missing from the read model"),
+    ];
+    if ghost < id {
+        expected_lines.swap(0, 2);
+        expected_lines.swap(1, 2);
+    }
+    assert_eq!(lines, expected_lines);
+    let other_tenant = Scope {
+        tenant_id: Some("globex".into()),
+        aggregate_id: None,
+    };
+    assert_eq!(shadow::diff(&mut conn, &other_tenant).await.unwrap(), []);
+    let one = Scope {
+        tenant_id: None,
+        aggregate_id: Some(ghost),
+    };
+    assert_eq!(shadow::diff(&mut conn, &one).await.unwrap().len(), 1);
+
+    let switched = Switch::begin(&mut conn)
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
+    assert_eq!((switched.workflows, switched.steps), (1, 2));
+    assert_eq!(
+        shadow::diff(&mut conn, &Scope::default()).await.unwrap(),
+        []
+    );
+    assert_eq!(full_rows(&pool, h.id).await, expected);
+    assert_eq!(count(&pool, "workflows").await, 1);
+    shadow::remove(&mut conn).await.unwrap();
+    let schemas: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'rebuild'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(schemas, 0);
+    shadow::create(&mut second).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_switch_catches_up_and_settles_buffered_and_parked_workflows() {
+    let (url, pool) = test_support::fresh_database("read_model").await;
+    read_model::migrate(&pool).await.unwrap();
+    let (mut x, mut y, mut z) = (
+        History::new("acme", start()),
+        History::new("acme", start()),
+        History::new("acme", start()),
+    );
+    let x_events = approval(&mut x);
+    let y_events = approval(&mut y);
+    let z_events = approval(&mut z);
+    // Live: x has version 3 buffered while 2 is on its way; y is parked; z got further than
+    // the shadow will.
+    apply_all(&pool, &x_events[..1]).await;
+    apply(&pool, &x_events[2]).await.unwrap();
+    apply_all(&pool, &y_events[..1]).await;
+    park(
+        &pool,
+        &Park {
+            aggregate_id: y.id,
+            tenant_id: Some("acme".into()),
+            reason: "test".into(),
+            first_event_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    apply_all(&pool, &z_events[..2]).await;
+
+    // The shadow, loaded from a store that already has x's version 2.
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    shadow::create(&mut conn).await.unwrap();
+    for event in [&x_events[0], &x_events[1], &y_events[0], &z_events[0]] {
+        apply_on(&mut conn, event).await.unwrap();
+    }
+    let mut behind = shadow::behind(&mut conn, &Scope::default()).await.unwrap();
+    behind.sort();
+    let mut expected = vec![(y.id, 1), (z.id, 1)];
+    expected.sort();
+    assert_eq!(
+        behind, expected,
+        "the parked one and the one live is ahead on"
+    );
+
+    let mut switch = Switch::begin(&mut conn).await.unwrap();
+    assert_eq!(
+        apply_on(switch.shadow(), &z_events[1]).await.unwrap(),
+        ApplyOutcome::Applied
+    );
+    let switched = switch.commit().await.unwrap();
+    assert_eq!(
+        (
+            switched.unparked,
+            switched.pending_cleared,
+            switched.pending_drained
+        ),
+        (1, 0, 1)
+    );
+    for (id, version) in [(x.id, 3), (y.id, 1), (z.id, 2)] {
+        assert_eq!(get(&pool, "acme", id).await.unwrap().version, version);
+    }
+    assert_eq!(count(&pool, "pending_events").await, 0);
+    assert_eq!(count(&pool, "parked_aggregates").await, 0);
+    shadow::remove(&mut conn).await.unwrap();
 }

@@ -1,0 +1,373 @@
+//! The dead-letter topic `<topic>.dlq`: where a consumer puts a message it can never process,
+//! so the partition keeps moving and nothing is lost.
+//!
+//! A dead letter is the original message unchanged — key, headers, payload — with `ringiflow_*`
+//! headers appended that say why and where it came from. Keeping the original bytes means a
+//! replay decodes it exactly as the consumer first did, and keeping the key keeps one
+//! aggregate's dead letters on one partition, in order.
+
+use crate::settings::{producer_config, KafkaSettings};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use std::time::Duration;
+use uuid::Uuid;
+use workflow_domain::WorkflowEvent;
+
+pub const ERROR: &str = "ringiflow_error";
+pub const ERROR_KIND: &str = "ringiflow_error_kind";
+pub const ORIGINAL_TOPIC: &str = "ringiflow_original_topic";
+pub const ORIGINAL_PARTITION: &str = "ringiflow_original_partition";
+pub const ORIGINAL_OFFSET: &str = "ringiflow_original_offset";
+pub const DEAD_LETTERED_AT: &str = "ringiflow_dead_lettered_at";
+
+// The CloudEvents headers a dead letter is listed, parked and replayed by. They are the names
+// `cloudevents` writes; read here one by one because the message may be one that does not
+// decode as a whole.
+const CE_ID: &str = "ce_id";
+const CE_TYPE: &str = "ce_type";
+const CE_TENANT: &str = "ce_tenantid";
+const CE_VERSION: &str = "ce_aggregateversion";
+
+/// How long a send may wait for room in the producer's local queue; the broker's
+/// acknowledgement is bounded separately by `message.timeout.ms`.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The dead-letter topic of `topic`.
+pub fn topic_for(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// Creates the dead-letter topic of `settings.topic` if it does not exist yet, with the same
+/// partition count and replication as the topic itself.
+pub async fn ensure_topic(settings: &KafkaSettings) -> Result<(), KafkaError> {
+    let dead_letters = KafkaSettings {
+        topic: topic_for(&settings.topic),
+        ..settings.clone()
+    };
+    crate::settings::ensure_topic(&dead_letters).await
+}
+
+/// Why a message was dead-lettered: the `ringiflow_error_kind` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterKind {
+    /// Not a CloudEvents protobuf `WorkflowEvent` this consumer can read.
+    Undecodable,
+    /// A `ce_type` this consumer does not know (e.g. from a newer producer).
+    UnknownEventType,
+    /// Decodes, but contradicts what the consumer has already applied.
+    Contradiction,
+    /// Its aggregate was parked by an earlier dead letter; applying it would build on a hole.
+    Parked,
+}
+
+impl DeadLetterKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterKind::Undecodable => "undecodable",
+            DeadLetterKind::UnknownEventType => "unknown_event_type",
+            DeadLetterKind::Contradiction => "contradiction",
+            DeadLetterKind::Parked => "parked",
+        }
+    }
+
+    /// The kind of a message that did not decode: an unknown `ce_type` is told apart because
+    /// it is fixed by deploying a consumer that knows the type, not by repairing the message.
+    pub fn of_undecodable<M: Message>(message: &M) -> Self {
+        match header(message, CE_TYPE) {
+            Some(ce_type) if !WorkflowEvent::TYPES.contains(&ce_type) => {
+                DeadLetterKind::UnknownEventType
+            }
+            _ => DeadLetterKind::Undecodable,
+        }
+    }
+}
+
+/// Produces dead letters with the durable producer settings of the event topic itself.
+pub struct DeadLetterProducer {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl DeadLetterProducer {
+    /// A producer for the dead-letter topic of `settings.topic`.
+    pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
+        Ok(Self {
+            producer: producer_config(settings).create()?,
+            topic: topic_for(&settings.topic),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Produces `original` as a dead letter and waits for the broker's acknowledgement; returns
+    /// the dead letter's partition and offset. Only after this returns may the consumer commit
+    /// the original's offset.
+    pub async fn send<M: Message>(
+        &self,
+        original: &M,
+        kind: DeadLetterKind,
+        error: &str,
+    ) -> Result<(i32, i64), KafkaError> {
+        let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).headers(dead_letter_headers(
+            original,
+            kind,
+            error,
+            Utc::now(),
+        ));
+        if let Some(key) = original.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = original.payload() {
+            record = record.payload(payload);
+        }
+        let delivery = self
+            .producer
+            .send(record, QUEUE_TIMEOUT)
+            .await
+            .map_err(|(error, _)| error)?;
+        Ok((delivery.partition, delivery.offset))
+    }
+}
+
+/// The original headers, in order, followed by the dead-letter headers.
+fn dead_letter_headers<M: Message>(
+    original: &M,
+    kind: DeadLetterKind,
+    error: &str,
+    at: DateTime<Utc>,
+) -> OwnedHeaders {
+    let copied = original
+        .headers()
+        .map_or_else(OwnedHeaders::new, |headers| {
+            headers
+                .iter()
+                .fold(OwnedHeaders::new(), |copy, header| copy.insert(header))
+        });
+    let partition = original.partition().to_string();
+    let offset = original.offset().to_string();
+    let at = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    [
+        (ERROR, error),
+        (ERROR_KIND, kind.as_str()),
+        (ORIGINAL_TOPIC, original.topic()),
+        (ORIGINAL_PARTITION, &partition),
+        (ORIGINAL_OFFSET, &offset),
+        (DEAD_LETTERED_AT, &at),
+    ]
+    .into_iter()
+    .fold(copied, |headers, (key, value)| {
+        headers.insert(Header {
+            key,
+            value: Some(value),
+        })
+    })
+}
+
+/// The last value of header `name` as text. The last, because a dead letter's own headers come
+/// after whatever the original carried.
+fn header<'m, M: Message>(message: &'m M, name: &str) -> Option<&'m str> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .filter(|header| header.key == name)
+        .last()
+        .and_then(|header| std::str::from_utf8(header.value?).ok())
+}
+
+/// What a message says about itself outside its payload: enough to list it, park its
+/// aggregate and judge whether it is still needed, even when it does not decode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// The message key: the aggregate id, as text, for messages from the relay.
+    pub key: Option<String>,
+    pub ce_id: Option<String>,
+    pub ce_type: Option<String>,
+    pub tenant_id: Option<String>,
+    pub aggregate_version: Option<i64>,
+}
+
+impl Envelope {
+    pub fn of<M: Message>(message: &M) -> Self {
+        let text = |name| header(message, name).map(str::to_owned);
+        Self {
+            key: message
+                .key()
+                .map(|key| String::from_utf8_lossy(key).into_owned()),
+            ce_id: text(CE_ID),
+            ce_type: text(CE_TYPE),
+            tenant_id: text(CE_TENANT),
+            aggregate_version: header(message, CE_VERSION).and_then(|raw| raw.parse().ok()),
+        }
+    }
+
+    /// The aggregate the message belongs to: its key, which also decides its partition.
+    pub fn aggregate_id(&self) -> Option<Uuid> {
+        self.key
+            .as_deref()
+            .and_then(|key| Uuid::parse_str(key).ok())
+    }
+
+    pub fn event_id(&self) -> Option<Uuid> {
+        self.ce_id
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok())
+    }
+}
+
+/// A message read back from a dead-letter topic: the original's envelope and the dead-letter
+/// headers. Every field is optional, since anyone can produce to the topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub envelope: Envelope,
+    pub kind: Option<String>,
+    pub error: Option<String>,
+    pub original_topic: Option<String>,
+    pub original_partition: Option<i32>,
+    pub original_offset: Option<i64>,
+    pub dead_lettered_at: Option<String>,
+}
+
+impl DeadLetter {
+    pub fn read<M: Message>(message: &M) -> Self {
+        let text = |name| header(message, name).map(str::to_owned);
+        Self {
+            envelope: Envelope::of(message),
+            kind: text(ERROR_KIND),
+            error: text(ERROR),
+            original_topic: text(ORIGINAL_TOPIC),
+            original_partition: header(message, ORIGINAL_PARTITION).and_then(|p| p.parse().ok()),
+            original_offset: header(message, ORIGINAL_OFFSET).and_then(|o| o.parse().ok()),
+            dead_lettered_at: text(DEAD_LETTERED_AT),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{encode, CE_SOURCE_COMMAND_SVC};
+    use rdkafka::message::OwnedMessage;
+    use rdkafka::Timestamp;
+    use workflow_domain::{EventMetadata, RecordedEvent};
+
+    fn original() -> (RecordedEvent, OwnedMessage) {
+        let event = RecordedEvent {
+            event_id: Uuid::new_v4(),
+            position: 7,
+            aggregate_type: "workflow".into(),
+            aggregate_id: Uuid::new_v4(),
+            version: 2,
+            // Microseconds: the precision `ce_time` carries.
+            occurred_at: DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap(),
+            metadata: EventMetadata {
+                tenant_id: "acme".into(),
+                user_id: "alice".into(),
+                correlation_id: Uuid::new_v4(),
+                causation_id: Uuid::new_v4(),
+                traceparent: None,
+            },
+            event: WorkflowEvent::Submitted {},
+        };
+        let out = encode(&event, CE_SOURCE_COMMAND_SVC);
+        let message = OwnedMessage::new(
+            Some(out.payload),
+            Some(out.key.into_bytes()),
+            "events".into(),
+            Timestamp::NotAvailable,
+            3,
+            41,
+            Some(out.headers),
+        );
+        (event, message)
+    }
+
+    /// The dead letter as a consumer of the dead-letter topic would see it.
+    fn as_dead_letter(original: &OwnedMessage, headers: OwnedHeaders) -> OwnedMessage {
+        OwnedMessage::new(
+            original.payload().map(<[u8]>::to_vec),
+            original.key().map(<[u8]>::to_vec),
+            topic_for(original.topic()),
+            Timestamp::NotAvailable,
+            0,
+            5,
+            Some(headers),
+        )
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_original_and_says_why_and_where_from() {
+        let (event, message) = original();
+        let at = DateTime::parse_from_rfc3339("2026-11-24T09:00:00.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let headers = dead_letter_headers(&message, DeadLetterKind::Contradiction, "boom", at);
+        let dead = as_dead_letter(&message, headers);
+
+        // Still the same event: a replay decodes it exactly like the first attempt.
+        assert_eq!(crate::decode(&dead).unwrap(), event);
+        let read = DeadLetter::read(&dead);
+        assert_eq!(read.envelope.aggregate_id(), Some(event.aggregate_id));
+        assert_eq!(read.envelope.event_id(), Some(event.event_id));
+        assert_eq!(read.envelope.ce_type.as_deref(), Some("WorkflowSubmitted"));
+        assert_eq!(read.envelope.tenant_id.as_deref(), Some("acme"));
+        assert_eq!(read.envelope.aggregate_version, Some(2));
+        assert_eq!(read.kind.as_deref(), Some("contradiction"));
+        assert_eq!(read.error.as_deref(), Some("boom"));
+        assert_eq!(read.original_topic.as_deref(), Some("events"));
+        assert_eq!(
+            (read.original_partition, read.original_offset),
+            (Some(3), Some(41))
+        );
+        assert_eq!(
+            read.dead_lettered_at.as_deref(),
+            Some("2026-11-24T09:00:00.500000Z")
+        );
+    }
+
+    #[test]
+    fn a_message_without_headers_or_key_still_becomes_a_dead_letter() {
+        let message = OwnedMessage::new(
+            Some(b"junk".to_vec()),
+            None,
+            "events".into(),
+            Timestamp::NotAvailable,
+            0,
+            9,
+            None,
+        );
+        assert_eq!(
+            DeadLetterKind::of_undecodable(&message),
+            DeadLetterKind::Undecodable
+        );
+        let headers = dead_letter_headers(&message, DeadLetterKind::Undecodable, "bad", Utc::now());
+        let read = DeadLetter::read(&as_dead_letter(&message, headers));
+        assert_eq!(read.envelope, Envelope::default());
+        assert_eq!(read.kind.as_deref(), Some("undecodable"));
+        assert_eq!(read.original_offset, Some(9));
+    }
+
+    #[test]
+    fn an_unknown_ce_type_is_its_own_kind() {
+        let (_, message) = original();
+        let headers = message
+            .headers()
+            .unwrap()
+            .iter()
+            .filter(|header| header.key != CE_TYPE)
+            .fold(OwnedHeaders::new(), |copy, header| copy.insert(header))
+            .insert(Header {
+                key: CE_TYPE,
+                value: Some("WorkflowEscalated"),
+            });
+        let message = message.replace_headers(Some(headers));
+        assert_eq!(
+            DeadLetterKind::of_undecodable(&message),
+            DeadLetterKind::UnknownEventType
+        );
+    }
+}

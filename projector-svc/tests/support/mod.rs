@@ -1,0 +1,265 @@
+//! What the projector-svc tests share: a projector against real PostgreSQL and a real broker
+//! (`RINGIFLOW_TEST_KAFKA_BROKERS`, as `scripts/test` starts it), each test on its own
+//! database, topic and consumer group; and the binary itself for the maintenance commands.
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use messaging::{encode, CE_SOURCE_COMMAND_SVC};
+use projector_svc::{Application, Settings};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::{OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::PgPool;
+use std::future::Future;
+use std::process::Output;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use workflow_domain::{
+    Description, DisplayName, EventMetadata, Priority, RecordedEvent, Route, Title, UserId,
+    WorkflowEvent,
+};
+
+/// Bounds a hang; not a performance assertion.
+pub const CATCH_UP: Duration = Duration::from_secs(60);
+
+pub struct Harness {
+    pub settings: Settings,
+    pub url: String,
+    pub pool: PgPool,
+    producer: FutureProducer,
+}
+
+pub async fn harness() -> Harness {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let settings = platform::settings::TelemetrySettings {
+            log_format: platform::settings::LogFormat::Pretty,
+        };
+        platform::telemetry::init(&settings);
+    }
+    let (url, pool) = test_support::fresh_database("projector").await;
+    let brokers = std::env::var("RINGIFLOW_TEST_KAFKA_BROKERS")
+        .unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
+    let suffix = Uuid::new_v4().simple().to_string();
+    let topic = format!("ringiflow.workflow.events.test-{suffix}");
+    let group = format!("ringiflow-projector-test-{suffix}");
+    // One partition, so "the committed offset" is a single number to assert on.
+    let settings = Settings::parse_from([
+        "projector-svc",
+        "--read-database-url",
+        &url,
+        "--kafka-brokers",
+        &brokers,
+        "--kafka-topic",
+        &topic,
+        "--kafka-topic-partitions",
+        "1",
+        "--group-id",
+        &group,
+        "--health-addr",
+        "127.0.0.1:0",
+    ]);
+    messaging::ensure_topic(&settings.kafka)
+        .await
+        .expect("create the test topic");
+    let producer = messaging::producer_config(&settings.kafka)
+        .create()
+        .expect("producer");
+    Harness {
+        settings,
+        url,
+        pool,
+        producer,
+    }
+}
+
+pub struct Running {
+    pub port: u16,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Harness {
+    pub async fn start(&self) -> Running {
+        let shutdown = CancellationToken::new();
+        let app = Application::build(self.settings.clone(), shutdown.clone())
+            .await
+            .expect("build");
+        Running {
+            port: app.port(),
+            shutdown,
+            task: tokio::spawn(app.run_until_stopped()),
+        }
+    }
+
+    pub async fn send(&self, key: &str, payload: &[u8], headers: OwnedHeaders) {
+        let record = FutureRecord::to(&self.settings.kafka.topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+
+    pub async fn publish(&self, event: &RecordedEvent) {
+        let message = encode(event, CE_SOURCE_COMMAND_SVC);
+        self.send(&message.key, &message.payload, message.headers)
+            .await;
+    }
+
+    pub async fn version_of(&self, id: Uuid) -> i64 {
+        read_model::stored_version(&self.pool, id)
+            .await
+            .unwrap()
+            .unwrap_or(0)
+    }
+
+    pub async fn wait_for_version(&self, id: Uuid, version: i64) {
+        eventually(&format!("workflow {id} at version {version}"), || async {
+            (self.version_of(id).await >= version).then_some(())
+        })
+        .await;
+    }
+
+    /// The group's committed offset of partition 0: the next offset it would read.
+    pub fn committed_offset(&self) -> Offset {
+        let consumer: BaseConsumer =
+            messaging::consumer_config(&self.settings.kafka, &self.settings.group_id)
+                .create()
+                .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        partitions.add_partition(&self.settings.kafka.topic, 0);
+        let committed = consumer
+            .committed_offsets(partitions, Duration::from_secs(10))
+            .unwrap();
+        committed.elements()[0].offset()
+    }
+
+    pub fn dead_letter_topic(&self) -> String {
+        messaging::dead_letter::topic_for(&self.settings.kafka.topic)
+    }
+
+    /// The dead-letter topic from its beginning, once it holds (at least) `count` messages.
+    pub async fn dead_letters(&self, count: usize) -> Vec<OwnedMessage> {
+        let group = format!("test-dlq-reader-{}", Uuid::new_v4().simple());
+        let consumer: StreamConsumer = messaging::consumer_config(&self.settings.kafka, &group)
+            .create()
+            .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        partitions
+            .add_partition_offset(&self.dead_letter_topic(), 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&partitions).unwrap();
+        tokio::time::timeout(CATCH_UP, async {
+            let mut read = Vec::new();
+            while read.len() < count {
+                read.push(consumer.recv().await.expect("read dead letter").detach());
+            }
+            read
+        })
+        .await
+        .unwrap_or_else(|_| panic!("fewer than {count} dead letters"))
+    }
+
+    /// Runs the projector-svc binary against this harness's read database, topic and broker.
+    pub async fn command(&self, args: &[&str]) -> Output {
+        command(
+            args,
+            &[
+                ("RINGIFLOW_READ_DATABASE_URL", &self.url),
+                ("RINGIFLOW_KAFKA_BROKERS", &self.settings.kafka.brokers),
+                ("RINGIFLOW_KAFKA_TOPIC", &self.settings.kafka.topic),
+            ],
+        )
+        .await
+    }
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("projector stops promptly after shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Runs the projector-svc binary the way an operator would.
+pub async fn command(args: &[&str], env: &[(&str, &str)]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_projector-svc"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run projector-svc")
+}
+
+/// Polls `probe` until it gives a value, for at most [`CATCH_UP`].
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    tokio::time::timeout(CATCH_UP, async {
+        loop {
+            if let Some(value) = probe().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Everything a command printed, for assertion messages.
+pub fn printed(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}stderr:\n{}",
+        output.status,
+        stdout(output),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+pub fn event(id: Uuid, version: i64, event: WorkflowEvent) -> RecordedEvent {
+    RecordedEvent {
+        event_id: Uuid::new_v4(),
+        position: version,
+        aggregate_type: "workflow".into(),
+        aggregate_id: id,
+        version,
+        occurred_at: DateTime::<Utc>::from_timestamp(1_778_400_000 + version, 0).unwrap(),
+        metadata: EventMetadata {
+            tenant_id: "acme".into(),
+            user_id: "alice".into(),
+            correlation_id: Uuid::new_v4(),
+            causation_id: Uuid::new_v4(),
+            traceparent: None,
+        },
+        event,
+    }
+}
+
+pub fn created() -> WorkflowEvent {
+    WorkflowEvent::Created {
+        title: Title::parse("title", "出張申請").unwrap(),
+        description: Description::parse("description", "").unwrap(),
+        priority: Priority::Medium,
+        applicant_id: UserId::parse("user", "alice").unwrap(),
+        applicant_name: DisplayName::parse("name", "アリス").unwrap(),
+        route: Route::parse("route", ["bob"], |i| format!("route[{i}]")).unwrap(),
+    }
+}
