@@ -18,7 +18,6 @@ use messaging::KafkaSettings;
 use platform::settings::TelemetrySettings;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use read_model::shadow::Scope;
-use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
@@ -140,11 +139,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         Some(Command::Dlq {
             command: DlqCommand::Replay { aggregate },
         }) => {
-            let pool = read_database(&settings).await?;
+            let pool = settings.database.connect_migrated().await?;
             dlq::replay(&pool, &settings.kafka, aggregate).await
         }
         Some(Command::Rebuild { event_store }) => {
-            read_database(&settings).await?;
+            settings.database.connect_migrated().await?;
             rebuild::rebuild(read_database_url, &event_store.event_store_url).await
         }
         Some(Command::Verify {
@@ -152,7 +151,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             tenant,
             aggregate,
         }) => {
-            read_database(&settings).await?;
+            settings.database.connect_migrated().await?;
             let scope = Scope {
                 tenant_id: tenant,
                 aggregate_id: aggregate,
@@ -172,19 +171,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The read database, migrated: a command may be the first thing to run against it.
-async fn read_database(settings: &Settings) -> anyhow::Result<PgPool> {
-    let pool = settings
-        .database
-        .connect()
-        .await
-        .context("cannot connect to the read database")?;
-    read_model::migrate(&pool)
-        .await
-        .context("cannot migrate the read database")?;
-    Ok(pool)
-}
-
 /// A built projector: connected, migrated, subscribed and bound, not yet consuming.
 pub struct Application {
     projector: projector::Projector,
@@ -197,7 +183,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let pool = read_database(&settings).await?;
+        let pool = settings.database.connect_migrated().await?;
         // Subscribing to a topic that does not exist yet would leave the group without
         // partitions until the relay first publishes.
         messaging::ensure_topic(&settings.kafka)

@@ -51,14 +51,7 @@ pub struct Application {
 impl Application {
     /// Connects to the read database, brings its schema up to date and binds the listener.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let pool = settings
-            .database
-            .connect()
-            .await
-            .context("cannot connect to the read database")?;
-        read_model::migrate(&pool)
-            .await
-            .context("cannot migrate the read database")?;
+        let pool = settings.database.connect_migrated().await?;
         let (router, reporter) = platform::grpc::router(SERVICES).await?;
         let queries = WorkflowQueryServiceServer::with_interceptor(
             service::QueryService::new(pool.clone()),

@@ -18,7 +18,7 @@ pub use projection::{
     Unpark,
 };
 pub use queries::{get_workflow, list_workflows, QueryError, WorkflowPage, MAX_PAGE_SIZE};
-pub use settings::DatabaseSettings;
+pub use settings::{ConnectError, DatabaseSettings};
 pub use views::{StepStatus, StepView, WorkflowView};
 
 use sqlx::PgPool;

@@ -33,4 +33,20 @@ impl DatabaseSettings {
             .connect(&self.read_database_url)
             .await
     }
+
+    /// Connects and brings the schema up to date: whichever of query-svc, the projector or one
+    /// of its commands runs first finds a ready database (sqlx's migration lock serialises them).
+    pub async fn connect_migrated(&self) -> Result<PgPool, ConnectError> {
+        let pool = self.connect().await.map_err(ConnectError::Connect)?;
+        crate::migrate(&pool).await.map_err(ConnectError::Migrate)?;
+        Ok(pool)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot connect to the read database: {0}")]
+    Connect(sqlx::Error),
+    #[error("cannot migrate the read database: {0}")]
+    Migrate(sqlx::migrate::MigrateError),
 }
