@@ -7,7 +7,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
-use read_model::{ApplyOutcome, Park};
+use futures::FutureExt;
+use read_model::{ApplyOutcome, Park, ProjectionError};
 use sqlx::PgPool;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,9 @@ macro_rules! retry {
         }
     }};
 }
+
+/// Upper bound of events applied in one read-model transaction.
+const MAX_BATCH: usize = 256;
 
 pub(crate) struct Projector {
     consumer: StreamConsumer,
@@ -64,7 +68,7 @@ impl Projector {
                 _ = shutdown.cancelled() => break,
                 received = self.consumer.recv() => received,
             };
-            let message = match received {
+            let first = match received {
                 Ok(message) => message,
                 // librdkafka reconnects and rebalances by itself; these are reports, not stops.
                 Err(error) => {
@@ -72,15 +76,85 @@ impl Projector {
                     continue;
                 }
             };
-            // Not raced against shutdown: an apply already under way is allowed to finish.
-            match self.process(&message, shutdown).await {
-                Ok(()) => self.commit(&message),
+            let batch = self.with_ready_messages(first);
+            // Not raced against shutdown: a batch already under way is allowed to finish.
+            match self.process_batch(&batch, shutdown).await {
+                Ok(()) => self.commit(&batch),
                 Err(Interrupted) => break,
             }
         }
         self.final_commit();
         self.pool.close().await;
         tracing::info!("projector stopped");
+    }
+
+    /// `first` plus whatever the consumer already holds, up to [`MAX_BATCH`]: under load a
+    /// batch fills up and shares one transaction; when idle it is one message and no wait.
+    fn with_ready_messages<'c>(&'c self, first: BorrowedMessage<'c>) -> Vec<BorrowedMessage<'c>> {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(error)) => tracing::warn!(error = %error, "kafka receive failed"),
+                None => break,
+            }
+        }
+        batch
+    }
+
+    /// Applies a batch: runs of plain applies share one read-model transaction (one commit for
+    /// many events, each in its own savepoint); a message that needs more — undecodable,
+    /// contradicting, parked — ends the run and goes through [`Self::process`] alone, after
+    /// what came before it committed, so order within the partition is kept.
+    async fn process_batch(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        shutdown: &CancellationToken,
+    ) -> Result<(), Interrupted> {
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let applied = retry!(shutdown, "apply events", self.apply_run(rest).await)?;
+            rest = &rest[applied..];
+            if let Some((special, tail)) = rest.split_first() {
+                self.process(special, shutdown).await?;
+                rest = tail;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the longest prefix of `messages` that needs nothing but an apply, in one
+    /// transaction, and returns its length. A transient error rolls the whole run back.
+    async fn apply_run(&self, messages: &[BorrowedMessage<'_>]) -> Result<usize, ProjectionError> {
+        let started = Instant::now();
+        let mut tx = self.pool.begin().await?;
+        let mut applied = 0;
+        for message in messages {
+            let Ok(event) = messaging::decode(message) else { break };
+            match read_model::apply_on(&mut tx, &event).await {
+                Ok(ApplyOutcome::Parked) => break,
+                Ok(outcome) => tracing::debug!(
+                    event_id = %event.event_id,
+                    aggregate_id = %event.aggregate_id,
+                    version = event.version,
+                    outcome = ?outcome,
+                    "event processed"
+                ),
+                Err(error) if error.is_transient() => return Err(error),
+                // Its savepoint is rolled back; `process` dead-letters it after this commit.
+                Err(_) => break,
+            }
+            applied += 1;
+        }
+        tx.commit().await?;
+        if applied > 0 {
+            tracing::debug!(
+                events = applied,
+                processing_time_ms = started.elapsed().as_millis() as u64,
+                "events applied"
+            );
+        }
+        Ok(applied)
     }
 
     /// Applies, buffers or dead-letters one message. Returns once its offset may be committed.
@@ -191,19 +265,20 @@ impl Projector {
         Ok(())
     }
 
-    /// Marks the message processed and commits in the background; the synchronous commit at
+    /// Marks the batch processed and commits in the background; the synchronous commit at
     /// shutdown covers any asynchronous commit that did not complete.
-    fn commit(&self, message: &BorrowedMessage<'_>) {
-        if let Err(error) = self.consumer.store_offset_from_message(message) {
-            // Happens when the partition was revoked meanwhile: its new owner redelivers the
-            // message, which the projection then reports as already applied.
-            tracing::warn!(
-                partition = message.partition(),
-                offset = message.offset(),
-                error = %error,
-                "cannot store kafka offset"
-            );
-            return;
+    fn commit(&self, batch: &[BorrowedMessage<'_>]) {
+        for message in batch {
+            if let Err(error) = self.consumer.store_offset_from_message(message) {
+                // Happens when the partition was revoked meanwhile: its new owner redelivers
+                // the message, which the projection then reports as already applied.
+                tracing::warn!(
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    error = %error,
+                    "cannot store kafka offset"
+                );
+            }
         }
         if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Async) {
             tracing::warn!(error = %error, "kafka offset commit failed");

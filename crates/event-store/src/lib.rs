@@ -187,7 +187,9 @@ impl EventStore {
         }
         let metadata = serde_json::to_value(append.metadata).expect("metadata is plain data");
 
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let version = append.expected_version + count;
+        // One statement, so one round trip and one implicit transaction: the events, their
+        // outbox rows, the command id and the relay's wake-up commit together or not at all.
         // Positions are drawn in version order (ORDER BY) because the relay publishes in
         // position order: within one append, a later version must never get a smaller position.
         let inserted = sqlx::query(
@@ -199,8 +201,15 @@ impl EventStore {
                       AS e(event_id, version, event_type, payload, schema_version)
                  ORDER BY e.version
                  RETURNING position
-             )
-             INSERT INTO outbox (position) SELECT position FROM new_events",
+             ),
+             outbox_rows AS (INSERT INTO outbox (position) SELECT position FROM new_events),
+             command AS (
+                 INSERT INTO processed_commands (tenant_id, command_id, command_type, aggregate_id, version, event_ids)
+                 VALUES ($2, $11, $12, $4, $13, $1)
+             ),
+             -- Wakes the relay now instead of at its next poll; delivered only on commit.
+             wake AS (SELECT pg_notify($14, ''))
+             SELECT count(*) FROM new_events CROSS JOIN wake",
         )
         .bind(&event_ids)
         .bind(&append.metadata.tenant_id)
@@ -212,59 +221,37 @@ impl EventStore {
         .bind(&metadata)
         .bind(append.occurred_at)
         .bind(&schema_versions)
-        .execute(&mut *tx)
+        .bind(append.metadata.causation_id)
+        .bind(append.command_type)
+        .bind(version)
+        .bind(OUTBOX_CHANNEL)
+        .execute(&self.pool)
         .await;
-        if let Err(error) = inserted {
-            drop(tx);
-            return Err(if violates(&error, "events_aggregate_version") {
+        match inserted {
+            Ok(_) => Ok(CommandRecord {
+                command_type: append.command_type.to_owned(),
+                aggregate_id: append.aggregate_id,
+                version,
+                event_ids,
+            }),
+            Err(error) if violates(&error, "events_aggregate_version") => {
                 let current_version = self
                     .current_version(&append.metadata.tenant_id, append.aggregate_id)
                     .await?;
-                AppendError::Conflict {
+                Err(AppendError::Conflict {
                     expected: append.expected_version,
                     current_version,
-                }
-            } else {
-                StoreError::from(error).into()
-            });
-        }
-        let record = CommandRecord {
-            command_type: append.command_type.to_owned(),
-            aggregate_id: append.aggregate_id,
-            version: append.expected_version + count,
-            event_ids,
-        };
-        let recorded = sqlx::query(
-            "INSERT INTO processed_commands (tenant_id, command_id, command_type, aggregate_id, version, event_ids)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&append.metadata.tenant_id)
-        .bind(append.metadata.causation_id)
-        .bind(&record.command_type)
-        .bind(record.aggregate_id)
-        .bind(record.version)
-        .bind(&record.event_ids)
-        .execute(&mut *tx)
-        .await;
-        if let Err(error) = recorded {
-            drop(tx);
-            if violates(&error, "processed_commands_pkey") {
+                })
+            }
+            Err(error) if violates(&error, "processed_commands_pkey") => {
                 let existing = self
                     .find_command(&append.metadata.tenant_id, append.metadata.causation_id)
                     .await?
                     .ok_or_else(|| StoreError::Database(error))?;
-                return Err(AppendError::DuplicateCommand(existing));
+                Err(AppendError::DuplicateCommand(existing))
             }
-            return Err(StoreError::from(error).into());
+            Err(error) => Err(StoreError::from(error).into()),
         }
-        // Wakes the relay now instead of at its next poll; delivered only if we commit.
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(OUTBOX_CHANNEL)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(record)
     }
 
     /// As the tenant sees it: an id taken by another tenant's aggregate is at version 0 for
