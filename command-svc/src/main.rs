@@ -7,5 +7,8 @@ async fn main() -> anyhow::Result<()> {
     platform::telemetry::init(&settings.telemetry);
     let shutdown = CancellationToken::new();
     platform::shutdown::cancel_on_signal(shutdown.clone());
-    command_svc::Application::build(settings, shutdown).await?.run_until_stopped().await
+    command_svc::Application::build(settings, shutdown)
+        .await?
+        .run_until_stopped()
+        .await
 }

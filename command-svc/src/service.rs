@@ -2,16 +2,16 @@
 //! handler, map the outcome to a status.
 
 use crate::handler::{CommandContext, CommandHandler, HandleError};
+use pb::workflow_command_service_server::WorkflowCommandService;
 use platform::auth::{identity, Identity};
 use platform::errors::{self, ErrorCode};
 use proto::workflow::v1 as pb;
-use pb::workflow_command_service_server::WorkflowCommandService;
 use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use workflow_domain::{
-    Actor, Comment, Description, DisplayName, DomainError, Reason, Route, StepNo, TenantId, Title, UserId,
-    ValidationError, WorkflowCommand, WorkflowId,
+    Actor, Comment, Description, DisplayName, DomainError, Reason, Route, StepNo, TenantId, Title,
+    UserId, ValidationError, WorkflowCommand, WorkflowId,
 };
 
 /// Namespace of workflow ids derived from a create command's id, so a retried create without a
@@ -77,12 +77,16 @@ impl WorkflowCommandService for CommandService {
         let workflow_id = if body.workflow_id.is_empty() {
             let tenant = identity(&request)?.tenant_id;
             let command_id = parse_command_id(&body.command_id)?;
-            WorkflowId::new(Uuid::new_v5(&CREATED_WORKFLOW_IDS, format!("{tenant}/{command_id}").as_bytes()))
+            WorkflowId::new(Uuid::new_v5(
+                &CREATED_WORKFLOW_IDS,
+                format!("{tenant}/{command_id}").as_bytes(),
+            ))
         } else {
             WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?
         };
         // A new workflow has no version to expect; `decide` refuses an existing one.
-        self.run(&request, &body.command_id, workflow_id, None, command).await
+        self.run(&request, &body.command_id, workflow_id, None, command)
+            .await
     }
 
     async fn submit_workflow(
@@ -91,7 +95,14 @@ impl WorkflowCommandService for CommandService {
     ) -> Result<Response<pb::CommandResult>, Status> {
         let body = request.get_ref();
         let workflow_id = WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?;
-        self.run(&request, &body.command_id, workflow_id, body.expected_version, WorkflowCommand::Submit).await
+        self.run(
+            &request,
+            &body.command_id,
+            workflow_id,
+            body.expected_version,
+            WorkflowCommand::Submit,
+        )
+        .await
     }
 
     async fn approve_step(
@@ -104,7 +115,14 @@ impl WorkflowCommandService for CommandService {
             step: StepNo::parse("step", body.step).map_err(invalid)?,
             comment: Comment::parse("comment", &body.comment).map_err(invalid)?,
         };
-        self.run(&request, &body.command_id, workflow_id, body.expected_version, command).await
+        self.run(
+            &request,
+            &body.command_id,
+            workflow_id,
+            body.expected_version,
+            command,
+        )
+        .await
     }
 
     async fn reject_step(
@@ -117,7 +135,14 @@ impl WorkflowCommandService for CommandService {
             step: StepNo::parse("step", body.step).map_err(invalid)?,
             reason: Reason::parse("reason", &body.reason).map_err(invalid)?,
         };
-        self.run(&request, &body.command_id, workflow_id, body.expected_version, command).await
+        self.run(
+            &request,
+            &body.command_id,
+            workflow_id,
+            body.expected_version,
+            command,
+        )
+        .await
     }
 }
 
@@ -149,24 +174,37 @@ fn context<T>(request: &Request<T>, command_id: &str) -> Result<CommandContext, 
 /// A token whose claims do not make a valid actor is an authentication problem, not bad input.
 fn actor(identity: Identity) -> Result<Actor, Status> {
     let unauthenticated = |e: ValidationError| {
-        errors::status(ErrorCode::Unauthenticated, format!("token claim {e}"), HashMap::new())
+        errors::status(
+            ErrorCode::Unauthenticated,
+            format!("token claim {e}"),
+            HashMap::new(),
+        )
     };
     Ok(Actor {
         tenant_id: TenantId::parse("tenant_id", &identity.tenant_id).map_err(unauthenticated)?,
         user_id: UserId::parse("sub", &identity.user_id).map_err(unauthenticated)?,
-        display_name: DisplayName::parse("name", &identity.display_name).map_err(unauthenticated)?,
+        display_name: DisplayName::parse("name", &identity.display_name)
+            .map_err(unauthenticated)?,
     })
 }
 
 fn to_status(error: HandleError) -> Status {
     match error {
         HandleError::Domain(DomainError::Invalid(error)) => invalid(error),
-        HandleError::Domain(error) => errors::status(error.code(), error.to_string(), HashMap::new()),
-        HandleError::Conflict { current_version, .. } => errors::conflict(error.to_string(), current_version),
+        HandleError::Domain(error) => {
+            errors::status(error.code(), error.to_string(), HashMap::new())
+        }
+        HandleError::Conflict {
+            current_version, ..
+        } => errors::conflict(error.to_string(), current_version),
         HandleError::CommandIdReused => errors::invalid_argument("command_id", &error.to_string()),
         HandleError::Store(store) if store.is_unavailable() => {
             tracing::warn!(error = %store, "event store unavailable");
-            errors::status(ErrorCode::Unavailable, "event store unavailable", HashMap::new())
+            errors::status(
+                ErrorCode::Unavailable,
+                "event store unavailable",
+                HashMap::new(),
+            )
         }
         HandleError::Store(_) | HandleError::Corrupt(_) => errors::internal(&error),
     }

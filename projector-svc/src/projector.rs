@@ -1,5 +1,6 @@
 //! The consume → apply (or dead-letter) → commit loop.
 
+use futures::FutureExt;
 use messaging::dead_letter::{DeadLetterKind, DeadLetterProducer, Envelope};
 use platform::backoff::Backoff;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -7,7 +8,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
-use futures::FutureExt;
 use read_model::{ApplyOutcome, Park, ProjectionError};
 use sqlx::PgPool;
 use std::time::Instant;
@@ -130,7 +130,9 @@ impl Projector {
         let mut tx = self.pool.begin().await?;
         let mut applied = 0;
         for message in messages {
-            let Ok(event) = messaging::decode(message) else { break };
+            let Ok(event) = messaging::decode(message) else {
+                break;
+            };
             match read_model::apply_on(&mut tx, &event).await {
                 Ok(ApplyOutcome::Parked) => break,
                 Ok(outcome) => tracing::debug!(

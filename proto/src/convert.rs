@@ -23,9 +23,10 @@ pub fn priority(raw: i32) -> Result<Priority, ValidationError> {
         Ok(pb::Priority::Medium) => Ok(Priority::Medium),
         Ok(pb::Priority::High) => Ok(Priority::High),
         Ok(pb::Priority::Urgent) => Ok(Priority::Urgent),
-        Ok(pb::Priority::Unspecified) | Err(_) => {
-            Err(ValidationError::new("priority", "must be LOW, MEDIUM, HIGH or URGENT"))
-        }
+        Ok(pb::Priority::Unspecified) | Err(_) => Err(ValidationError::new(
+            "priority",
+            "must be LOW, MEDIUM, HIGH or URGENT",
+        )),
     }
 }
 
@@ -57,7 +58,12 @@ mod tests {
 
     #[test]
     fn priorities_round_trip_and_unspecified_is_refused() {
-        for p in [Priority::Low, Priority::Medium, Priority::High, Priority::Urgent] {
+        for p in [
+            Priority::Low,
+            Priority::Medium,
+            Priority::High,
+            Priority::Urgent,
+        ] {
             assert_eq!(priority(pb::Priority::from(p) as i32), Ok(p));
         }
         assert_eq!(priority(0).unwrap_err().field, "priority");
@@ -66,7 +72,12 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_through_the_filter() {
-        for s in [Status::Draft, Status::InProgress, Status::Approved, Status::Rejected] {
+        for s in [
+            Status::Draft,
+            Status::InProgress,
+            Status::Approved,
+            Status::Rejected,
+        ] {
             assert_eq!(status_filter(pb::WorkflowStatus::from(s)), Some(s));
         }
         assert_eq!(status_filter(pb::WorkflowStatus::Unspecified), None);

@@ -1,7 +1,7 @@
 //! Direct gRPC clients, as internal services use them (no gateway in between).
 
-use proto::workflow::v1 as pb;
 use pb::workflow_command_service_client::WorkflowCommandServiceClient;
+use proto::workflow::v1 as pb;
 use std::time::Duration;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -14,7 +14,9 @@ struct Bearer(MetadataValue<tonic::metadata::Ascii>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
         Ok(request)
     }
 }
@@ -35,22 +37,41 @@ impl CommandClient {
             .timeout(Duration::from_secs(10))
             .connect_lazy();
         let header = format!("Bearer {token}").parse().expect("token is ascii");
-        Self { inner: WorkflowCommandServiceClient::new(InterceptedService::new(channel, Bearer(header))) }
+        Self {
+            inner: WorkflowCommandServiceClient::new(InterceptedService::new(
+                channel,
+                Bearer(header),
+            )),
+        }
     }
 
-    pub async fn create(&mut self, command_id: &str, title: &str, approvers: &[&str]) -> Result<pb::CommandResult, Status> {
+    pub async fn create(
+        &mut self,
+        command_id: &str,
+        title: &str,
+        approvers: &[&str],
+    ) -> Result<pb::CommandResult, Status> {
         let request = pb::CreateWorkflowRequest {
             command_id: command_id.to_owned(),
             workflow_id: String::new(),
             title: title.to_owned(),
             description: String::new(),
             priority: pb::Priority::Medium as i32,
-            route: approvers.iter().map(|a| pb::RouteStep { approver_user_id: (*a).to_owned() }).collect(),
+            route: approvers
+                .iter()
+                .map(|a| pb::RouteStep {
+                    approver_user_id: (*a).to_owned(),
+                })
+                .collect(),
         };
         Ok(self.inner.create_workflow(request).await?.into_inner())
     }
 
-    pub async fn submit(&mut self, command_id: &str, workflow_id: &str) -> Result<pb::CommandResult, Status> {
+    pub async fn submit(
+        &mut self,
+        command_id: &str,
+        workflow_id: &str,
+    ) -> Result<pb::CommandResult, Status> {
         let request = pb::SubmitWorkflowRequest {
             command_id: command_id.to_owned(),
             workflow_id: workflow_id.to_owned(),
@@ -59,7 +80,12 @@ impl CommandClient {
         Ok(self.inner.submit_workflow(request).await?.into_inner())
     }
 
-    pub async fn approve(&mut self, command_id: &str, workflow_id: &str, step: u32) -> Result<pb::CommandResult, Status> {
+    pub async fn approve(
+        &mut self,
+        command_id: &str,
+        workflow_id: &str,
+        step: u32,
+    ) -> Result<pb::CommandResult, Status> {
         let request = pb::ApproveStepRequest {
             command_id: command_id.to_owned(),
             workflow_id: workflow_id.to_owned(),
@@ -83,8 +109,10 @@ where
     loop {
         match attempt().await {
             Err(status)
-                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled)
-                    && tokio::time::Instant::now() < deadline =>
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                ) && tokio::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -44,14 +44,18 @@ pub struct TestStack {
 
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let settings = platform::settings::TelemetrySettings { log_format: platform::settings::LogFormat::Pretty };
+        let settings = platform::settings::TelemetrySettings {
+            log_format: platform::settings::LogFormat::Pretty,
+        };
         platform::telemetry::init(&settings);
     }
 }
 
 fn settings<S: Parser>(name: &str, args: &[(&str, &str)]) -> S {
-    let argv = std::iter::once(name.to_owned())
-        .chain(args.iter().flat_map(|(flag, value)| [format!("--{flag}"), (*value).to_owned()]));
+    let argv = std::iter::once(name.to_owned()).chain(
+        args.iter()
+            .flat_map(|(flag, value)| [format!("--{flag}"), (*value).to_owned()]),
+    );
     S::try_parse_from(argv).unwrap_or_else(|e| panic!("{name} settings: {e}"))
 }
 
@@ -79,7 +83,15 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
     let command = command_svc::Application::build(
         settings(
             "command-svc",
-            &[[("listen-addr", any_port), ("event-store-url", events_url.as_str())].as_slice(), &kafka].concat(),
+            &[
+                [
+                    ("listen-addr", any_port),
+                    ("event-store-url", events_url.as_str()),
+                ]
+                .as_slice(),
+                &kafka,
+            ]
+            .concat(),
         ),
         shutdown.clone(),
     )
@@ -92,8 +104,12 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
         settings(
             "projector-svc",
             &[
-                [("health-addr", any_port), ("read-database-url", read_url.as_str()), ("group-id", group.as_str())]
-                    .as_slice(),
+                [
+                    ("health-addr", any_port),
+                    ("read-database-url", read_url.as_str()),
+                    ("group-id", group.as_str()),
+                ]
+                .as_slice(),
                 &kafka,
             ]
             .concat(),
@@ -105,7 +121,13 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
     tasks.push(tokio::spawn(projector.run_until_stopped()));
 
     let query = query_svc::Application::build(
-        settings("query-svc", &[("listen-addr", any_port), ("read-database-url", read_url.as_str())]),
+        settings(
+            "query-svc",
+            &[
+                ("listen-addr", any_port),
+                ("read-database-url", read_url.as_str()),
+            ],
+        ),
         shutdown.clone(),
     )
     .await
@@ -118,7 +140,11 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
     let gateway = gateway::Application::build(
         settings(
             "gateway",
-            &[("listen-addr", any_port), ("command-url", command_url.as_str()), ("query-url", query_url.as_str())],
+            &[
+                ("listen-addr", any_port),
+                ("command-url", command_url.as_str()),
+                ("query-url", query_url.as_str()),
+            ],
         ),
         shutdown.clone(),
     )
@@ -153,14 +179,23 @@ pub struct GraphQlResponse {
 impl GraphQlResponse {
     /// The data, failing the test with the errors if there are any.
     pub fn ok(self) -> Value {
-        assert!(self.errors.is_empty(), "unexpected GraphQL errors: {:#?}", self.errors);
+        assert!(
+            self.errors.is_empty(),
+            "unexpected GraphQL errors: {:#?}",
+            self.errors
+        );
         self.data
     }
 
     /// The `extensions.code` of the first error, failing the test if there is none.
     pub fn error_code(&self) -> &str {
-        let error = self.errors.first().unwrap_or_else(|| panic!("expected an error, got data {}", self.data));
-        error["extensions"]["code"].as_str().unwrap_or_else(|| panic!("error without extensions.code: {error}"))
+        let error = self
+            .errors
+            .first()
+            .unwrap_or_else(|| panic!("expected an error, got data {}", self.data));
+        error["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error without extensions.code: {error}"))
     }
 }
 
@@ -176,7 +211,12 @@ impl TestStack {
         self.jwt.issue(&identity, chrono::Duration::hours(1))
     }
 
-    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> GraphQlResponse {
+    pub async fn graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> GraphQlResponse {
         let mut request = self
             .http
             .post(format!("{}/graphql", self.gateway_url))
@@ -188,13 +228,20 @@ impl TestStack {
         let body: Value = response.json().await.expect("gateway answers JSON");
         GraphQlResponse {
             data: body.get("data").cloned().unwrap_or(Value::Null),
-            errors: body.get("errors").and_then(Value::as_array).cloned().unwrap_or_default(),
+            errors: body
+                .get("errors")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 
     /// Creates a workflow routed through `approvers` as `applicant` and returns its id.
     pub async fn create_workflow(&self, token: &str, title: &str, approvers: &[&str]) -> String {
-        let route: Vec<Value> = approvers.iter().map(|a| json!({ "approverUserId": a })).collect();
+        let route: Vec<Value> = approvers
+            .iter()
+            .map(|a| json!({ "approverUserId": a }))
+            .collect();
         let data = self
             .graphql(
                 Some(token),
@@ -204,7 +251,10 @@ impl TestStack {
             .await
             .ok();
         assert_eq!(data["createWorkflow"]["version"], 1);
-        data["createWorkflow"]["workflowId"].as_str().expect("workflow id").to_owned()
+        data["createWorkflow"]["workflowId"]
+            .as_str()
+            .expect("workflow id")
+            .to_owned()
     }
 
     pub async fn submit(&self, token: &str, workflow_id: &str) -> GraphQlResponse {
@@ -225,7 +275,13 @@ impl TestStack {
         .await
     }
 
-    pub async fn reject(&self, token: &str, workflow_id: &str, step: u32, reason: &str) -> GraphQlResponse {
+    pub async fn reject(
+        &self,
+        token: &str,
+        workflow_id: &str,
+        step: u32,
+        reason: &str,
+    ) -> GraphQlResponse {
         self.graphql(
             Some(token),
             "mutation($id: ID!, $step: Int!, $reason: String!) { rejectStep(input: { workflowId: $id, step: $step, reason: $reason }) { workflowId version } }",
@@ -247,11 +303,18 @@ impl TestStack {
 
     /// Polls the read side until the workflow reaches `version`, and returns it.
     pub async fn workflow_at_version(&self, token: &str, workflow_id: &str, version: i64) -> Value {
-        eventually(&format!("workflow {workflow_id} at version {version}"), || async {
-            let response = self.workflow(token, workflow_id).await;
-            let workflow = response.data.get("workflow").cloned().filter(|w| !w.is_null())?;
-            (workflow["version"].as_i64() >= Some(version)).then_some(workflow)
-        })
+        eventually(
+            &format!("workflow {workflow_id} at version {version}"),
+            || async {
+                let response = self.workflow(token, workflow_id).await;
+                let workflow = response
+                    .data
+                    .get("workflow")
+                    .cloned()
+                    .filter(|w| !w.is_null())?;
+                (workflow["version"].as_i64() >= Some(version)).then_some(workflow)
+            },
+        )
         .await
     }
 }
@@ -267,7 +330,10 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -10,27 +10,46 @@ use std::time::Duration;
 pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join(name);
-    assert!(path.exists(), "{} is not built; run `cargo build --workspace --bins` first", path.display());
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first",
+        path.display()
+    );
     path
 }
 
 /// The Tansu broker binary `scripts/test` installs.
 pub fn tansu_binary() -> PathBuf {
-    std::env::var_os("RINGIFLOW_TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
-        home.join(".cache/ringiflow/tools/bin/tansu")
-    })
+    std::env::var_os("RINGIFLOW_TANSU_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/root".into());
+            home.join(".cache/ringiflow/tools/bin/tansu")
+        })
 }
 
 /// A free TCP port on loopback (bound once and released; good enough for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub async fn wait_for_port(port: u16, what: &str) {
     crate::eventually(&format!("{what} listening on {port}"), || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+            .map(|_| ())
     })
     .await;
 }
@@ -51,7 +70,10 @@ impl Service {
             name: name.to_owned(),
             program,
             args: args.iter().map(|a| (*a).to_owned()).collect(),
-            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             dir: None,
             child: None,
         }
@@ -65,14 +87,19 @@ impl Service {
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         let mut command = Command::new(&self.program);
-        command.args(&self.args).envs(&self.env).stdin(Stdio::null());
+        command
+            .args(&self.args)
+            .envs(&self.env)
+            .stdin(Stdio::null());
         if std::env::var_os("TEST_LOG").is_none() {
             command.stdout(Stdio::null()).stderr(Stdio::null());
         }
         if let Some(dir) = &self.dir {
             command.current_dir(dir);
         }
-        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
         self.child = Some(child);
     }
 
@@ -110,13 +137,25 @@ impl Broker {
         let mut process = Service::new(
             "tansu",
             tansu_binary(),
-            &["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"],
+            &[
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ],
             &[],
         )
         .in_dir(storage.0.clone());
         process.start();
         wait_for_port(port, "broker").await;
-        Self { port, process, _storage: storage }
+        Self {
+            port,
+            process,
+            _storage: storage,
+        }
     }
 
     pub fn address(&self) -> String {
@@ -140,7 +179,10 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(prefix: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("ringiflow-{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!(
+            "ringiflow-{prefix}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         Self(dir)
     }

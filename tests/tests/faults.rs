@@ -25,20 +25,22 @@ async fn stored_versions(pool: &sqlx::PgPool, workflow_id: &str) -> Vec<i64> {
 
 /// Waits until the read model holds every aggregate of the event store at its latest version.
 async fn read_model_caught_up(events: &sqlx::PgPool, read: &sqlx::PgPool) -> HashMap<Uuid, i64> {
-    let expected: HashMap<Uuid, i64> =
-        sqlx::query_as::<_, (Uuid, i64)>("SELECT aggregate_id, max(version) FROM events GROUP BY aggregate_id")
-            .fetch_all(events)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
+    let expected: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
+        "SELECT aggregate_id, max(version) FROM events GROUP BY aggregate_id",
+    )
+    .fetch_all(events)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
     eventually("read model equal to the event store", || async {
-        let projected: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>("SELECT id, version FROM workflows")
-            .fetch_all(read)
-            .await
-            .ok()?
-            .into_iter()
-            .collect();
+        let projected: HashMap<Uuid, i64> =
+            sqlx::query_as::<_, (Uuid, i64)>("SELECT id, version FROM workflows")
+                .fetch_all(read)
+                .await
+                .ok()?
+                .into_iter()
+                .collect();
         (projected == expected).then_some(projected)
     })
     .await
@@ -48,7 +50,11 @@ async fn read_model_caught_up(events: &sqlx::PgPool, read: &sqlx::PgPool) -> Has
 async fn thirty_two_clients_deciding_one_step_have_exactly_one_winner() {
     let stack = spawn_stack().await;
     let mut alice = CommandClient::new(stack.command_port, &stack.token("acme", "alice"));
-    let id = alice.create(&new_id(), "Contended", &["bob", "carol"]).await.unwrap().workflow_id;
+    let id = alice
+        .create(&new_id(), "Contended", &["bob", "carol"])
+        .await
+        .unwrap()
+        .workflow_id;
     alice.submit(&new_id(), &id).await.unwrap();
 
     let bob = CommandClient::new(stack.command_port, &stack.token("acme", "bob"));
@@ -57,13 +63,28 @@ async fn thirty_two_clients_deciding_one_step_have_exactly_one_winner() {
         let id = id.clone();
         tokio::spawn(async move { bob.approve(&new_id(), &id, 1).await })
     });
-    let results: Vec<_> = futures::future::join_all(attempts).await.into_iter().map(Result::unwrap).collect();
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "exactly one decision wins: {results:?}");
+    let results: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "exactly one decision wins: {results:?}"
+    );
     for status in results.iter().filter_map(|r| r.as_ref().err()) {
         let code = platform::errors::code_of(status).as_str();
-        assert!(matches!(code, "CONFLICT" | "FAILED_PRECONDITION"), "losers get CONFLICT or FAILED_PRECONDITION, got {status:?}");
+        assert!(
+            matches!(code, "CONFLICT" | "FAILED_PRECONDITION"),
+            "losers get CONFLICT or FAILED_PRECONDITION, got {status:?}"
+        );
     }
-    assert_eq!(stored_versions(&stack.event_store, &id).await, (1..=5).collect::<Vec<_>>(), "no duplicate or missing version");
+    assert_eq!(
+        stored_versions(&stack.event_store, &id).await,
+        (1..=5).collect::<Vec<_>>(),
+        "no duplicate or missing version"
+    );
 }
 
 /// Consumer lag of the projector's group: high watermark minus committed offset, summed.
@@ -73,16 +94,22 @@ fn consumer_lag(stack: &TestStack) -> Option<i64> {
         .set("group.id", &stack.group)
         .create()
         .ok()?;
-    let metadata = consumer.fetch_metadata(Some(&stack.topic), Duration::from_secs(5)).ok()?;
+    let metadata = consumer
+        .fetch_metadata(Some(&stack.topic), Duration::from_secs(5))
+        .ok()?;
     let partitions = metadata.topics().first()?.partitions().len() as i32;
     let mut list = TopicPartitionList::new();
     for partition in 0..partitions {
         list.add_partition(&stack.topic, partition);
     }
-    let committed = consumer.committed_offsets(list, Duration::from_secs(5)).ok()?;
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(5))
+        .ok()?;
     let mut lag = 0;
     for partition in 0..partitions {
-        let (_, high) = consumer.fetch_watermarks(&stack.topic, partition, Duration::from_secs(5)).ok()?;
+        let (_, high) = consumer
+            .fetch_watermarks(&stack.topic, partition, Duration::from_secs(5))
+            .ok()?;
         let done = match committed.find_partition(&stack.topic, partition)?.offset() {
             Offset::Offset(offset) => offset,
             _ => 0,
@@ -98,38 +125,60 @@ async fn commands_keep_succeeding_while_the_broker_is_down_and_nothing_is_lost()
     let stack = spawn_stack_on(&broker.address()).await;
     let mut alice = CommandClient::new(stack.command_port, &stack.token("acme", "alice"));
 
-    let before = alice.create(&new_id(), "before the outage", &["bob"]).await.unwrap();
-    stack.workflow_at_version(&stack.token("acme", "alice"), &before.workflow_id, 1).await;
+    let before = alice
+        .create(&new_id(), "before the outage", &["bob"])
+        .await
+        .unwrap();
+    stack
+        .workflow_at_version(&stack.token("acme", "alice"), &before.workflow_id, 1)
+        .await;
 
     broker.stop();
     let mut during = Vec::new();
     for i in 0..10 {
-        let created = alice.create(&new_id(), &format!("during the outage {i}"), &["bob"]).await.expect("commands succeed without the broker");
-        alice.submit(&new_id(), &created.workflow_id).await.expect("commands succeed without the broker");
+        let created = alice
+            .create(&new_id(), &format!("during the outage {i}"), &["bob"])
+            .await
+            .expect("commands succeed without the broker");
+        alice
+            .submit(&new_id(), &created.workflow_id)
+            .await
+            .expect("commands succeed without the broker");
         during.push(created.workflow_id);
     }
     let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(&stack.event_store)
         .await
         .unwrap();
-    assert!(waiting > 0, "events wait in the outbox while the broker is down");
+    assert!(
+        waiting > 0,
+        "events wait in the outbox while the broker is down"
+    );
     // Long enough for the relay's producer to notice the broker is gone and start reconnecting.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     broker.restart().await;
     let projected = read_model_caught_up(&stack.event_store, &stack.read_db).await;
     for id in &during {
-        assert_eq!(projected[&id.parse::<Uuid>().unwrap()], 3, "workflow {id} fully projected");
+        assert_eq!(
+            projected[&id.parse::<Uuid>().unwrap()],
+            3,
+            "workflow {id} fully projected"
+        );
     }
     eventually("outbox drained", || async {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&stack.event_store)
-            .await
-            .ok()?;
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&stack.event_store)
+                .await
+                .ok()?;
         (left == 0).then_some(())
     })
     .await;
-    eventually("consumer lag back to zero", || async { (consumer_lag(&stack)? == 0).then_some(()) }).await;
+    eventually("consumer lag back to zero", || async {
+        (consumer_lag(&stack)? == 0).then_some(())
+    })
+    .await;
 }
 
 /// The stack as OS processes that can be SIGKILLed: command-svc (with the relay) and
@@ -164,7 +213,15 @@ impl ProcessStack {
             "command-svc",
             workspace_binary("command-svc"),
             &[],
-            &[[("RINGIFLOW_LISTEN_ADDR", command_addr.as_str()), ("RINGIFLOW_EVENT_STORE_URL", events_url.as_str())].as_slice(), &kafka].concat(),
+            &[
+                [
+                    ("RINGIFLOW_LISTEN_ADDR", command_addr.as_str()),
+                    ("RINGIFLOW_EVENT_STORE_URL", events_url.as_str()),
+                ]
+                .as_slice(),
+                &kafka,
+            ]
+            .concat(),
         );
         let projector = Service::new(
             "projector-svc",
@@ -181,7 +238,15 @@ impl ProcessStack {
             ]
             .concat(),
         );
-        let mut stack = Self { command, command_port, projector, events_url, read_url, events, read };
+        let mut stack = Self {
+            command,
+            command_port,
+            projector,
+            events_url,
+            read_url,
+            events,
+            read,
+        };
         stack.command.start();
         wait_for_port(command_port, "command-svc").await;
         stack.projector.start();
@@ -245,7 +310,11 @@ async fn killing_services_at_random_loses_no_acknowledged_command() {
     let mut rounds = 0;
     while !client.is_finished() && rounds < 12 {
         tokio::time::sleep(Duration::from_millis(rand::random_range(200..900))).await;
-        let victim = if rand::random_bool(0.5) { &mut stack.command } else { &mut stack.projector };
+        let victim = if rand::random_bool(0.5) {
+            &mut stack.command
+        } else {
+            &mut stack.projector
+        };
         victim.kill();
         tokio::time::sleep(Duration::from_millis(rand::random_range(50..400))).await;
         victim.start();
@@ -259,9 +328,15 @@ async fn killing_services_at_random_loses_no_acknowledged_command() {
     for (workflow_id, version) in &acknowledged {
         assert_eq!(*version, 5, "approve of a one-step route ends at version 5");
         assert_eq!(projected[&workflow_id.parse::<Uuid>().unwrap()], *version);
-        assert_eq!(stored_versions(&stack.events, workflow_id).await, (1..=5).collect::<Vec<_>>());
+        assert_eq!(
+            stored_versions(&stack.events, workflow_id).await,
+            (1..=5).collect::<Vec<_>>()
+        );
     }
-    let statuses: Vec<String> = sqlx::query_scalar("SELECT DISTINCT status FROM workflows").fetch_all(&stack.read).await.unwrap();
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT DISTINCT status FROM workflows")
+        .fetch_all(&stack.read)
+        .await
+        .unwrap();
     assert_eq!(statuses, ["APPROVED"]);
 
     let verify = tokio::process::Command::new(workspace_binary("projector-svc"))

@@ -27,21 +27,31 @@ impl EventStore {
         after: (Uuid, i64),
         limit: i64,
     ) -> Result<Vec<ScannedEvent>, StoreError> {
-        let mut query = QueryBuilder::new(format!("{SELECT_EVENTS} WHERE (aggregate_id, version) > ("));
-        query.push_bind(after.0).push(", ").push_bind(after.1).push(")");
+        let mut query =
+            QueryBuilder::new(format!("{SELECT_EVENTS} WHERE (aggregate_id, version) > ("));
+        query
+            .push_bind(after.0)
+            .push(", ")
+            .push_bind(after.1)
+            .push(")");
         if let Some(tenant) = tenant_id {
             query.push(" AND tenant_id = ").push_bind(tenant);
         }
         if let Some(aggregate) = aggregate_id {
             query.push(" AND aggregate_id = ").push_bind(aggregate);
         }
-        query.push(" ORDER BY aggregate_id, version LIMIT ").push_bind(limit);
+        query
+            .push(" ORDER BY aggregate_id, version LIMIT ")
+            .push_bind(limit);
         let rows = query.build().fetch_all(self.pool()).await?;
         Ok(rows.iter().map(|row| self.scanned(row)).collect())
     }
 
     /// The events of each given aggregate after the given version, in (aggregate, version) order.
-    pub async fn after_versions(&self, known: &[(Uuid, i64)]) -> Result<Vec<ScannedEvent>, StoreError> {
+    pub async fn after_versions(
+        &self,
+        known: &[(Uuid, i64)],
+    ) -> Result<Vec<ScannedEvent>, StoreError> {
         let (ids, versions): (Vec<Uuid>, Vec<i64>) = known.iter().copied().unzip();
         let rows = sqlx::query(&format!(
             "{SELECT_EVENTS} WHERE (aggregate_id, version) IN (

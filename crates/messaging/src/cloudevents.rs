@@ -44,7 +44,9 @@ pub fn encode(event: &RecordedEvent, source: &str) -> OutgoingMessage {
     let position = event.position.to_string();
     let event_id = event.event_id.to_string();
     let aggregate_id = event.aggregate_id.to_string();
-    let time = event.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let time = event
+        .occurred_at
+        .to_rfc3339_opts(SecondsFormat::Micros, true);
     let correlation = event.metadata.correlation_id.to_string();
     let causation = event.metadata.causation_id.to_string();
     let mut pairs: Vec<(&str, &str)> = vec![
@@ -67,9 +69,14 @@ pub fn encode(event: &RecordedEvent, source: &str) -> OutgoingMessage {
     if let Some(traceparent) = &event.metadata.traceparent {
         pairs.push((TRACEPARENT, traceparent));
     }
-    let headers = pairs.into_iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
-        headers.insert(Header { key, value: Some(value) })
-    });
+    let headers = pairs
+        .into_iter()
+        .fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
     OutgoingMessage {
         key: aggregate_id,
         payload: payload::to_proto(&event.event).encode_to_vec(),
@@ -84,7 +91,10 @@ pub enum DecodeError {
     #[error("missing header {0}")]
     MissingHeader(&'static str),
     #[error("header {header} is invalid: {problem}")]
-    InvalidHeader { header: &'static str, problem: String },
+    InvalidHeader {
+        header: &'static str,
+        problem: String,
+    },
     #[error("message has no payload")]
     MissingPayload,
     #[error("payload is not a WorkflowEvent: {0}")]
@@ -98,7 +108,12 @@ pub enum DecodeError {
 pub fn decode<M: Message>(message: &M) -> Result<RecordedEvent, DecodeError> {
     let headers: HashMap<&str, &[u8]> = message
         .headers()
-        .map(|headers| headers.iter().filter_map(|h| Some((h.key, h.value?))).collect())
+        .map(|headers| {
+            headers
+                .iter()
+                .filter_map(|h| Some((h.key, h.value?)))
+                .collect()
+        })
         .unwrap_or_default();
     let text = |name: &'static str| -> Result<&str, DecodeError> {
         let raw = headers.get(name).ok_or(DecodeError::MissingHeader(name))?;
@@ -108,7 +123,9 @@ pub fn decode<M: Message>(message: &M) -> Result<RecordedEvent, DecodeError> {
         Uuid::parse_str(text(name)?).map_err(|_| invalid(name, "not a UUID"))
     };
     let int = |name: &'static str| -> Result<i64, DecodeError> {
-        text(name)?.parse().map_err(|_| invalid(name, "not an integer"))
+        text(name)?
+            .parse()
+            .map_err(|_| invalid(name, "not an integer"))
     };
 
     let spec = text(SPECVERSION)?;
@@ -121,7 +138,10 @@ pub fn decode<M: Message>(message: &M) -> Result<RecordedEvent, DecodeError> {
     let ce_type = text(TYPE)?;
     let case = payload::case_name(&proto).unwrap_or("<none>");
     if ce_type != case {
-        return Err(DecodeError::TypeMismatch { header: ce_type.to_owned(), payload: case.to_owned() });
+        return Err(DecodeError::TypeMismatch {
+            header: ce_type.to_owned(),
+            payload: case.to_owned(),
+        });
     }
     let occurred_at = DateTime::parse_from_rfc3339(text(TIME)?)
         .map_err(|e| invalid(TIME, &e.to_string()))?
@@ -149,7 +169,10 @@ pub fn decode<M: Message>(message: &M) -> Result<RecordedEvent, DecodeError> {
 }
 
 fn invalid(header: &'static str, problem: &str) -> DecodeError {
-    DecodeError::InvalidHeader { header, problem: problem.to_owned() }
+    DecodeError::InvalidHeader {
+        header,
+        problem: problem.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -157,7 +180,9 @@ mod tests {
     use super::*;
     use rdkafka::message::OwnedMessage;
     use rdkafka::Timestamp;
-    use workflow_domain::{Description, DisplayName, Priority, Route, Title, UserId, WorkflowEvent};
+    use workflow_domain::{
+        Description, DisplayName, Priority, Route, Title, UserId, WorkflowEvent,
+    };
 
     fn recorded(event: WorkflowEvent) -> RecordedEvent {
         RecordedEvent {
@@ -166,7 +191,9 @@ mod tests {
             aggregate_type: "workflow".into(),
             aggregate_id: Uuid::new_v4(),
             version: 3,
-            occurred_at: DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123456Z").unwrap().with_timezone(&Utc),
+            occurred_at: DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123456Z")
+                .unwrap()
+                .with_timezone(&Utc),
             metadata: EventMetadata {
                 tenant_id: "acme".into(),
                 user_id: "alice".into(),
@@ -218,10 +245,27 @@ mod tests {
             Some(out.headers.clone()),
         );
         assert!(matches!(decode(&garbage), Err(DecodeError::Payload(_))));
-        let no_headers = OwnedMessage::new(Some(out.payload.clone()), None, "t".into(), Timestamp::NotAvailable, 0, 0, None);
-        assert!(matches!(decode(&no_headers), Err(DecodeError::MissingHeader(_))));
-        let mut lying = encode(&recorded(WorkflowEvent::Submitted {}), CE_SOURCE_COMMAND_SVC);
+        let no_headers = OwnedMessage::new(
+            Some(out.payload.clone()),
+            None,
+            "t".into(),
+            Timestamp::NotAvailable,
+            0,
+            0,
+            None,
+        );
+        assert!(matches!(
+            decode(&no_headers),
+            Err(DecodeError::MissingHeader(_))
+        ));
+        let mut lying = encode(
+            &recorded(WorkflowEvent::Submitted {}),
+            CE_SOURCE_COMMAND_SVC,
+        );
         lying.payload = out.payload;
-        assert!(matches!(decode(&as_message(lying)), Err(DecodeError::TypeMismatch { .. })));
+        assert!(matches!(
+            decode(&as_message(lying)),
+            Err(DecodeError::TypeMismatch { .. })
+        ));
     }
 }

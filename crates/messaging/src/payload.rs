@@ -1,52 +1,68 @@
 //! Domain events ↔ protobuf payloads. Decoding parses into domain newtypes, so a message that
 //! would break a domain invariant is refused here, before it reaches a projection.
 
-use proto::workflow::v1 as pb;
 use pb::workflow_event::Event as Pb;
+use proto::workflow::v1 as pb;
 use workflow_domain::{
-    Decision, Description, DisplayName, Reason, Route, StepNo, Title, UserId,
-    ValidationError, WorkflowEvent,
+    Decision, Description, DisplayName, Reason, Route, StepNo, Title, UserId, ValidationError,
+    WorkflowEvent,
 };
 
 pub fn to_proto(event: &WorkflowEvent) -> pb::WorkflowEvent {
     let event = match event {
-        WorkflowEvent::Created { title, description, priority, applicant_id, applicant_name, route } => {
-            Pb::Created(pb::WorkflowCreated {
-                title: title.to_string(),
-                description: description.to_string(),
-                priority: pb::Priority::from(*priority) as i32,
-                applicant_id: applicant_id.to_string(),
-                applicant_name: applicant_name.to_string(),
-                route: route
-                    .steps()
-                    .map(|(_, approver)| pb::RouteStep { approver_user_id: approver.to_string() })
-                    .collect(),
-            })
-        }
-        WorkflowEvent::Submitted {} => Pb::Submitted(pb::WorkflowSubmitted {}),
-        WorkflowEvent::StepAssigned { step, approver_id } => Pb::StepAssigned(pb::WorkflowStepAssigned {
-            step: step.get(),
-            approver_id: approver_id.to_string(),
+        WorkflowEvent::Created {
+            title,
+            description,
+            priority,
+            applicant_id,
+            applicant_name,
+            route,
+        } => Pb::Created(pb::WorkflowCreated {
+            title: title.to_string(),
+            description: description.to_string(),
+            priority: pb::Priority::from(*priority) as i32,
+            applicant_id: applicant_id.to_string(),
+            applicant_name: applicant_name.to_string(),
+            route: route
+                .steps()
+                .map(|(_, approver)| pb::RouteStep {
+                    approver_user_id: approver.to_string(),
+                })
+                .collect(),
         }),
-        WorkflowEvent::StepCompleted { step, decision, decided_by, comment } => {
-            Pb::StepCompleted(pb::WorkflowStepCompleted {
+        WorkflowEvent::Submitted {} => Pb::Submitted(pb::WorkflowSubmitted {}),
+        WorkflowEvent::StepAssigned { step, approver_id } => {
+            Pb::StepAssigned(pb::WorkflowStepAssigned {
                 step: step.get(),
-                decision: match decision {
-                    Decision::Approved => pb::StepDecision::Approved,
-                    Decision::Rejected => pb::StepDecision::Rejected,
-                } as i32,
-                decided_by: decided_by.to_string(),
-                comment: comment.clone(),
+                approver_id: approver_id.to_string(),
             })
         }
+        WorkflowEvent::StepCompleted {
+            step,
+            decision,
+            decided_by,
+            comment,
+        } => Pb::StepCompleted(pb::WorkflowStepCompleted {
+            step: step.get(),
+            decision: match decision {
+                Decision::Approved => pb::StepDecision::Approved,
+                Decision::Rejected => pb::StepDecision::Rejected,
+            } as i32,
+            decided_by: decided_by.to_string(),
+            comment: comment.clone(),
+        }),
         WorkflowEvent::Approved {} => Pb::Approved(pb::WorkflowApproved {}),
-        WorkflowEvent::Rejected { reason } => Pb::Rejected(pb::WorkflowRejected { reason: reason.to_string() }),
+        WorkflowEvent::Rejected { reason } => Pb::Rejected(pb::WorkflowRejected {
+            reason: reason.to_string(),
+        }),
     };
     pb::WorkflowEvent { event: Some(event) }
 }
 
 pub fn from_proto(event: pb::WorkflowEvent) -> Result<WorkflowEvent, ValidationError> {
-    let event = event.event.ok_or_else(|| ValidationError::new("event", "no event case is set"))?;
+    let event = event
+        .event
+        .ok_or_else(|| ValidationError::new("event", "no event case is set"))?;
     Ok(match event {
         Pb::Created(e) => WorkflowEvent::Created {
             title: Title::parse("title", &e.title)?,
@@ -76,7 +92,9 @@ pub fn from_proto(event: pb::WorkflowEvent) -> Result<WorkflowEvent, ValidationE
             comment: e.comment,
         },
         Pb::Approved(_) => WorkflowEvent::Approved {},
-        Pb::Rejected(e) => WorkflowEvent::Rejected { reason: Reason::parse("reason", &e.reason)? },
+        Pb::Rejected(e) => WorkflowEvent::Rejected {
+            reason: Reason::parse("reason", &e.reason)?,
+        },
     })
 }
 

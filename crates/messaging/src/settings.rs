@@ -9,16 +9,32 @@ use rdkafka::ClientConfig;
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaSettings {
     /// Bootstrap brokers, comma separated.
-    #[arg(long = "kafka-brokers", env = "RINGIFLOW_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long = "kafka-brokers",
+        env = "RINGIFLOW_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub brokers: String,
     /// Topic of workflow events.
-    #[arg(long = "kafka-topic", env = "RINGIFLOW_KAFKA_TOPIC", default_value = "ringiflow.workflow.events")]
+    #[arg(
+        long = "kafka-topic",
+        env = "RINGIFLOW_KAFKA_TOPIC",
+        default_value = "ringiflow.workflow.events"
+    )]
     pub topic: String,
     /// Partitions used when this service has to create the topic.
-    #[arg(long = "kafka-topic-partitions", env = "RINGIFLOW_KAFKA_TOPIC_PARTITIONS", default_value_t = 12)]
+    #[arg(
+        long = "kafka-topic-partitions",
+        env = "RINGIFLOW_KAFKA_TOPIC_PARTITIONS",
+        default_value_t = 12
+    )]
     pub topic_partitions: i32,
     /// Replication factor used when this service has to create the topic.
-    #[arg(long = "kafka-topic-replication", env = "RINGIFLOW_KAFKA_TOPIC_REPLICATION", default_value_t = 1)]
+    #[arg(
+        long = "kafka-topic-replication",
+        env = "RINGIFLOW_KAFKA_TOPIC_REPLICATION",
+        default_value_t = 1
+    )]
     pub topic_replication: i32,
 }
 

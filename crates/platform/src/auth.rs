@@ -41,7 +41,11 @@ pub enum AuthError {
 
 impl From<AuthError> for Status {
     fn from(error: AuthError) -> Self {
-        errors::status(ErrorCode::Unauthenticated, error.to_string(), HashMap::new())
+        errors::status(
+            ErrorCode::Unauthenticated,
+            error.to_string(),
+            HashMap::new(),
+        )
     }
 }
 
@@ -72,7 +76,11 @@ impl Jwt {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let claims = data.claims;
-        for (claim, value) in [("sub", &claims.sub), ("tenant_id", &claims.tenant_id), ("name", &claims.name)] {
+        for (claim, value) in [
+            ("sub", &claims.sub),
+            ("tenant_id", &claims.tenant_id),
+            ("name", &claims.name),
+        ] {
             if value.trim().is_empty() {
                 return Err(AuthError::Invalid(format!("claim {claim} is empty")));
             }
@@ -118,7 +126,10 @@ pub struct GrpcAuth(pub Arc<Jwt>);
 
 impl tonic::service::Interceptor for GrpcAuth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
         let identity = self.0.verify_header(header)?;
         request.extensions_mut().insert(identity);
         Ok(request)
@@ -155,7 +166,10 @@ mod tests {
     fn issued_tokens_verify_to_the_same_identity() {
         let jwt = jwt("a-test-secret-that-is-long-enough");
         let token = jwt.issue(&alice(), chrono::Duration::hours(1));
-        assert_eq!(jwt.verify_header(Some(&format!("Bearer {token}"))).unwrap(), alice());
+        assert_eq!(
+            jwt.verify_header(Some(&format!("Bearer {token}"))).unwrap(),
+            alice()
+        );
     }
 
     #[test]
@@ -163,11 +177,20 @@ mod tests {
         let jwt_a = jwt("a-test-secret-that-is-long-enough");
         let other = jwt("another-secret-that-is-long-enough");
         let token = other.issue(&alice(), chrono::Duration::hours(1));
-        assert!(matches!(jwt_a.verify(&token), Err(AuthError::Invalid(_))), "wrong secret");
+        assert!(
+            matches!(jwt_a.verify(&token), Err(AuthError::Invalid(_))),
+            "wrong secret"
+        );
         let expired = jwt_a.issue(&alice(), chrono::Duration::hours(-2));
-        assert!(matches!(jwt_a.verify(&expired), Err(AuthError::Invalid(_))), "expired");
+        assert!(
+            matches!(jwt_a.verify(&expired), Err(AuthError::Invalid(_))),
+            "expired"
+        );
         assert!(matches!(jwt_a.verify_header(None), Err(AuthError::Missing)));
-        assert!(matches!(jwt_a.verify_header(Some("Basic abc")), Err(AuthError::Invalid(_))));
+        assert!(matches!(
+            jwt_a.verify_header(Some("Basic abc")),
+            Err(AuthError::Invalid(_))
+        ));
         let status = Status::from(AuthError::Missing);
         assert_eq!(errors::code_of(&status), ErrorCode::Unauthenticated);
     }

@@ -22,7 +22,10 @@ const TABLE: [(ErrorCode, Code, u16); 8] = [
 ];
 
 fn row(code: ErrorCode) -> (ErrorCode, Code, u16) {
-    *TABLE.iter().find(|(c, ..)| *c == code).expect("every code has a row")
+    *TABLE
+        .iter()
+        .find(|(c, ..)| *c == code)
+        .expect("every code has a row")
 }
 
 pub fn grpc_code(code: ErrorCode) -> Code {
@@ -34,7 +37,11 @@ pub fn http_status(code: ErrorCode) -> http::StatusCode {
 }
 
 /// A status carrying `ErrorInfo { reason: code, domain: "ringiflow", metadata }`.
-pub fn status(code: ErrorCode, message: impl Into<String>, metadata: HashMap<String, String>) -> Status {
+pub fn status(
+    code: ErrorCode,
+    message: impl Into<String>,
+    metadata: HashMap<String, String>,
+) -> Status {
     let details = ErrorDetails::with_error_info(code.as_str(), ERROR_DOMAIN, metadata);
     Status::with_error_details(grpc_code(code), message, details)
 }
@@ -47,7 +54,11 @@ pub fn invalid_argument(field: &str, message: &str) -> Status {
         ERROR_DOMAIN,
         HashMap::from([("field".to_owned(), field.to_owned())]),
     );
-    Status::with_error_details(Code::InvalidArgument, format!("{field}: {message}"), details)
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {message}"),
+        details,
+    )
 }
 
 /// A lost optimistic-concurrency race, telling the caller the version it lost to.
@@ -91,7 +102,10 @@ pub fn code_of(status: &Status) -> ErrorCode {
 
 /// The error-info metadata of a status (e.g. `current_version`, `field`), empty when absent.
 pub fn metadata_of(status: &Status) -> HashMap<String, String> {
-    status.get_details_error_info().map(|info| info.metadata).unwrap_or_default()
+    status
+        .get_details_error_info()
+        .map(|info| info.metadata)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -127,7 +141,10 @@ mod tests {
 
     #[test]
     fn foreign_statuses_map_by_grpc_code() {
-        assert_eq!(code_of(&Status::unavailable("down")), ErrorCode::Unavailable);
+        assert_eq!(
+            code_of(&Status::unavailable("down")),
+            ErrorCode::Unavailable
+        );
         assert_eq!(code_of(&Status::unknown("?")), ErrorCode::Internal);
     }
 }

@@ -16,7 +16,9 @@ pub const INTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn router(services: &[&str]) -> anyhow::Result<(Router, HealthReporter)> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in services {
-        reporter.set_service_status(*service, ServingStatus::Serving).await;
+        reporter
+            .set_service_status(*service, ServingStatus::Serving)
+            .await;
     }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -44,9 +46,13 @@ pub async fn serve(
         shutdown.cancelled().await;
         // "" is the whole server, which is what generic probes (and the gateway) ask about.
         for service in services.iter().chain(&[""]) {
-            reporter.set_service_status(*service, ServingStatus::NotServing).await;
+            reporter
+                .set_service_status(*service, ServingStatus::NotServing)
+                .await;
         }
     };
-    router.serve_with_incoming_shutdown(incoming, draining).await?;
+    router
+        .serve_with_incoming_shutdown(incoming, draining)
+        .await?;
     Ok(())
 }

@@ -72,7 +72,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TelemetrySettings {
     /// Log line format. Verbosity comes from RUST_LOG (default `info`).
-    #[arg(long, env = "RINGIFLOW_LOG_FORMAT", value_enum, default_value = "pretty")]
+    #[arg(
+        long,
+        env = "RINGIFLOW_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
     pub log_format: LogFormat,
 }
 

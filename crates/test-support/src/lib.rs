@@ -28,9 +28,9 @@ pub fn with_database(url: &str, database: &str) -> String {
 pub async fn fresh_database(prefix: &str) -> (String, PgPool) {
     let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     let server = server_url();
-    let mut admin = PgConnection::connect(&server)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach test PostgreSQL at {server} (run scripts/test): {e}"));
+    let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|e| {
+        panic!("cannot reach test PostgreSQL at {server} (run scripts/test): {e}")
+    });
     sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
         .execute(&mut admin)
         .await
@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn database_name_is_replaced_and_options_kept() {
-        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
+        assert_eq!(
+            with_database("postgres://u@h:1/postgres", "x"),
+            "postgres://u@h:1/x"
+        );
         assert_eq!(
             with_database("postgres://u@h:1/postgres?sslmode=disable", "x"),
             "postgres://u@h:1/x?sslmode=disable"

@@ -23,10 +23,21 @@ pub const AGGREGATE_TYPE: &str = "workflow";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkflowCommand {
-    Create { title: Title, description: Description, priority: Priority, route: Route },
+    Create {
+        title: Title,
+        description: Description,
+        priority: Priority,
+        route: Route,
+    },
     Submit,
-    ApproveStep { step: StepNo, comment: Comment },
-    RejectStep { step: StepNo, reason: Reason },
+    ApproveStep {
+        step: StepNo,
+        comment: Comment,
+    },
+    RejectStep {
+        step: StepNo,
+        reason: Reason,
+    },
 }
 
 impl WorkflowCommand {
@@ -66,7 +77,12 @@ pub enum WorkflowEvent {
     #[serde(rename = "WorkflowStepAssigned")]
     StepAssigned { step: StepNo, approver_id: UserId },
     #[serde(rename = "WorkflowStepCompleted")]
-    StepCompleted { step: StepNo, decision: Decision, decided_by: UserId, comment: String },
+    StepCompleted {
+        step: StepNo,
+        decision: Decision,
+        decided_by: UserId,
+        comment: String,
+    },
     #[serde(rename = "WorkflowApproved")]
     Approved {},
     #[serde(rename = "WorkflowRejected")]
@@ -118,9 +134,14 @@ impl Status {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Status::Draft, Status::InProgress, Status::Approved, Status::Rejected]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [
+            Status::Draft,
+            Status::InProgress,
+            Status::Approved,
+            Status::Rejected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 
@@ -157,7 +178,10 @@ pub enum DomainError {
     #[error("step {step} is decided by another user")]
     NotApprover { step: u32 },
     #[error("workflow is {status:?}, cannot {action}")]
-    InvalidState { status: Status, action: &'static str },
+    InvalidState {
+        status: Status,
+        action: &'static str,
+    },
     #[error("step {step} was already decided")]
     StepAlreadyDecided { step: u32 },
     #[error("step {step} is not the current step (current: {current})")]
@@ -197,16 +221,19 @@ pub fn decide(
 ) -> Result<Vec<WorkflowEvent>, DomainError> {
     let Some(wf) = state else {
         return match command {
-            WorkflowCommand::Create { title, description, priority, route } => {
-                Ok(vec![WorkflowEvent::Created {
-                    title,
-                    description,
-                    priority,
-                    applicant_id: actor.user_id.clone(),
-                    applicant_name: actor.display_name.clone(),
-                    route,
-                }])
-            }
+            WorkflowCommand::Create {
+                title,
+                description,
+                priority,
+                route,
+            } => Ok(vec![WorkflowEvent::Created {
+                title,
+                description,
+                priority,
+                applicant_id: actor.user_id.clone(),
+                applicant_name: actor.display_name.clone(),
+                route,
+            }]),
             _ => Err(DomainError::NotFound),
         };
     };
@@ -217,21 +244,31 @@ pub fn decide(
                 return Err(DomainError::NotApplicant { action: "submit" });
             }
             if wf.status != Status::Draft {
-                return Err(DomainError::InvalidState { status: wf.status, action: "submit" });
+                return Err(DomainError::InvalidState {
+                    status: wf.status,
+                    action: "submit",
+                });
             }
-            let first = wf.route.approver(StepNo::FIRST).expect("evolve rejects empty routes");
+            let first = wf
+                .route
+                .approver(StepNo::FIRST)
+                .expect("evolve rejects empty routes");
             Ok(vec![
                 WorkflowEvent::Submitted {},
-                WorkflowEvent::StepAssigned { step: StepNo::FIRST, approver_id: first.clone() },
+                WorkflowEvent::StepAssigned {
+                    step: StepNo::FIRST,
+                    approver_id: first.clone(),
+                },
             ])
         }
         WorkflowCommand::ApproveStep { step, comment } => {
             check_decidable(wf, actor, step, "approve")?;
             let next = step.next();
             let then = match wf.route.approver(next) {
-                Some(approver) => {
-                    WorkflowEvent::StepAssigned { step: next, approver_id: approver.clone() }
-                }
+                Some(approver) => WorkflowEvent::StepAssigned {
+                    step: next,
+                    approver_id: approver.clone(),
+                },
                 None => WorkflowEvent::Approved {},
             };
             Ok(vec![
@@ -275,7 +312,10 @@ fn check_decidable(
         return Err(DomainError::StepAlreadyDecided { step: step.get() });
     }
     if step > current {
-        return Err(DomainError::StepNotCurrent { step: step.get(), current: current.get() });
+        return Err(DomainError::StepNotCurrent {
+            step: step.get(),
+            current: current.get(),
+        });
     }
     if wf.route.approver(step) != Some(&actor.user_id) {
         return Err(DomainError::NotApprover { step: step.get() });
@@ -283,18 +323,26 @@ fn check_decidable(
     Ok(())
 }
 
-pub fn evolve(state: WorkflowState, event: &WorkflowEvent) -> Result<WorkflowState, CorruptHistory> {
-    let corrupt = |problem| CorruptHistory { event_type: event.event_type(), problem };
+pub fn evolve(
+    state: WorkflowState,
+    event: &WorkflowEvent,
+) -> Result<WorkflowState, CorruptHistory> {
+    let corrupt = |problem| CorruptHistory {
+        event_type: event.event_type(),
+        problem,
+    };
     let Some(mut wf) = state else {
         return match event {
-            WorkflowEvent::Created { applicant_id, route, .. } if !route.is_empty() => {
-                Ok(Some(Workflow {
-                    applicant_id: applicant_id.clone(),
-                    route: route.clone(),
-                    status: Status::Draft,
-                    current_step: None,
-                }))
-            }
+            WorkflowEvent::Created {
+                applicant_id,
+                route,
+                ..
+            } if !route.is_empty() => Ok(Some(Workflow {
+                applicant_id: applicant_id.clone(),
+                route: route.clone(),
+                status: Status::Draft,
+                current_step: None,
+            })),
             WorkflowEvent::Created { .. } => Err(corrupt("route has no steps")),
             _ => Err(corrupt("workflow does not exist")),
         };

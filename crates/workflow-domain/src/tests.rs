@@ -19,7 +19,10 @@ fn step(n: u32) -> StepNo {
 }
 
 fn route(approvers: &[&str]) -> Route {
-    Route::parse("route", approvers.iter().copied(), |i| format!("route[{i}]")).unwrap()
+    Route::parse("route", approvers.iter().copied(), |i| {
+        format!("route[{i}]")
+    })
+    .unwrap()
 }
 
 fn create_command() -> WorkflowCommand {
@@ -32,11 +35,17 @@ fn create_command() -> WorkflowCommand {
 }
 
 fn approve(n: u32) -> WorkflowCommand {
-    WorkflowCommand::ApproveStep { step: step(n), comment: Comment::parse("comment", "ok").unwrap() }
+    WorkflowCommand::ApproveStep {
+        step: step(n),
+        comment: Comment::parse("comment", "ok").unwrap(),
+    }
 }
 
 fn reject(n: u32) -> WorkflowCommand {
-    WorkflowCommand::RejectStep { step: step(n), reason: Reason::parse("reason", "too expensive").unwrap() }
+    WorkflowCommand::RejectStep {
+        step: step(n),
+        reason: Reason::parse("reason", "too expensive").unwrap(),
+    }
 }
 
 /// Commands that already succeeded, each with the user who issued it.
@@ -68,7 +77,13 @@ fn event_types(events: &[WorkflowEvent]) -> Vec<&'static str> {
 fn create_records_the_applicant_from_the_token() {
     let events = scenario(&[], ("alice", create_command())).unwrap();
     assert_eq!(events.len(), 1);
-    let WorkflowEvent::Created { applicant_id, applicant_name, route: r, .. } = &events[0] else {
+    let WorkflowEvent::Created {
+        applicant_id,
+        applicant_name,
+        route: r,
+        ..
+    } = &events[0]
+    else {
         panic!("expected WorkflowCreated, got {events:?}");
     };
     assert_eq!(applicant_id, &uid("alice"));
@@ -116,11 +131,26 @@ fn legal_transitions_emit_the_expected_events() {
 fn every_rule_violation_is_a_typed_error() {
     let created = ("alice", create_command());
     let submitted = ("alice", WorkflowCommand::Submit);
-    let approved_all = vec![created.clone(), submitted.clone(), ("bob", approve(1)), ("carol", approve(2))];
+    let approved_all = vec![
+        created.clone(),
+        submitted.clone(),
+        ("bob", approve(1)),
+        ("carol", approve(2)),
+    ];
     let rejected = vec![created.clone(), submitted.clone(), ("bob", reject(1))];
     let cases: Vec<(&str, Given, When, DomainError)> = vec![
-        ("command before create", vec![], submitted.clone(), DomainError::NotFound),
-        ("create twice", vec![created.clone()], created.clone(), DomainError::AlreadyExists),
+        (
+            "command before create",
+            vec![],
+            submitted.clone(),
+            DomainError::NotFound,
+        ),
+        (
+            "create twice",
+            vec![created.clone()],
+            created.clone(),
+            DomainError::AlreadyExists,
+        ),
         (
             "submit by someone else",
             vec![created.clone()],
@@ -131,13 +161,19 @@ fn every_rule_violation_is_a_typed_error() {
             "submit twice",
             vec![created.clone(), submitted.clone()],
             submitted.clone(),
-            DomainError::InvalidState { status: Status::InProgress, action: "submit" },
+            DomainError::InvalidState {
+                status: Status::InProgress,
+                action: "submit",
+            },
         ),
         (
             "approve a draft",
             vec![created.clone()],
             ("bob", approve(1)),
-            DomainError::InvalidState { status: Status::Draft, action: "approve" },
+            DomainError::InvalidState {
+                status: Status::Draft,
+                action: "approve",
+            },
         ),
         (
             "wrong approver",
@@ -161,31 +197,46 @@ fn every_rule_violation_is_a_typed_error() {
             "deciding a future step",
             vec![created.clone(), submitted.clone()],
             ("carol", approve(2)),
-            DomainError::StepNotCurrent { step: 2, current: 1 },
+            DomainError::StepNotCurrent {
+                step: 2,
+                current: 1,
+            },
         ),
         (
             "approve after approval",
             approved_all.clone(),
             ("carol", approve(2)),
-            DomainError::InvalidState { status: Status::Approved, action: "approve" },
+            DomainError::InvalidState {
+                status: Status::Approved,
+                action: "approve",
+            },
         ),
         (
             "reject after approval",
             approved_all,
             ("carol", reject(2)),
-            DomainError::InvalidState { status: Status::Approved, action: "reject" },
+            DomainError::InvalidState {
+                status: Status::Approved,
+                action: "reject",
+            },
         ),
         (
             "approve after rejection",
             rejected.clone(),
             ("carol", approve(2)),
-            DomainError::InvalidState { status: Status::Rejected, action: "approve" },
+            DomainError::InvalidState {
+                status: Status::Rejected,
+                action: "approve",
+            },
         ),
         (
             "submit after rejection",
             rejected,
             submitted,
-            DomainError::InvalidState { status: Status::Rejected, action: "submit" },
+            DomainError::InvalidState {
+                status: Status::Rejected,
+                action: "submit",
+            },
         ),
     ];
     for (name, given, when, expected) in cases {
@@ -197,8 +248,14 @@ fn every_rule_violation_is_a_typed_error() {
 fn errors_map_to_the_codes_clients_see() {
     assert_eq!(DomainError::NotFound.code(), ErrorCode::NotFound);
     assert_eq!(DomainError::AlreadyExists.code(), ErrorCode::Conflict);
-    assert_eq!(DomainError::NotApprover { step: 1 }.code(), ErrorCode::PermissionDenied);
-    assert_eq!(DomainError::StepAlreadyDecided { step: 1 }.code(), ErrorCode::FailedPrecondition);
+    assert_eq!(
+        DomainError::NotApprover { step: 1 }.code(),
+        ErrorCode::PermissionDenied
+    );
+    assert_eq!(
+        DomainError::StepAlreadyDecided { step: 1 }.code(),
+        ErrorCode::FailedPrecondition
+    );
     assert_eq!(
         DomainError::Invalid(ValidationError::new("title", "must not be empty")).code(),
         ErrorCode::InvalidArgument
@@ -211,8 +268,14 @@ fn evolve_refuses_impossible_histories() {
     assert!(evolve(None, &submitted).is_err());
     let created = scenario(&[], ("alice", create_command())).unwrap();
     let state = replay(&created).unwrap();
-    assert!(evolve(state.clone(), &WorkflowEvent::Approved {}).is_err(), "approval of a draft");
-    let wrong_assignee = WorkflowEvent::StepAssigned { step: step(1), approver_id: uid("mallory") };
+    assert!(
+        evolve(state.clone(), &WorkflowEvent::Approved {}).is_err(),
+        "approval of a draft"
+    );
+    let wrong_assignee = WorkflowEvent::StepAssigned {
+        step: step(1),
+        approver_id: uid("mallory"),
+    };
     let in_progress = evolve(state, &submitted).unwrap();
     assert!(evolve(in_progress, &wrong_assignee).is_err());
 }
@@ -221,7 +284,11 @@ fn evolve_refuses_impossible_histories() {
 fn replay_reaches_the_same_state_as_deciding_step_by_step() {
     let mut history = Vec::new();
     let mut state: WorkflowState = None;
-    for (actor, command) in [("alice", create_command()), ("alice", WorkflowCommand::Submit), ("bob", approve(1))] {
+    for (actor, command) in [
+        ("alice", create_command()),
+        ("alice", WorkflowCommand::Submit),
+        ("bob", approve(1)),
+    ] {
         let events = decide(&state, &user(actor), command).unwrap();
         for event in &events {
             state = evolve(state, event).unwrap();
@@ -239,12 +306,18 @@ fn events_serialise_with_their_stored_type_names() {
     for event in scenario(&[], ("alice", create_command())).unwrap() {
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["type"], event.event_type());
-        assert!(json["data"].is_object(), "payload must be an object: {json}");
+        assert!(
+            json["data"].is_object(),
+            "payload must be an object: {json}"
+        );
         let back: WorkflowEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
     }
     let json = serde_json::to_value(WorkflowEvent::Submitted {}).unwrap();
-    assert_eq!(json, serde_json::json!({"type": "WorkflowSubmitted", "data": {}}));
+    assert_eq!(
+        json,
+        serde_json::json!({"type": "WorkflowSubmitted", "data": {}})
+    );
 }
 
 #[test]
@@ -275,15 +348,23 @@ fn the_snapshot_shape_of_the_state_is_pinned_to_its_schema_number() {
 
 #[test]
 fn input_is_parsed_at_the_edge() {
-    assert_eq!(Title::parse("title", "  出張申請  ").unwrap().as_str(), "出張申請");
+    assert_eq!(
+        Title::parse("title", "  出張申請  ").unwrap().as_str(),
+        "出張申請"
+    );
     assert_eq!(Title::parse("title", "   ").unwrap_err().field, "title");
     assert!(Title::parse("title", &"あ".repeat(201)).is_err());
-    assert!(Title::parse("title", &"あ".repeat(200)).is_ok(), "limits count characters, not bytes");
+    assert!(
+        Title::parse("title", &"あ".repeat(200)).is_ok(),
+        "limits count characters, not bytes"
+    );
     assert!(Title::parse("title", "bell\u{7}").is_err());
     assert!(Reason::parse("reason", "").is_err());
     assert!(StepNo::parse("step", 0).is_err());
     assert!(UserId::parse("sub", "has space").is_err());
-    let too_long = Route::parse("route", std::iter::repeat_n("bob", 21), |i| format!("route[{i}]"));
+    let too_long = Route::parse("route", std::iter::repeat_n("bob", 21), |i| {
+        format!("route[{i}]")
+    });
     assert_eq!(too_long.unwrap_err().field, "route");
     let bad_element = Route::parse("route", ["bob", ""], |i| format!("route[{i}]"));
     assert_eq!(bad_element.unwrap_err().field, "route[1]");

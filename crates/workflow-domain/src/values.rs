@@ -14,7 +14,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -25,11 +28,20 @@ fn bounded_text(field: &str, raw: &str, min: usize, max: usize) -> Result<String
         return Err(ValidationError::new(field, "must not be empty"));
     }
     if chars > max {
-        return Err(ValidationError::new(field, format!("must be at most {max} characters")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     // Line breaks are fine in prose; other control characters are never intended.
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(text.to_owned())
 }
@@ -90,7 +102,10 @@ fn identifier(field: &str, raw: &str) -> Result<String, ValidationError> {
         return Err(ValidationError::new(field, "must be at most 128 bytes"));
     }
     if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ValidationError::new(field, "must not contain whitespace or control characters"));
+        return Err(ValidationError::new(
+            field,
+            "must not contain whitespace or control characters",
+        ));
     }
     Ok(raw.to_owned())
 }
@@ -145,7 +160,9 @@ impl WorkflowId {
         Self(id)
     }
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
-        Uuid::parse_str(raw).map(Self).map_err(|_| ValidationError::new(field, "must be a UUID"))
+        Uuid::parse_str(raw)
+            .map(Self)
+            .map_err(|_| ValidationError::new(field, "must be a UUID"))
     }
     pub fn as_uuid(&self) -> Uuid {
         self.0
@@ -177,9 +194,14 @@ impl Priority {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Priority::Low, Priority::Medium, Priority::High, Priority::Urgent]
-            .into_iter()
-            .find(|p| p.as_str() == raw)
+        [
+            Priority::Low,
+            Priority::Medium,
+            Priority::High,
+            Priority::Urgent,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == raw)
     }
 }
 
@@ -226,10 +248,16 @@ impl Route {
             .map(|(i, raw)| UserId::parse(&element_field(i), raw))
             .collect::<Result<Vec<_>, _>>()?;
         if approvers.is_empty() {
-            return Err(ValidationError::new(field, "needs at least one approver step"));
+            return Err(ValidationError::new(
+                field,
+                "needs at least one approver step",
+            ));
         }
         if approvers.len() > Self::MAX_STEPS {
-            return Err(ValidationError::new(field, format!("has at most {} steps", Self::MAX_STEPS)));
+            return Err(ValidationError::new(
+                field,
+                format!("has at most {} steps", Self::MAX_STEPS),
+            ));
         }
         Ok(Self(approvers))
     }
@@ -249,7 +277,10 @@ impl Route {
     }
 
     pub fn steps(&self) -> impl Iterator<Item = (StepNo, &UserId)> {
-        self.0.iter().enumerate().map(|(i, user)| (StepNo(i as u32 + 1), user))
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, user)| (StepNo(i as u32 + 1), user))
     }
 }
 
