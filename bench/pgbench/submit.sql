@@ -1,6 +1,5 @@
--- W1-limit: one SubmitWorkflow append (2 events), statement for statement what
+-- W1-limit: one SubmitWorkflow append (2 events), the one statement
 -- event_store::EventStore::append sends (see create.sql).
-BEGIN;
 WITH new_events AS (
     INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, version,
                         event_type, schema_version, payload, metadata, occurred_at)
@@ -15,9 +14,11 @@ WITH new_events AS (
          AS e(event_id, version, event_type, payload, schema_version)
     ORDER BY e.version
     RETURNING position
-)
-INSERT INTO outbox (position) SELECT position FROM new_events;
-INSERT INTO processed_commands (tenant_id, command_id, command_type, aggregate_id, version, event_ids)
-VALUES ('bench', gen_random_uuid(), 'SubmitWorkflow', gen_random_uuid(), 3, ARRAY[gen_random_uuid(), gen_random_uuid()]);
-SELECT pg_notify('ringiflow_outbox', '');
-COMMIT;
+),
+outbox_rows AS (INSERT INTO outbox (position) SELECT position FROM new_events),
+command AS (
+    INSERT INTO processed_commands (tenant_id, command_id, command_type, aggregate_id, version, event_ids)
+    VALUES ('bench', gen_random_uuid(), 'SubmitWorkflow', gen_random_uuid(), 3, ARRAY[gen_random_uuid(), gen_random_uuid()])
+),
+wake AS (SELECT pg_notify('ringiflow_outbox', ''))
+SELECT count(*) FROM new_events CROSS JOIN wake;
