@@ -5,16 +5,15 @@ use event_store::{EventStore, UpcastError, Upcaster};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// The test's "v1" of WorkflowCreated nested the applicant; v2 (today's shape) flattened it.
+/// The test's "v1" of WorkflowCreated called the title `subject`; v2 (today's shape) renamed it.
 fn created_v1_to_v2(mut payload: Value) -> Result<Value, UpcastError> {
     let data = payload
         .as_object_mut()
         .ok_or_else(|| UpcastError("not an object".into()))?;
-    let applicant = data
-        .remove("applicant")
-        .ok_or_else(|| UpcastError("no applicant".into()))?;
-    data.insert("applicant_id".into(), applicant["id"].clone());
-    data.insert("applicant_name".into(), applicant["name"].clone());
+    let title = data
+        .remove("subject")
+        .ok_or_else(|| UpcastError("no subject".into()))?;
+    data.insert("title".into(), title);
     Ok(payload)
 }
 
@@ -38,8 +37,8 @@ async fn events_stored_in_an_old_shape_project_like_current_ones() {
         "correlation_id": Uuid::new_v4(), "causation_id": Uuid::new_v4()
     });
     let v1_created = json!({
-        "title": "出張申請：大阪", "description": "", "priority": "High",
-        "applicant": { "id": "alice", "name": "Alice" }, "route": ["bob"]
+        "subject": "出張申請：大阪", "description": "", "priority": "High",
+        "applicant_id": "alice", "applicant_name": "Alice", "route": ["bob"]
     });
     for (version, event_type, schema_version, payload) in [
         (1, "WorkflowCreated", 1, v1_created),
