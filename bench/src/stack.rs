@@ -212,6 +212,61 @@ pub struct Drain {
     pub stuck: Option<String>,
 }
 
+/// The services' own tokio runtime, apart from the load generator's (as separate processes would
+/// be). A service whose shutdown blocks a worker thread — a Kafka consumer closing against an
+/// unresponsive broker blocks inside librdkafka — is abandoned with its runtime instead of
+/// starving the benchmark.
+pub struct Services {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Services {
+    pub fn new(name: &str) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name(name)
+            .build()?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .expect("runtime until dropped")
+            .handle()
+    }
+
+    /// Runs `future` on the services' runtime and waits for it.
+    pub async fn run<F>(&self, future: F) -> F::Output
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.handle().spawn(future).await {
+            Ok(output) => output,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle().spawn(future)
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 pub struct Stack {
     pub command_url: String,
     pub query_url: String,
@@ -220,6 +275,8 @@ pub struct Stack {
     pub read_db: PgPool,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    /// Held for its `Drop`: shuts the services' runtime down.
+    _services: Services,
 }
 
 impl Stack {
@@ -238,6 +295,7 @@ impl Stack {
         let any_port = "127.0.0.1:0".to_owned();
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
+        let services = Services::new("services")?;
 
         let mut args = vec![
             ("listen-addr", any_port.clone()),
@@ -245,12 +303,15 @@ impl Stack {
             ("database-max-connections", pool_size.clone()),
         ];
         args.extend(kafka.clone());
-        let command =
-            command_svc::Application::build(settings("command-svc", &args)?, shutdown.clone())
-                .await
-                .context("command-svc did not start")?;
+        let command = services
+            .run(command_svc::Application::build(
+                settings("command-svc", &args)?,
+                shutdown.clone(),
+            ))
+            .await
+            .context("command-svc did not start")?;
         let command_url = format!("http://127.0.0.1:{}", command.port());
-        tasks.push(("command-svc", tokio::spawn(command.run_until_stopped())));
+        tasks.push(("command-svc", services.spawn(command.run_until_stopped())));
 
         let mut args = vec![
             ("health-addr", any_port.clone()),
@@ -258,33 +319,47 @@ impl Stack {
             ("group-id", group),
         ];
         args.extend(kafka);
-        let projector =
-            projector_svc::Application::build(settings("projector-svc", &args)?, shutdown.clone())
-                .await
-                .context("projector-svc did not start")?;
-        tasks.push(("projector-svc", tokio::spawn(projector.run_until_stopped())));
+        let projector = services
+            .run(projector_svc::Application::build(
+                settings("projector-svc", &args)?,
+                shutdown.clone(),
+            ))
+            .await
+            .context("projector-svc did not start")?;
+        tasks.push((
+            "projector-svc",
+            services.spawn(projector.run_until_stopped()),
+        ));
 
         let args = vec![
             ("listen-addr", any_port.clone()),
             ("read-database-url", read_url),
             ("database-max-connections", pool_size),
         ];
-        let query = query_svc::Application::build(settings("query-svc", &args)?, shutdown.clone())
+        let query = services
+            .run(query_svc::Application::build(
+                settings("query-svc", &args)?,
+                shutdown.clone(),
+            ))
             .await
             .context("query-svc did not start")?;
         let query_url = format!("http://127.0.0.1:{}", query.port());
-        tasks.push(("query-svc", tokio::spawn(query.run_until_stopped())));
+        tasks.push(("query-svc", services.spawn(query.run_until_stopped())));
 
         let args = vec![
             ("listen-addr", any_port),
             ("command-url", command_url.clone()),
             ("query-url", query_url.clone()),
         ];
-        let gateway = gateway::Application::build(settings("gateway", &args)?, shutdown.clone())
+        let gateway = services
+            .run(gateway::Application::build(
+                settings("gateway", &args)?,
+                shutdown.clone(),
+            ))
             .await
             .context("gateway did not start")?;
         let gateway_url = format!("http://127.0.0.1:{}/graphql", gateway.port());
-        tasks.push(("gateway", tokio::spawn(gateway.run_until_stopped())));
+        tasks.push(("gateway", services.spawn(gateway.run_until_stopped())));
 
         Ok(Self {
             command_url,
@@ -294,6 +369,7 @@ impl Stack {
             read_db,
             shutdown,
             tasks,
+            _services: services,
         })
     }
 
@@ -349,11 +425,12 @@ impl Stack {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(error))) => eprintln!("warning: {name} stopped with an error: {error:#}"),
                 Ok(Err(error)) => eprintln!("warning: {name} task failed: {error}"),
-                Err(_) => eprintln!("warning: {name} did not stop within 15 s"),
+                Err(_) => eprintln!("warning: {name} did not stop within 15 s; abandoned"),
             }
         }
         self.event_store.close().await;
         self.read_db.close().await;
+        // Dropping `self` shuts the services' runtime down without waiting for what is stuck.
     }
 }
 

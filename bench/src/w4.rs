@@ -5,8 +5,9 @@
 //!   relay's own encoding — then a real projector-svc starts with a fresh consumer group and a
 //!   fresh read database, and the read database is polled until it holds every event (sum of
 //!   workflow versions = events). This is the W4.
-//! * **apply only**: `read_model::apply` — the projector's per-event transaction — called in a
-//!   loop on a fresh read database, no broker: what the projector could do if fetching were free.
+//! * **apply only**: `read_model::apply_batch` — the projector's transaction — called on runs of
+//!   the projector's batch size on a fresh read database, no broker: what the projector could
+//!   do if fetching were free.
 //! * **rebuild**: the events written into a fresh event store, then `projector-svc rebuild`
 //!   (in-process, through `projector_svc::run`) into a fresh read database.
 
@@ -221,13 +222,18 @@ async fn catch_up(
         ("kafka-topic-partitions", infra.partitions.to_string()),
     ];
     let shutdown = CancellationToken::new();
+    // Its own runtime: a projector stuck closing against a livelocked broker is abandoned.
+    let services = crate::stack::Services::new("catch-up")?;
     let before = cpu.sample();
     let started = Instant::now();
-    let projector =
-        projector_svc::Application::build(settings("projector-svc", &args)?, shutdown.clone())
-            .await
-            .context("projector-svc did not start")?;
-    let task = tokio::spawn(projector.run_until_stopped());
+    let projector = services
+        .run(projector_svc::Application::build(
+            settings("projector-svc", &args)?,
+            shutdown.clone(),
+        ))
+        .await
+        .context("projector-svc did not start")?;
+    let task = services.spawn(projector.run_until_stopped());
     let mut first_progress = None;
     let mut last = (0u64, Instant::now());
     let mut last_report = Instant::now();
@@ -262,6 +268,7 @@ async fn catch_up(
     let after = cpu.sample();
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+    drop(services);
     read_db.close().await;
     let total_s = done.duration_since(started).as_secs_f64();
     let steady = first_progress
@@ -291,16 +298,24 @@ async fn apply_only(
         .context("migrate the apply-only read database")?;
     let before = cpu.sample();
     let started = Instant::now();
-    for event in events {
-        read_model::apply(&pool, event)
+    let mut conn = pool.acquire().await?;
+    for run in events.chunks(projector_svc::MAX_BATCH) {
+        let applied = read_model::apply_batch(&mut conn, run)
             .await
             .context("apply-only")?;
+        if let Some(stopped) = applied.stopped {
+            bail!(
+                "apply-only stopped after {} events: {stopped:?}",
+                applied.outcomes.len()
+            );
+        }
     }
+    drop(conn);
     let total_s = started.elapsed().as_secs_f64();
     let after = cpu.sample();
     pool.close().await;
     Ok(measured(
-        "apply only (read_model::apply loop, no broker)",
+        "apply only (read_model::apply_batch, no broker)",
         events.len() as u64,
         total_s,
         None,

@@ -12,6 +12,8 @@ mod dlq;
 mod projector;
 mod rebuild;
 
+pub use projector::MAX_BATCH;
+
 use anyhow::Context;
 use messaging::dead_letter::DeadLetterProducer;
 use messaging::KafkaSettings;

@@ -12,6 +12,7 @@ use read_model::{ApplyOutcome, Park, ProjectionError};
 use sqlx::PgPool;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use workflow_domain::RecordedEvent;
 
 /// Evaluates `$attempt` (an expression awaiting a `Result`) until it is `Ok`, backing off
 /// between failures, or until shutdown (`Err(Interrupted)`). Every error it returns is one worth
@@ -37,7 +38,7 @@ macro_rules! retry {
 }
 
 /// Upper bound of events applied in one read-model transaction.
-const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 256;
 
 pub(crate) struct Projector {
     consumer: StreamConsumer,
@@ -127,36 +128,31 @@ impl Projector {
     /// transaction, and returns its length. A transient error rolls the whole run back.
     async fn apply_run(&self, messages: &[BorrowedMessage<'_>]) -> Result<usize, ProjectionError> {
         let started = Instant::now();
-        let mut tx = self.pool.begin().await?;
-        let mut applied = 0;
-        for message in messages {
-            let Ok(event) = messaging::decode(message) else {
-                break;
-            };
-            match read_model::apply_on(&mut tx, &event).await {
-                Ok(ApplyOutcome::Parked) => break,
-                Ok(outcome) => tracing::debug!(
-                    event_id = %event.event_id,
-                    aggregate_id = %event.aggregate_id,
-                    version = event.version,
-                    outcome = ?outcome,
-                    "event processed"
-                ),
-                Err(error) if error.is_transient() => return Err(error),
-                // Its savepoint is rolled back; `process` dead-letters it after this commit.
-                Err(_) => break,
-            }
-            applied += 1;
+        // An undecodable message ends the run; `process` dead-letters it after this commit.
+        let events: Vec<RecordedEvent> = messages
+            .iter()
+            .map_while(|message| messaging::decode(message).ok())
+            .collect();
+        if events.is_empty() {
+            return Ok(0);
         }
-        tx.commit().await?;
-        if applied > 0 {
+        // A parked or contradicting event ends it too, and nothing of it is written.
+        let applied = read_model::apply_batch(&mut *self.pool.acquire().await?, &events).await?;
+        for (event, outcome) in events.iter().zip(&applied.outcomes) {
             tracing::debug!(
-                events = applied,
-                processing_time_ms = started.elapsed().as_millis() as u64,
-                "events applied"
+                event_id = %event.event_id,
+                aggregate_id = %event.aggregate_id,
+                version = event.version,
+                outcome = ?outcome,
+                "event processed"
             );
         }
-        Ok(applied)
+        tracing::debug!(
+            events = applied.outcomes.len(),
+            processing_time_ms = started.elapsed().as_millis() as u64,
+            "events applied"
+        );
+        Ok(applied.outcomes.len())
     }
 
     /// Applies, buffers or dead-letters one message. Returns once its offset may be committed.

@@ -5,13 +5,14 @@
 use anyhow::Context;
 use event_store::{EventStore, ScannedEvent};
 use read_model::shadow::{self, Scope, Switch};
-use read_model::{ApplyOutcome, ProjectionError};
+use read_model::{ApplyOutcome, ProjectionError, Stopped};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 use std::fmt;
 use std::process::ExitCode;
 use std::time::Instant;
 use uuid::Uuid;
+use workflow_domain::RecordedEvent;
 
 /// Events read and applied per shadow transaction.
 const BATCH: i64 = 1_000;
@@ -22,6 +23,17 @@ struct Failure {
     version: i64,
     event_id: Uuid,
     problem: String,
+}
+
+impl Failure {
+    fn of(scanned: &ScannedEvent, problem: String) -> Self {
+        Self {
+            aggregate_id: scanned.aggregate_id,
+            version: scanned.version,
+            event_id: scanned.event_id,
+            problem,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -58,8 +70,7 @@ impl Shadow {
         })
     }
 
-    /// Applies every event in scope, one transaction per batch with a savepoint per event, so a
-    /// failing event undoes only itself.
+    /// Applies every event in scope, one transaction per page of the store.
     async fn load(&mut self, store: &EventStore) -> anyhow::Result<()> {
         let mut after = (Uuid::nil(), 0);
         loop {
@@ -110,34 +121,47 @@ async fn catch_up(
     Ok(apply_all(conn, events, applied, failures).await?)
 }
 
-/// Applies events in order; only an error worth retrying (the database is away) stops it.
+/// Applies events in order, each run of decoded events in one batch; only an error worth
+/// retrying (the database is away) stops it.
 async fn apply_all(
     conn: &mut PgConnection,
     events: Vec<ScannedEvent>,
     applied: &mut u64,
     failures: &mut Vec<Failure>,
 ) -> Result<(), ProjectionError> {
-    for scanned in events {
-        let problem = match &scanned.event {
-            Ok(event) => match read_model::apply_on(conn, event).await {
-                Ok(ApplyOutcome::Applied) => {
-                    *applied += 1;
-                    continue;
-                }
+    let mut rest = events.as_slice();
+    while let Some(first) = rest.first() {
+        let run: Vec<RecordedEvent> = rest
+            .iter()
+            .map_while(|scanned| scanned.event.as_ref().ok().cloned())
+            .collect();
+        if let Err(error) = &first.event {
+            failures.push(Failure::of(first, error.to_string()));
+            rest = &rest[1..];
+            continue;
+        }
+        let batch = read_model::apply_batch(conn, &run).await?;
+        for (scanned, outcome) in rest.iter().zip(&batch.outcomes) {
+            match outcome {
+                ApplyOutcome::Applied => *applied += 1,
                 // The store has no gaps and the shadow parks nothing, so these mean a version
                 // missing from the store.
-                Ok(outcome) => format!("unexpected outcome {outcome:?}"),
-                Err(error) if error.is_transient() => return Err(error),
-                Err(error) => error.to_string(),
-            },
-            Err(error) => error.to_string(),
-        };
-        failures.push(Failure {
-            aggregate_id: scanned.aggregate_id,
-            version: scanned.version,
-            event_id: scanned.event_id,
-            problem,
-        });
+                outcome => failures.push(Failure::of(
+                    scanned,
+                    format!("unexpected outcome {outcome:?}"),
+                )),
+            }
+        }
+        let settled = batch.outcomes.len();
+        rest = &rest[settled..];
+        if let Some(stopped) = batch.stopped {
+            let problem = match stopped {
+                Stopped::Parked => format!("unexpected outcome {:?}", ApplyOutcome::Parked),
+                Stopped::Refused(error) => error.to_string(),
+            };
+            failures.push(Failure::of(&rest[0], problem));
+            rest = &rest[1..];
+        }
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The workflow read model in the read database (never the event store): the projection that
-//! keeps it up to date, one event per transaction, and the tenant-scoped queries over it.
+//! keeps it up to date, a run of events per transaction, and the tenant-scoped queries over it.
 //!
 //! The projection is idempotent on `(aggregate_id, version)`: an event is applied only when it
 //! is exactly the next version of its workflow, so redelivered events change nothing, and an
@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cursor;
+mod fold;
 mod projection;
 mod queries;
 mod settings;
@@ -14,8 +15,8 @@ pub mod shadow;
 mod views;
 
 pub use projection::{
-    apply, apply_on, park, replay, stored_version, unpark, ApplyOutcome, Park, ProjectionError,
-    Unpark,
+    apply, apply_batch, park, replay, stored_version, unpark, Applied, ApplyOutcome, Park,
+    ProjectionError, Stopped, Unpark,
 };
 pub use queries::{get_workflow, list_workflows, QueryError, WorkflowPage, MAX_PAGE_SIZE};
 pub use settings::{ConnectError, DatabaseSettings};

@@ -1,13 +1,14 @@
-//! Applying one event to the read model, in one transaction, exactly once and in version order,
-//! whatever order and however often the events arrive.
+//! Applying events to the read model: exactly once and in version order per workflow, whatever
+//! order and however often they arrive, a whole run of events per transaction.
 
-use crate::views::StepStatus;
-use sqlx::postgres::{PgArguments, PgQueryResult};
-use sqlx::query::Query;
+use crate::fold;
+use crate::queries;
+use crate::views::{StepView, WorkflowView};
 use sqlx::types::Json;
-use sqlx::{Connection, Executor, FromRow, PgConnection, PgPool, Postgres};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
-use workflow_domain::{Decision, EventMetadata, RecordedEvent, Status, WorkflowEvent};
+use workflow_domain::{EventMetadata, RecordedEvent, WorkflowEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -72,25 +73,71 @@ pub enum Unpark {
     UnseenDeadLetters,
 }
 
+/// What [`apply_batch`] did with a run of events.
+#[derive(Debug)]
+pub struct Applied {
+    /// One outcome per event it settled, in order: a prefix of the run.
+    pub outcomes: Vec<ApplyOutcome>,
+    /// Why it stopped before the end of the run, at event `outcomes.len()`, of which nothing
+    /// was written; `None` when it settled every event.
+    pub stopped: Option<Stopped>,
+}
+
+/// An event [`apply_batch`] leaves for the caller, who has to dead-letter it.
+#[derive(Debug)]
+pub enum Stopped {
+    /// Its workflow is parked after a dead letter.
+    Parked,
+    /// It contradicts the read model; always [`ProjectionError::Contradiction`].
+    Refused(ProjectionError),
+}
+
+/// Applies a run of events in one transaction: each that is exactly the next version of its
+/// workflow is applied, an early one is buffered, a redelivered one is skipped. Stops at the
+/// first event that is parked or contradicts the read model, committing everything before it.
+/// An `Err` is always a database error; the transaction is then rolled back.
+///
+/// Costs a fixed number of statements whatever the run's length: the rows of every workflow
+/// the run touches are read at once, the events are folded in memory (see `fold`), and each
+/// changed row is written once.
+pub async fn apply_batch(
+    conn: &mut PgConnection,
+    events: &[RecordedEvent],
+) -> Result<Applied, ProjectionError> {
+    apply_events(conn, events, Parking::Respect).await
+}
+
 /// Applies `event` if it is exactly the next version of its workflow, buffers it if it is
 /// early, and refuses it if the workflow is parked.
 pub async fn apply(pool: &PgPool, event: &RecordedEvent) -> Result<ApplyOutcome, ProjectionError> {
-    apply_on(&mut *pool.acquire().await?, event).await
-}
-
-/// [`apply`] through a given connection: its `search_path` decides which tables are written,
-/// and inside a transaction the event gets a savepoint of its own.
-pub async fn apply_on(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-) -> Result<ApplyOutcome, ProjectionError> {
-    apply_event(conn, event, Parking::Respect).await
+    let applied = apply_events(
+        &mut *pool.acquire().await?,
+        std::slice::from_ref(event),
+        Parking::Respect,
+    )
+    .await?;
+    single(applied)
 }
 
 /// Like [`apply`], but also for a parked workflow: how a dead letter is replayed once its cause
 /// is fixed. Never returns [`ApplyOutcome::Parked`].
 pub async fn replay(pool: &PgPool, event: &RecordedEvent) -> Result<ApplyOutcome, ProjectionError> {
-    apply_event(&mut *pool.acquire().await?, event, Parking::Ignore).await
+    let applied = apply_events(
+        &mut *pool.acquire().await?,
+        std::slice::from_ref(event),
+        Parking::Ignore,
+    )
+    .await?;
+    single(applied)
+}
+
+fn single(applied: Applied) -> Result<ApplyOutcome, ProjectionError> {
+    match (applied.outcomes.first(), applied.stopped) {
+        (Some(outcome), None) => Ok(*outcome),
+        (_, Some(Stopped::Parked)) => Ok(ApplyOutcome::Parked),
+        (_, Some(Stopped::Refused(error))) => Err(error),
+        (None, None) => unreachable!("a run of one event settles it or stops at it"),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,169 +146,425 @@ enum Parking {
     Ignore,
 }
 
-/// What the read model holds for one workflow, read in one round trip.
-#[derive(sqlx::FromRow)]
-struct Stored {
-    version: Option<i64>,
-    tenant_id: Option<String>,
-    /// Whether `pending_events` holds anything of it.
-    buffered: bool,
-    parked: bool,
-}
-
-async fn apply_event(
+async fn apply_events(
     conn: &mut PgConnection,
-    event: &RecordedEvent,
+    events: &[RecordedEvent],
     parking: Parking,
-) -> Result<ApplyOutcome, ProjectionError> {
+) -> Result<Applied, ProjectionError> {
     let mut tx = conn.begin().await?;
-    let stored = lock(&mut tx, event.aggregate_id).await?;
-    let stored_version = stored.version.unwrap_or(0);
-    // Returning before commit drops the transaction, which rolls it back: nothing is written.
-    if event.version <= stored_version {
-        return Ok(ApplyOutcome::AlreadyApplied);
+    let mut batch = Batch::load(&mut tx, events.iter().map(|e| e.aggregate_id)).await?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut stopped = None;
+    for event in events {
+        match batch.settle(event, parking) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(stop) => {
+                stopped = Some(stop);
+                break;
+            }
+        }
     }
-    if stored.parked && parking == Parking::Respect {
-        return Ok(ApplyOutcome::Parked);
-    }
-    if event.version > stored_version + 1 {
-        // A redelivered early event is already buffered; the first copy stays.
-        sqlx::query(
-            "INSERT INTO pending_events (aggregate_id, version, event) VALUES ($1, $2, $3)
-             ON CONFLICT (aggregate_id, version) DO NOTHING",
-        )
-        .bind(event.aggregate_id)
-        .bind(event.version)
-        .bind(Json(BufferedEvent::from(event)))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        return Ok(ApplyOutcome::Buffered {
-            expected: stored_version + 1,
-            got: event.version,
-        });
-    }
-    write(&mut tx, event, stored.tenant_id.as_deref()).await?;
-    if stored.buffered {
-        drain(
-            &mut tx,
-            event.aggregate_id,
-            &event.metadata.tenant_id,
-            event.version,
-        )
-        .await?;
-    }
+    batch.write(&mut tx).await?;
     tx.commit().await?;
-    Ok(ApplyOutcome::Applied)
+    Ok(Applied { outcomes, stopped })
 }
 
-/// Serialises every writer of one workflow and reads what the read model holds for it.
-///
-/// The table lock comes first and is the one any write takes anyway (it never blocks another
-/// projector): a rebuild's switch holds a stronger one, so an apply either finishes before the
-/// switch or starts after it, and never writes a row it read before the switch replaced it. The
-/// advisory lock then serialises appliers of the workflow even before its row exists, so an
-/// early event and its predecessor cannot both miss each other. It is keyed by schema as well,
-/// so a rebuild's shadow never waits for the live projector.
-async fn lock(conn: &mut PgConnection, aggregate_id: Uuid) -> Result<Stored, sqlx::Error> {
-    let (high, low) = aggregate_id.as_u64_pair();
-    let key = (high ^ low) as i64;
-    // One round trip for all three statements: without parameters a statement string goes over
-    // the simple query protocol, which takes several, and LOCK TABLE takes no parameters anyway.
-    // Only an integer and a UUID are formatted in. Each statement takes its own snapshot, so
-    // the last one sees everything committed before the locks were granted. (Not
-    // `sqlx::raw_sql`: its future is not provably `Send` inside the projector's spawned task.)
-    let statements = format!(
-        "LOCK TABLE workflows, workflow_steps, pending_events IN ROW EXCLUSIVE MODE;
-         SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), 0) # ({key})::bigint);
-         SELECT w.version, w.tenant_id,
-                EXISTS (SELECT 1 FROM pending_events p WHERE p.aggregate_id = one.id) AS buffered,
-                EXISTS (SELECT 1 FROM parked_aggregates p WHERE p.aggregate_id = one.id) AS parked
-         FROM (VALUES ('{aggregate_id}'::uuid)) AS one (id) LEFT JOIN workflows w ON w.id = one.id"
-    );
-    let rows = conn.fetch_all(statements.as_str()).await?;
-    // The last statement's row comes last.
-    Stored::from_row(rows.last().ok_or(sqlx::Error::RowNotFound)?)
+/// A buffered event, and whether it is in `pending_events` already (rather than buffered by
+/// this batch).
+type Pending = (RecordedEvent, bool);
+
+/// The read model of the workflows one transaction touches, loaded under their locks, with the
+/// changes folded into it so far.
+struct Batch {
+    /// As loaded, to write only what changed.
+    loaded: HashMap<Uuid, WorkflowView>,
+    views: HashMap<Uuid, WorkflowView>,
+    parked: HashSet<Uuid>,
+    pending: HashMap<Uuid, BTreeMap<i64, Pending>>,
+    /// Changed rows, in the order they first changed.
+    dirty: Vec<Uuid>,
+    /// Buffered events applied from `pending_events`, to delete from it.
+    drained: Vec<(Uuid, i64)>,
+    parks: Vec<Park>,
 }
 
-/// Writes `event` as the next version of a workflow of `tenant_id` (`None`: not created yet).
-async fn write(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-    tenant_id: Option<&str>,
-) -> Result<(), ProjectionError> {
-    match tenant_id {
-        Some(tenant) if tenant != event.metadata.tenant_id => Err(contradiction(
-            event,
-            "tenant differs from the workflow's tenant",
-        )),
-        Some(_) => write_change(conn, event).await,
-        None => write_new(conn, event).await,
-    }
-}
-
-/// How far [`drain`] got.
+/// How far [`Batch::drain`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Drained {
+enum Drained {
     /// No buffered event follows the stored version any more.
     Complete,
     /// The buffered successor cannot be applied; it stays buffered and the workflow is parked.
     Stuck,
 }
 
-/// Applies the buffered successors of `version` in version order, deleting them as they apply.
-///
-/// A successor that contradicts the read model has no Kafka message left to dead-letter (its
-/// offset was committed when it was buffered), so it stays buffered — nothing is lost — and the
-/// workflow is parked, which routes its later events to the dead-letter topic instead of piling
-/// them up behind it. Each successor runs in a savepoint so a failure undoes only itself.
-pub(crate) async fn drain(
-    conn: &mut PgConnection,
-    aggregate_id: Uuid,
-    tenant_id: &str,
-    mut version: i64,
-) -> Result<Drained, ProjectionError> {
-    loop {
-        let next: Option<Json<BufferedEvent>> = sqlx::query_scalar(
-            "DELETE FROM pending_events WHERE aggregate_id = $1 AND version = $2 RETURNING event",
+impl Batch {
+    /// Locks the workflows and reads what the read model holds for them.
+    ///
+    /// The table lock comes first and is the one any write takes anyway (it never blocks
+    /// another projector): a rebuild's switch holds a stronger one, so a batch either finishes
+    /// before the switch or starts after it, and never writes a row it read before the switch
+    /// replaced it. Advisory locks then serialise appliers of each workflow even before its row
+    /// exists, so an early event and its predecessor cannot both miss each other; they are
+    /// taken in key order, so two batches sharing workflows never deadlock, and keyed by schema
+    /// as well, so a rebuild's shadow never waits for the live projector.
+    async fn load(
+        conn: &mut PgConnection,
+        ids: impl IntoIterator<Item = Uuid>,
+    ) -> Result<Self, sqlx::Error> {
+        let ids: Vec<Uuid> = ids
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut keys: Vec<i64> = ids
+            .iter()
+            .map(|id| {
+                let (high, low) = id.as_u64_pair();
+                (high ^ low) as i64
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let keys: Vec<String> = keys.iter().map(i64::to_string).collect();
+        // One round trip for both statements: without parameters a statement string goes over
+        // the simple query protocol, and LOCK TABLE takes no parameters anyway. Only integers
+        // are formatted in; a function scan over an array yields it in order. (Not
+        // `sqlx::raw_sql`: its future is not provably `Send` inside the projector's task.)
+        let statements = format!(
+            "LOCK TABLE workflows, workflow_steps, pending_events IN ROW EXCLUSIVE MODE;
+             SELECT count(pg_advisory_xact_lock(hashtextextended(current_schema(), 0) # key))
+             FROM unnest(ARRAY[{}]::bigint[]) AS key",
+            keys.join(",")
+        );
+        conn.execute(statements.as_str()).await?;
+        // Each statement from here on takes its own snapshot, so it sees everything committed
+        // before the locks were granted.
+        let views: HashMap<Uuid, WorkflowView> = queries::workflows_by_id(&mut *conn, &ids)
+            .await?
+            .into_iter()
+            .map(|view| (view.id, view))
+            .collect();
+        let parked = sqlx::query_scalar(
+            "SELECT aggregate_id FROM parked_aggregates WHERE aggregate_id = ANY($1)",
         )
-        .bind(aggregate_id)
-        .bind(version + 1)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(Json(buffered)) = next else {
-            return Ok(Drained::Complete);
-        };
-        let event = RecordedEvent::from(buffered);
-        let mut savepoint = conn.begin().await?;
-        match write(&mut savepoint, &event, Some(tenant_id)).await {
-            Ok(()) => savepoint.commit().await?,
-            Err(error) if error.is_transient() => return Err(error),
-            Err(error) => {
-                savepoint.rollback().await?;
-                sqlx::query(
-                    "INSERT INTO pending_events (aggregate_id, version, event) VALUES ($1, $2, $3)",
-                )
-                .bind(aggregate_id)
-                .bind(event.version)
-                .bind(Json(BufferedEvent::from(&event)))
-                .execute(&mut *conn)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let buffered: Vec<Json<BufferedEvent>> =
+            sqlx::query_scalar("SELECT event FROM pending_events WHERE aggregate_id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *conn)
                 .await?;
-                let park = Park {
-                    aggregate_id,
-                    tenant_id: Some(tenant_id.to_owned()),
-                    reason: format!(
-                        "buffered version {} cannot be applied: {error}",
-                        event.version
-                    ),
-                    first_event_id: Some(event.event_id),
-                };
-                record_park(&mut *conn, &park, 0).await?;
-                return Ok(Drained::Stuck);
+        let mut pending: HashMap<Uuid, BTreeMap<i64, Pending>> = HashMap::new();
+        for Json(event) in buffered {
+            let event = RecordedEvent::from(event);
+            pending
+                .entry(event.aggregate_id)
+                .or_default()
+                .insert(event.version, (event, true));
+        }
+        Ok(Self {
+            loaded: views.clone(),
+            views,
+            parked,
+            pending,
+            dirty: Vec::new(),
+            drained: Vec::new(),
+            parks: Vec::new(),
+        })
+    }
+
+    fn version(&self, id: Uuid) -> i64 {
+        self.views.get(&id).map_or(0, |view| view.version)
+    }
+
+    /// Settles one event in memory, or says why the caller has to deal with it.
+    fn settle(&mut self, event: &RecordedEvent, parking: Parking) -> Result<ApplyOutcome, Stopped> {
+        let id = event.aggregate_id;
+        let stored = self.version(id);
+        if event.version <= stored {
+            return Ok(ApplyOutcome::AlreadyApplied);
+        }
+        if parking == Parking::Respect && self.parked.contains(&id) {
+            return Err(Stopped::Parked);
+        }
+        if event.version > stored + 1 {
+            // A redelivered early event is already buffered; the first copy stays.
+            self.pending
+                .entry(id)
+                .or_default()
+                .entry(event.version)
+                .or_insert_with(|| (event.clone(), false));
+            return Ok(ApplyOutcome::Buffered {
+                expected: stored + 1,
+                got: event.version,
+            });
+        }
+        self.fold(event)
+            .map_err(|problem| Stopped::Refused(contradiction(event, problem)))?;
+        self.drain(id);
+        Ok(ApplyOutcome::Applied)
+    }
+
+    /// Folds the next version of a workflow into its row; on refusal the row is unchanged.
+    fn fold(&mut self, event: &RecordedEvent) -> Result<(), &'static str> {
+        let id = event.aggregate_id;
+        let next = fold::evolve(self.views.get(&id).cloned(), event)?;
+        self.views.insert(id, next);
+        if !self.dirty.contains(&id) {
+            self.dirty.push(id);
+        }
+        Ok(())
+    }
+
+    /// Applies the buffered successors of the workflow's version, in version order.
+    ///
+    /// A successor that contradicts the read model has no Kafka message left to dead-letter
+    /// (its offset was committed when it was buffered), so it stays buffered — nothing is lost
+    /// — and the workflow is parked, which routes its later events to the dead-letter topic
+    /// instead of piling them up behind it.
+    fn drain(&mut self, id: Uuid) -> Drained {
+        loop {
+            let next_version = self.version(id) + 1;
+            let Some((event, stored)) = self
+                .pending
+                .get_mut(&id)
+                .and_then(|queue| queue.remove(&next_version))
+            else {
+                return Drained::Complete;
+            };
+            match self.fold(&event) {
+                Ok(()) => {
+                    if stored {
+                        self.drained.push((id, next_version));
+                    }
+                }
+                Err(problem) => {
+                    self.parked.insert(id);
+                    self.parks.push(Park {
+                        aggregate_id: id,
+                        tenant_id: Some(event.metadata.tenant_id.clone()),
+                        reason: format!(
+                            "buffered version {next_version} cannot be applied: {}",
+                            contradiction(&event, problem)
+                        ),
+                        first_event_id: Some(event.event_id),
+                    });
+                    self.pending
+                        .entry(id)
+                        .or_default()
+                        .insert(next_version, (event, stored));
+                    return Drained::Stuck;
+                }
             }
         }
-        version += 1;
     }
+
+    /// Writes every change: each changed row once, each changed step once, the buffer's
+    /// additions and removals, and the workflows parked on the way.
+    async fn write(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let rows: Vec<&WorkflowView> = self.dirty.iter().map(|id| &self.views[id]).collect();
+        if !rows.is_empty() {
+            upsert_workflows(&mut *conn, &rows).await?;
+            let steps: Vec<(&WorkflowView, &StepView)> = rows
+                .iter()
+                .flat_map(|view| {
+                    let before = self.loaded.get(&view.id);
+                    view.steps
+                        .iter()
+                        .filter(move |step| {
+                            before.is_none_or(|before| !before.steps.contains(step))
+                        })
+                        .map(move |step| (*view, step))
+                })
+                .collect();
+            upsert_steps(&mut *conn, &steps).await?;
+        }
+        if !self.drained.is_empty() {
+            let (ids, versions): (Vec<Uuid>, Vec<i64>) = self.drained.iter().copied().unzip();
+            sqlx::query(
+                "DELETE FROM pending_events p USING UNNEST($1::uuid[], $2::bigint[]) AS d (id, version)
+                 WHERE p.aggregate_id = d.id AND p.version = d.version",
+            )
+            .bind(ids)
+            .bind(versions)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let buffered: Vec<Json<BufferedEvent>> = self
+            .pending
+            .values()
+            .flat_map(BTreeMap::values)
+            .filter(|(_, stored)| !stored)
+            .map(|(event, _)| Json(BufferedEvent::from(event)))
+            .collect();
+        if !buffered.is_empty() {
+            let ids: Vec<Uuid> = buffered.iter().map(|e| e.aggregate_id).collect();
+            let versions: Vec<i64> = buffered.iter().map(|e| e.version).collect();
+            sqlx::query(
+                "INSERT INTO pending_events (aggregate_id, version, event)
+                 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::jsonb[])
+                 ON CONFLICT (aggregate_id, version) DO NOTHING",
+            )
+            .bind(ids)
+            .bind(versions)
+            .bind(buffered)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for park in &self.parks {
+            record_park(&mut *conn, park, 0).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Inserts or replaces whole workflow rows, all in one statement.
+async fn upsert_workflows(
+    conn: &mut PgConnection,
+    rows: &[&WorkflowView],
+) -> Result<(), sqlx::Error> {
+    let step = |n: Option<u32>| n.map(|n| n as i32);
+    sqlx::query(
+        "INSERT INTO workflows (id, tenant_id, title, description, priority, status, applicant_id,
+             applicant_name, current_step, current_approver_id, step_count, created_at,
+             updated_at, submitted_at, completed_at, last_event_id, version)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+             $6::text[], $7::text[], $8::text[], $9::integer[], $10::text[], $11::integer[],
+             $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[],
+             $16::uuid[], $17::bigint[])
+         ON CONFLICT (id) DO UPDATE SET
+             title = EXCLUDED.title, description = EXCLUDED.description,
+             priority = EXCLUDED.priority, status = EXCLUDED.status,
+             applicant_id = EXCLUDED.applicant_id, applicant_name = EXCLUDED.applicant_name,
+             current_step = EXCLUDED.current_step,
+             current_approver_id = EXCLUDED.current_approver_id,
+             step_count = EXCLUDED.step_count, updated_at = EXCLUDED.updated_at,
+             submitted_at = EXCLUDED.submitted_at, completed_at = EXCLUDED.completed_at,
+             last_event_id = EXCLUDED.last_event_id, version = EXCLUDED.version",
+    )
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.tenant_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.title.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.description.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.priority.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.applicant_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.applicant_name.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| step(r.current_step))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.current_approver_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.step_count as i32).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.submitted_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.completed_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.last_event_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts or replaces steps, all in one statement.
+async fn upsert_steps(
+    conn: &mut PgConnection,
+    steps: &[(&WorkflowView, &StepView)],
+) -> Result<(), sqlx::Error> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO workflow_steps (workflow_id, step_no, tenant_id, approver_id, status,
+             decided_by, decided_at, comment)
+         SELECT * FROM UNNEST($1::uuid[], $2::integer[], $3::text[], $4::text[], $5::text[],
+             $6::text[], $7::timestamptz[], $8::text[])
+         ON CONFLICT (workflow_id, step_no) DO UPDATE SET
+             approver_id = EXCLUDED.approver_id, status = EXCLUDED.status,
+             decided_by = EXCLUDED.decided_by, decided_at = EXCLUDED.decided_at,
+             comment = EXCLUDED.comment",
+    )
+    .bind(steps.iter().map(|(w, _)| w.id).collect::<Vec<_>>())
+    .bind(
+        steps
+            .iter()
+            .map(|(_, s)| s.number as i32)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        steps
+            .iter()
+            .map(|(w, _)| w.tenant_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        steps
+            .iter()
+            .map(|(_, s)| s.approver_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        steps
+            .iter()
+            .map(|(_, s)| s.status.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        steps
+            .iter()
+            .map(|(_, s)| s.decided_by.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(steps.iter().map(|(_, s)| s.decided_at).collect::<Vec<_>>())
+    .bind(
+        steps
+            .iter()
+            .map(|(_, s)| s.comment.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies the buffered successors of each workflow's stored version, parking a workflow whose
+/// successor cannot be applied. For a rebuild's switch, whose new rows may have buffered
+/// events next in line.
+pub(crate) async fn drain_buffered(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<(), ProjectionError> {
+    let mut batch = Batch::load(&mut *conn, ids.iter().copied()).await?;
+    for id in ids {
+        batch.drain(*id);
+    }
+    batch.write(conn).await?;
+    Ok(())
 }
 
 /// Parks a workflow after one of its events was dead-lettered, counting that dead letter. An
@@ -300,19 +603,17 @@ pub async fn unpark(
     seen_dead_letters: i64,
 ) -> Result<Unpark, ProjectionError> {
     let mut tx = pool.begin().await?;
-    let stored = lock(&mut tx, aggregate_id).await?;
-    if !stored.parked {
+    let mut batch = Batch::load(&mut tx, [aggregate_id]).await?;
+    if !batch.parked.contains(&aggregate_id) {
         return Ok(Unpark::NotParked);
     }
-    if let (true, Some(version), Some(tenant)) =
-        (stored.buffered, stored.version, &stored.tenant_id)
-    {
-        if drain(&mut tx, aggregate_id, tenant, version).await? == Drained::Stuck {
-            // Keep what did apply.
-            tx.commit().await?;
-            return Ok(Unpark::Stuck);
-        }
+    if batch.views.contains_key(&aggregate_id) && batch.drain(aggregate_id) == Drained::Stuck {
+        // Keep what did apply.
+        batch.write(&mut tx).await?;
+        tx.commit().await?;
+        return Ok(Unpark::Stuck);
     }
+    batch.write(&mut tx).await?;
     let unparked =
         sqlx::query("DELETE FROM parked_aggregates WHERE aggregate_id = $1 AND dead_letters <= $2")
             .bind(aggregate_id)
@@ -388,210 +689,4 @@ fn contradiction(event: &RecordedEvent, problem: &'static str) -> ProjectionErro
         version: event.version,
         problem,
     }
-}
-
-/// The first event of a workflow: its row and one waiting step per route entry.
-async fn write_new(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
-    let WorkflowEvent::Created {
-        title,
-        description,
-        priority,
-        applicant_id,
-        applicant_name,
-        route,
-    } = &event.event
-    else {
-        return Err(contradiction(event, "workflow does not exist"));
-    };
-    if route.is_empty() {
-        return Err(contradiction(event, "route has no steps"));
-    }
-    let step_count =
-        i32::try_from(route.len()).map_err(|_| contradiction(event, "route has too many steps"))?;
-    sqlx::query(
-        "INSERT INTO workflows (id, tenant_id, title, description, priority, status, applicant_id,
-             applicant_name, step_count, created_at, updated_at, last_event_id, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12)",
-    )
-    .bind(event.aggregate_id)
-    .bind(&event.metadata.tenant_id)
-    .bind(title.as_str())
-    .bind(description.as_str())
-    .bind(priority.as_str())
-    .bind(Status::Draft.as_str())
-    .bind(applicant_id.as_str())
-    .bind(applicant_name.as_str())
-    .bind(step_count)
-    .bind(event.occurred_at)
-    .bind(event.event_id)
-    .bind(event.version)
-    .execute(&mut *conn)
-    .await?;
-    let approvers: Vec<&str> = route
-        .steps()
-        .map(|(_, approver)| approver.as_str())
-        .collect();
-    // WITH ORDINALITY numbers the approvers from 1, exactly like the route's step numbers.
-    sqlx::query(
-        "INSERT INTO workflow_steps (workflow_id, tenant_id, step_no, approver_id, status)
-         SELECT $1, $2, step_no::integer, approver_id, $3
-         FROM UNNEST($4::text[]) WITH ORDINALITY AS route (approver_id, step_no)",
-    )
-    .bind(event.aggregate_id)
-    .bind(&event.metadata.tenant_id)
-    .bind(StepStatus::Waiting.as_str())
-    .bind(approvers)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// The UPDATE of the workflow row every later event runs. Binds `$1` id, `$2` version, `$3`
-/// event id and `$4` occurred_at; the event's own columns start at `$5`.
-macro_rules! update_workflow {
-    ($rest:literal) => {
-        concat!(
-            "UPDATE workflows SET version = $2, last_event_id = $3, updated_at = $4, ",
-            $rest
-        )
-    };
-}
-
-fn stamped<'q>(sql: &'q str, event: &'q RecordedEvent) -> Query<'q, Postgres, PgArguments> {
-    sqlx::query(sql)
-        .bind(event.aggregate_id)
-        .bind(event.version)
-        .bind(event.event_id)
-        .bind(event.occurred_at)
-}
-
-/// Every guarded statement must hit exactly one row; none means the event contradicts the row.
-fn one_row(
-    result: PgQueryResult,
-    event: &RecordedEvent,
-    problem: &'static str,
-) -> Result<(), ProjectionError> {
-    match result.rows_affected() {
-        1 => Ok(()),
-        _ => Err(contradiction(event, problem)),
-    }
-}
-
-fn step_no(event: &RecordedEvent, step: workflow_domain::StepNo) -> Result<i32, ProjectionError> {
-    i32::try_from(step.get()).map_err(|_| contradiction(event, "step number out of range"))
-}
-
-async fn write_change(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-) -> Result<(), ProjectionError> {
-    match &event.event {
-        WorkflowEvent::Created { .. } => {
-            return Err(contradiction(event, "workflow already exists"))
-        }
-        WorkflowEvent::Submitted {} => {
-            let result = stamped(
-                update_workflow!("status = $5, submitted_at = $4 WHERE id = $1 AND status = $6"),
-                event,
-            )
-            .bind(Status::InProgress.as_str())
-            .bind(Status::Draft.as_str())
-            .execute(&mut *conn)
-            .await?;
-            one_row(result, event, "only a draft can be submitted")?;
-        }
-        WorkflowEvent::StepAssigned { step, approver_id } => {
-            let step_no = step_no(event, *step)?;
-            let result = sqlx::query(
-                "UPDATE workflow_steps SET status = $3, approver_id = $4
-                 WHERE workflow_id = $1 AND step_no = $2 AND status = $5",
-            )
-            .bind(event.aggregate_id)
-            .bind(step_no)
-            .bind(StepStatus::Pending.as_str())
-            .bind(approver_id.as_str())
-            .bind(StepStatus::Waiting.as_str())
-            .execute(&mut *conn)
-            .await?;
-            one_row(
-                result,
-                event,
-                "assigned step does not exist or is not waiting",
-            )?;
-            let result = stamped(
-                update_workflow!(
-                    "current_step = $5, current_approver_id = $6
-                     WHERE id = $1 AND status = $7 AND current_step IS NULL"
-                ),
-                event,
-            )
-            .bind(step_no)
-            .bind(approver_id.as_str())
-            .bind(Status::InProgress.as_str())
-            .execute(&mut *conn)
-            .await?;
-            one_row(
-                result,
-                event,
-                "workflow is not in progress or another step is pending",
-            )?;
-        }
-        WorkflowEvent::StepCompleted {
-            step,
-            decision,
-            decided_by,
-            comment,
-        } => {
-            let step_no = step_no(event, *step)?;
-            let outcome = match decision {
-                Decision::Approved => StepStatus::Approved,
-                Decision::Rejected => StepStatus::Rejected,
-            };
-            let result = sqlx::query(
-                "UPDATE workflow_steps SET status = $3, decided_by = $4, decided_at = $5, comment = $6
-                 WHERE workflow_id = $1 AND step_no = $2 AND status = $7",
-            )
-            .bind(event.aggregate_id)
-            .bind(step_no)
-            .bind(outcome.as_str())
-            .bind(decided_by.as_str())
-            .bind(event.occurred_at)
-            .bind(comment)
-            .bind(StepStatus::Pending.as_str())
-            .execute(&mut *conn)
-            .await?;
-            one_row(
-                result,
-                event,
-                "completed step does not exist or is not pending",
-            )?;
-            let result = stamped(
-                update_workflow!(
-                    "current_step = NULL, current_approver_id = NULL WHERE id = $1 AND current_step = $5"
-                ),
-                event,
-            )
-            .bind(step_no)
-            .execute(&mut *conn)
-            .await?;
-            one_row(result, event, "completed step is not the current step")?;
-        }
-        WorkflowEvent::Approved {} | WorkflowEvent::Rejected { .. } => {
-            let status = if matches!(event.event, WorkflowEvent::Approved {}) {
-                Status::Approved
-            } else {
-                Status::Rejected
-            };
-            let result = stamped(
-                update_workflow!("status = $5, completed_at = $4 WHERE id = $1 AND status = $6"),
-                event,
-            )
-            .bind(status.as_str())
-            .bind(Status::InProgress.as_str())
-            .execute(&mut *conn)
-            .await?;
-            one_row(result, event, "only a workflow in progress can be decided")?;
-        }
-    }
-    Ok(())
 }

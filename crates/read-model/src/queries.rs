@@ -5,7 +5,7 @@ use crate::cursor::Cursor;
 use crate::views::{StepStatus, StepView, WorkflowView};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 use workflow_domain::{Priority, Status};
 
@@ -44,8 +44,12 @@ pub async fn get_workflow(
     tenant_id: &str,
     id: Uuid,
 ) -> Result<Option<WorkflowView>, QueryError> {
-    let mut query = select_workflows(tenant_id);
-    query.push(" AND w.id = ").push_bind(id);
+    let mut query = select_workflows();
+    query
+        .push("w.tenant_id = ")
+        .push_bind(tenant_id)
+        .push(" AND w.id = ")
+        .push_bind(id);
     let row: Option<WorkflowRow> = query.build_query_as().fetch_optional(pool).await?;
     Ok(row.map(WorkflowRow::into_view).transpose()?)
 }
@@ -64,7 +68,8 @@ pub async fn list_workflows(
     let after = after
         .map(|raw| Cursor::decode(raw).ok_or(QueryError::InvalidCursor))
         .transpose()?;
-    let mut query = select_workflows(tenant_id);
+    let mut query = select_workflows();
+    query.push("w.tenant_id = ").push_bind(tenant_id);
     if let Some(status) = status {
         query.push(" AND w.status = ").push_bind(status.as_str());
     }
@@ -103,10 +108,21 @@ pub async fn list_workflows(
     })
 }
 
-/// Workflows of one tenant with their steps, in one statement so row and steps come from the
-/// same snapshot. Callers append further conditions.
-fn select_workflows(tenant_id: &str) -> QueryBuilder<'_, Postgres> {
-    let mut query = QueryBuilder::new(
+/// The rows of the given workflows, of any tenant: what the projection folds events into.
+pub(crate) async fn workflows_by_id(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<WorkflowView>, sqlx::Error> {
+    let mut query = select_workflows();
+    query.push("w.id = ANY(").push_bind(ids).push(")");
+    let rows: Vec<WorkflowRow> = query.build_query_as().fetch_all(conn).await?;
+    rows.into_iter().map(WorkflowRow::into_view).collect()
+}
+
+/// Workflows with their steps, in one statement so row and steps come from the same snapshot.
+/// Callers append the conditions.
+fn select_workflows<'a>() -> QueryBuilder<'a, Postgres> {
+    QueryBuilder::new(
         "SELECT w.id, w.tenant_id, w.title, w.description, w.priority, w.status, w.applicant_id,
                 w.applicant_name, w.current_step, w.current_approver_id, w.step_count,
                 w.created_at, w.updated_at, w.submitted_at, w.completed_at, w.last_event_id,
@@ -121,10 +137,8 @@ fn select_workflows(tenant_id: &str) -> QueryBuilder<'_, Postgres> {
                     WHERE s.workflow_id = w.id AND s.tenant_id = w.tenant_id
                 ), '[]') AS steps
          FROM workflows w
-         WHERE w.tenant_id = ",
-    );
-    query.push_bind(tenant_id);
-    query
+         WHERE ",
+    )
 }
 
 #[derive(sqlx::FromRow)]

@@ -4,7 +4,7 @@
 //! The shadow is written through a connection whose `search_path` is `rebuild`, so the
 //! projection's unqualified SQL lands there; everything here names `public` explicitly.
 
-use crate::projection::{drain, ProjectionError};
+use crate::projection::{drain_buffered, ProjectionError};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use std::fmt;
@@ -186,8 +186,8 @@ impl<'c> Switch<'c> {
         .execute(&mut **tx)
         .await?
         .rows_affected();
-        let next_in_line: Vec<(Uuid, String, i64)> = sqlx::query_as(
-            "SELECT w.id, w.tenant_id, w.version FROM public.workflows w
+        let next_in_line: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT w.id FROM public.workflows w
              WHERE EXISTS (SELECT 1 FROM public.pending_events p
                            WHERE p.aggregate_id = w.id AND p.version = w.version + 1)",
         )
@@ -197,9 +197,7 @@ impl<'c> Switch<'c> {
         sqlx::query("SET LOCAL search_path TO public")
             .execute(&mut **tx)
             .await?;
-        for (id, tenant, version) in &next_in_line {
-            drain(tx, *id, tenant, *version).await?;
-        }
+        drain_buffered(tx, &next_in_line).await?;
         self.tx.commit().await?;
         Ok(Switched {
             workflows,

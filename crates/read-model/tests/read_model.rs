@@ -3,8 +3,8 @@
 use chrono::{DateTime, Duration, Utc};
 use read_model::shadow::{self, Scope, Switch};
 use read_model::{
-    apply, apply_on, get_workflow, list_workflows, park, replay, unpark, ApplyOutcome, Park,
-    QueryError, StepStatus, Unpark, WorkflowView,
+    apply, apply_batch, get_workflow, list_workflows, park, replay, unpark, ApplyOutcome, Park,
+    QueryError, StepStatus, Stopped, Unpark, WorkflowView,
 };
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -534,6 +534,96 @@ async fn duplicates_in_any_order_end_exactly_like_in_order_delivery() {
 }
 
 #[tokio::test]
+async fn one_batch_of_interleaved_shuffled_duplicates_ends_like_in_order_delivery() {
+    let histories: Vec<Vec<RecordedEvent>> = (0..3)
+        .map(|_| approval(&mut History::new("acme", start())))
+        .collect();
+    let in_order = read_db().await;
+    for events in &histories {
+        apply_all(&in_order, events).await;
+    }
+    // Workflow 0 in reverse, 1 with duplicates, 2 in order, all interleaved: one transaction
+    // has to buffer, drain and skip across workflows.
+    let mut run = Vec::new();
+    for i in 0..7 {
+        run.push(histories[0][6 - i].clone());
+        run.push(histories[1][i].clone());
+        run.push(histories[1][i / 2].clone());
+        run.push(histories[2][i].clone());
+    }
+    let batched = read_db().await;
+    let mut conn = batched.acquire().await.unwrap();
+    let applied = apply_batch(&mut conn, &run).await.unwrap();
+    drop(conn);
+    assert!(applied.stopped.is_none(), "{:?}", applied.stopped);
+    assert_eq!(applied.outcomes.len(), run.len());
+    let count_of =
+        |wanted: fn(&ApplyOutcome) -> bool| applied.outcomes.iter().filter(|o| wanted(o)).count();
+    // 7 events × 3 workflows apply (6 of workflow 0 through the buffer, counted with the last
+    // one to arrive, its creation); 7 duplicates are skipped.
+    assert_eq!(count_of(|o| *o == ApplyOutcome::Applied), 15);
+    assert_eq!(count_of(|o| matches!(o, ApplyOutcome::Buffered { .. })), 6);
+    assert_eq!(count_of(|o| *o == ApplyOutcome::AlreadyApplied), 7);
+    for events in &histories {
+        let id = events[0].aggregate_id;
+        assert_eq!(
+            full_rows(&batched, id).await,
+            full_rows(&in_order, id).await
+        );
+    }
+    assert_eq!(count(&batched, "pending_events").await, 0);
+}
+
+#[tokio::test]
+async fn a_batch_stops_at_a_contradiction_and_keeps_what_came_before() {
+    let pool = read_db().await;
+    let mut good = History::new("acme", start());
+    let mut bad = History::new("acme", start());
+    let bad_created = bad.next(created(&["bob"]));
+    let contradiction = bad.next(approved_by(1, "bob")); // nothing is pending
+    let run = [
+        good.next(created(&["bob"])),
+        bad_created,
+        good.next(WorkflowEvent::Submitted {}),
+        contradiction,
+        good.next(assigned(1, "bob")),
+    ];
+    let mut conn = pool.acquire().await.unwrap();
+    let applied = apply_batch(&mut conn, &run).await.unwrap();
+    drop(conn);
+    assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 3]);
+    match applied.stopped {
+        Some(Stopped::Refused(error)) => assert!(!error.is_transient(), "{error}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        get(&pool, "acme", good.id).await.unwrap().version,
+        2,
+        "stopped before v3"
+    );
+    assert_eq!(get(&pool, "acme", bad.id).await.unwrap().version, 1);
+
+    park(
+        &pool,
+        &Park {
+            aggregate_id: bad.id,
+            tenant_id: Some("acme".into()),
+            reason: "test".into(),
+            first_event_id: None,
+        },
+    )
+    .await
+    .unwrap();
+    let later = bad.next(WorkflowEvent::Submitted {});
+    let mut conn = pool.acquire().await.unwrap();
+    let applied = apply_batch(&mut conn, &[run[4].clone(), later])
+        .await
+        .unwrap();
+    assert_eq!(applied.outcomes, [ApplyOutcome::Applied]);
+    assert!(matches!(applied.stopped, Some(Stopped::Parked)));
+}
+
+#[tokio::test]
 async fn a_parked_workflow_takes_nothing_new_until_a_replay_unparks_it() {
     let pool = read_db().await;
     let mut h = History::new("acme", start());
@@ -670,12 +760,8 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
         ),
         "one shadow at a time"
     );
-    for event in &events[..5] {
-        assert_eq!(
-            apply_on(&mut conn, event).await.unwrap(),
-            ApplyOutcome::Applied
-        );
-    }
+    let applied = apply_batch(&mut conn, &events[..5]).await.unwrap();
+    assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 5]);
     assert_eq!(
         shadow::diff(&mut conn, &Scope::default()).await.unwrap(),
         []
@@ -790,9 +876,8 @@ async fn a_switch_catches_up_and_settles_buffered_and_parked_workflows() {
     // The shadow, loaded from a store that already has x's version 2.
     let mut conn = PgConnection::connect(&url).await.unwrap();
     shadow::create(&mut conn).await.unwrap();
-    for event in [&x_events[0], &x_events[1], &y_events[0], &z_events[0]] {
-        apply_on(&mut conn, event).await.unwrap();
-    }
+    let loaded = [&x_events[0], &x_events[1], &y_events[0], &z_events[0]].map(Clone::clone);
+    apply_batch(&mut conn, &loaded).await.unwrap();
     let mut behind = shadow::behind(&mut conn, &Scope::default()).await.unwrap();
     behind.sort();
     let mut expected = vec![(y.id, 1), (z.id, 1)];
@@ -804,8 +889,11 @@ async fn a_switch_catches_up_and_settles_buffered_and_parked_workflows() {
 
     let mut switch = Switch::begin(&mut conn).await.unwrap();
     assert_eq!(
-        apply_on(switch.shadow(), &z_events[1]).await.unwrap(),
-        ApplyOutcome::Applied
+        apply_batch(switch.shadow(), std::slice::from_ref(&z_events[1]))
+            .await
+            .unwrap()
+            .outcomes,
+        [ApplyOutcome::Applied]
     );
     let switched = switch.commit().await.unwrap();
     assert_eq!(
