@@ -8,7 +8,7 @@ use chrono::Utc;
 use event_store::UPCASTERS;
 use sqlx::PgPool;
 use uuid::Uuid;
-use workflow_domain::{EventMetadata, WorkflowEvent, AGGREGATE_TYPE};
+use workflow_domain::{Aggregate, EventMetadata, Workflow, WorkflowEvent};
 
 /// Rows per INSERT.
 const BATCH: usize = 2_000;
@@ -64,7 +64,7 @@ pub async fn insert(pool: &PgPool, rows: &[Row<'_>]) -> anyhow::Result<()> {
         )
         .bind(&ids)
         .bind(TENANT)
-        .bind(AGGREGATE_TYPE)
+        .bind(Workflow::TYPE)
         .bind(&aggregates)
         .bind(&versions)
         .bind(&types)

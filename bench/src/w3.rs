@@ -28,6 +28,8 @@ impl Op {
     }
 }
 
+// One per worker, moved once: boxing the larger client would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Reader {
     Grpc(Grpc),
@@ -78,6 +80,8 @@ pub struct W3Result {
     pub cpu: CpuUse,
 }
 
+// The cell's coordinates, each a plain value the caller already has.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     reader: Reader,
     op: Op,

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use workflow_domain::{
-    Decision, Description, DisplayName, EventMetadata, Priority, RecordedEvent, Route, Title,
-    UserId, WorkflowEvent, AGGREGATE_TYPE,
+    Aggregate, Approver, Decision, Description, DisplayName, EventMetadata, Priority,
+    RecordedEvent, Route, StepNo, Title, UserId, Workflow, WorkflowEvent,
 };
 
 pub const STEPS: u32 = 3;
@@ -74,9 +74,7 @@ pub fn workflow_history(
 ) -> anyhow::Result<Vec<RecordedEvent>> {
     let applicant = UserId::parse("applicant", "applicant")?;
     let approvers: Vec<String> = (1..=STEPS).map(|i| format!("approver-{i}")).collect();
-    let route = Route::parse("route", approvers.iter().map(String::as_str), |i| {
-        format!("route[{i}]")
-    })?;
+    let route = Route::of_users("route", approvers.iter().map(String::as_str))?;
     let mut events = vec![
         WorkflowEvent::Created {
             title: Title::parse("title", "bench catch-up")?,
@@ -85,18 +83,23 @@ pub fn workflow_history(
             applicant_id: applicant.clone(),
             applicant_name: DisplayName::parse("name", "applicant san")?,
             route: route.clone(),
+            definition: None,
+            due_date: None,
         },
         WorkflowEvent::Submitted {},
     ];
-    for (step, approver) in route.steps() {
+    for (step, approver) in approvers.iter().enumerate() {
+        let step = StepNo::parse("step", step as u32 + 1)?;
+        let approver = UserId::parse("approver", approver)?;
         events.push(WorkflowEvent::StepAssigned {
             step,
-            approver_id: approver.clone(),
+            assignee: Approver::User(approver.clone()),
+            due_at: None,
         });
         events.push(WorkflowEvent::StepCompleted {
             step,
             decision: Decision::Approved,
-            decided_by: approver.clone(),
+            decided_by: approver,
             comment: "ok".to_owned(),
         });
     }
@@ -108,7 +111,7 @@ pub fn workflow_history(
         .map(|(i, event)| RecordedEvent {
             event_id: Uuid::now_v7(),
             position: first_position + i as i64,
-            aggregate_type: AGGREGATE_TYPE.to_owned(),
+            aggregate_type: Workflow::TYPE.to_owned(),
             aggregate_id,
             version: i as i64 + 1,
             occurred_at: Utc::now(),

@@ -23,7 +23,8 @@ use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 use workflow_domain::{
-    evolve, Decision, Description, DisplayName, Priority, Route, Title, UserId, WorkflowEvent,
+    Aggregate, CommentBody, Description, DisplayName, Priority, Route, Title, UserId, Workflow,
+    WorkflowEvent,
 };
 
 const ROUTE_STEPS: usize = 20;
@@ -53,13 +54,7 @@ pub struct W5Result {
 
 pub fn history(len: usize) -> anyhow::Result<Vec<WorkflowEvent>> {
     let approvers: Vec<String> = (1..=ROUTE_STEPS).map(|i| format!("approver-{i}")).collect();
-    let route = Route::parse("route", approvers.iter().map(String::as_str), |i| {
-        format!("route[{i}]")
-    })?;
-    let steps: Vec<_> = route
-        .steps()
-        .map(|(step, user)| (step, user.clone()))
-        .collect();
+    let route = Route::of_users("route", approvers.iter().map(String::as_str))?;
     let mut events = vec![
         WorkflowEvent::Created {
             title: Title::parse("title", "bench long history")?,
@@ -68,26 +63,20 @@ pub fn history(len: usize) -> anyhow::Result<Vec<WorkflowEvent>> {
             applicant_id: UserId::parse("applicant", "applicant")?,
             applicant_name: DisplayName::parse("name", "applicant san")?,
             route,
+            definition: None,
+            due_date: None,
         },
         WorkflowEvent::Submitted {},
     ];
-    let mut i = 0;
+    // A long discussion is how a real workflow gets thousands of events.
+    let author = UserId::parse("author", &approvers[0])?;
+    let author_name = DisplayName::parse("name", "approver san")?;
     while events.len() < len {
-        let (step, approver) = &steps[(i / 2) % steps.len()];
-        events.push(if i % 2 == 0 {
-            WorkflowEvent::StepAssigned {
-                step: *step,
-                approver_id: approver.clone(),
-            }
-        } else {
-            WorkflowEvent::StepCompleted {
-                step: *step,
-                decision: Decision::Approved,
-                decided_by: approver.clone(),
-                comment: "ok".to_owned(),
-            }
+        events.push(WorkflowEvent::CommentAdded {
+            author_id: author.clone(),
+            author_name: author_name.clone(),
+            body: CommentBody::parse("body", &format!("comment {}", events.len()))?,
         });
-        i += 1;
     }
     events.truncate(len.max(1));
     Ok(events)
@@ -102,7 +91,7 @@ async fn take_snapshots(
 ) -> anyhow::Result<()> {
     let mut state = None;
     for (i, event) in events.iter().enumerate() {
-        state = evolve(state, event)?;
+        state = Workflow::evolve(state, event)?;
         let version = i as i64 + 1;
         if version % every == 0 {
             let state = state.clone().context("a created workflow has state")?;
@@ -136,9 +125,9 @@ async fn measure(
         let (from_version, state) = snapshot.map_or((0, None), |s| (s.version, Some(s.state)));
         let history = store.load_after(TENANT, aggregate_id, from_version).await?;
         let t1 = Instant::now();
-        let state = history
-            .iter()
-            .try_fold(state, |state, recorded| evolve(state, &recorded.event))?;
+        let state = history.iter().try_fold(state, |state, recorded| {
+            Workflow::evolve(state, &recorded.event)
+        })?;
         let t2 = Instant::now();
         anyhow::ensure!(state.is_some(), "the W5 history folds into no workflow");
         std::hint::black_box(state);
@@ -201,7 +190,7 @@ pub async fn run(
             "loaded {} events, wrote {size}",
             warm.len()
         );
-        workflow_domain::replay(warm.iter().map(|r| &r.event))
+        workflow_domain::replay::<Workflow>(warm.iter().map(|r| &r.event))
             .context("the W5 history does not replay")?;
         aggregates.push((size, aggregate_id));
     }

@@ -4,8 +4,8 @@
 use event_store::{Append, AppendError, CommandRecord, EventStore, Snapshot, StoreError};
 use uuid::Uuid;
 use workflow_domain::{
-    decide, evolve, Actor, CorruptHistory, DomainError, EventMetadata, WorkflowCommand,
-    WorkflowEvent, WorkflowState, AGGREGATE_TYPE,
+    Actor, Aggregate, Context, CorruptHistory, DomainError, EventMetadata, Workflow,
+    WorkflowCommand, WorkflowEvent, WorkflowState,
 };
 
 /// Who sends the command and in which request chain.
@@ -67,7 +67,7 @@ impl CommandHandler {
         command: WorkflowCommand,
     ) -> Result<CommandRecord, HandleError> {
         let tenant = context.actor.tenant_id.as_str();
-        let command_type = command.name();
+        let command_type = Workflow::command_name(&command);
         if let Some(record) = self.store.find_command(tenant, context.command_id).await? {
             return same_command(record, command_type, aggregate_id);
         }
@@ -79,7 +79,13 @@ impl CommandHandler {
                 current_version: version,
             });
         }
-        let events = decide(&state, &context.actor, command)?;
+        // One instant for the decision (deadlines are computed from it) and its events.
+        let now = chrono::Utc::now();
+        let decision_context = Context {
+            actor: context.actor.clone(),
+            now,
+        };
+        let events = Workflow::decide(state.as_ref(), &decision_context, command)?;
 
         let metadata = EventMetadata {
             tenant_id: tenant.to_owned(),
@@ -91,13 +97,13 @@ impl CommandHandler {
         let appended = self
             .store
             .append(Append {
-                aggregate_type: AGGREGATE_TYPE,
+                aggregate_type: Workflow::TYPE,
                 aggregate_id,
                 expected_version: version,
                 events: &events,
                 metadata: &metadata,
                 command_type,
-                occurred_at: chrono::Utc::now(),
+                occurred_at: now,
             })
             .await;
         match appended {
@@ -145,9 +151,9 @@ impl CommandHandler {
             .load_after(tenant, aggregate_id, from_version)
             .await?;
         let version = history.last().map_or(from_version, |event| event.version);
-        let state = history
-            .iter()
-            .try_fold(state, |state, recorded| evolve(state, &recorded.event))?;
+        let state = history.iter().try_fold(state, |state, recorded| {
+            Workflow::evolve(state, &recorded.event)
+        })?;
         Ok((version, state))
     }
 
@@ -166,7 +172,7 @@ impl CommandHandler {
         if every == 0 || to_version / every == from_version / every {
             return;
         }
-        let state = match events.iter().try_fold(state, evolve) {
+        let state = match events.iter().try_fold(state, Workflow::evolve) {
             Ok(Some(state)) => state,
             // Decided events always evolve into a workflow; if not, there is nothing to keep.
             unexpected => {

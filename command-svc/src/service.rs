@@ -2,6 +2,7 @@
 //! handler, map the outcome to a status.
 
 use crate::handler::{CommandContext, CommandHandler, HandleError};
+use chrono::NaiveDate;
 use pb::workflow_command_service_server::WorkflowCommandService;
 use platform::auth::{identity, Identity};
 use platform::errors::{self, ErrorCode};
@@ -10,8 +11,8 @@ use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use workflow_domain::{
-    Actor, Comment, Description, DisplayName, DomainError, Reason, Route, StepNo, TenantId, Title,
-    UserId, ValidationError, WorkflowCommand, WorkflowId,
+    Actor, Comment, CommentBody, Description, DisplayName, DraftChanges, Reason, Role, StepNo,
+    TenantId, Title, UserId, ValidationError, WorkflowCommand, WorkflowId,
 };
 
 /// Namespace of workflow ids derived from a create command's id, so a retried create without a
@@ -56,6 +57,63 @@ impl CommandService {
     }
 }
 
+/// What every command request except creation carries besides its command.
+trait WorkflowRequest {
+    fn command_id(&self) -> &str;
+    fn workflow_id(&self) -> &str;
+    fn expected_version(&self) -> Option<i64>;
+}
+
+macro_rules! workflow_requests {
+    ($($request:ty),* $(,)?) => {$(
+        impl WorkflowRequest for $request {
+            fn command_id(&self) -> &str {
+                &self.command_id
+            }
+            fn workflow_id(&self) -> &str {
+                &self.workflow_id
+            }
+            fn expected_version(&self) -> Option<i64> {
+                self.expected_version
+            }
+        }
+    )*};
+}
+
+workflow_requests!(
+    pb::SubmitWorkflowRequest,
+    pb::ApproveStepRequest,
+    pb::RejectStepRequest,
+    pb::UpdateDraftRequest,
+    pb::RequestChangesRequest,
+    pb::DelegateStepRequest,
+    pb::CancelWorkflowRequest,
+    pb::AddCommentRequest,
+    pb::AttachDocumentRequest,
+    pb::EscalateStepRequest,
+);
+
+impl CommandService {
+    /// Parses the command out of a request on an existing workflow and runs it.
+    async fn execute<R: WorkflowRequest>(
+        &self,
+        request: Request<R>,
+        command: impl FnOnce(&R) -> Result<WorkflowCommand, ValidationError>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        let body = request.get_ref();
+        let workflow_id = WorkflowId::parse("workflow_id", body.workflow_id()).map_err(invalid)?;
+        let command = command(body).map_err(invalid)?;
+        self.run(
+            &request,
+            body.command_id(),
+            workflow_id,
+            body.expected_version(),
+            command,
+        )
+        .await
+    }
+}
+
 #[tonic::async_trait]
 impl WorkflowCommandService for CommandService {
     async fn create_workflow(
@@ -67,12 +125,9 @@ impl WorkflowCommandService for CommandService {
             title: Title::parse("title", &body.title).map_err(invalid)?,
             description: Description::parse("description", &body.description).map_err(invalid)?,
             priority: proto::convert::priority(body.priority).map_err(invalid)?,
-            route: Route::parse(
-                "route",
-                body.route.iter().map(|step| step.approver_user_id.as_str()),
-                |i| format!("route[{i}].approver_user_id"),
-            )
-            .map_err(invalid)?,
+            route: proto::convert::route("route", &body.route).map_err(invalid)?,
+            definition: None,
+            due_date: due_date("due_date", &body.due_date).map_err(invalid)?,
         };
         let workflow_id = if body.workflow_id.is_empty() {
             let tenant = identity(&request)?.tenant_id;
@@ -93,35 +148,19 @@ impl WorkflowCommandService for CommandService {
         &self,
         request: Request<pb::SubmitWorkflowRequest>,
     ) -> Result<Response<pb::CommandResult>, Status> {
-        let body = request.get_ref();
-        let workflow_id = WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?;
-        self.run(
-            &request,
-            &body.command_id,
-            workflow_id,
-            body.expected_version,
-            WorkflowCommand::Submit,
-        )
-        .await
+        self.execute(request, |_| Ok(WorkflowCommand::Submit)).await
     }
 
     async fn approve_step(
         &self,
         request: Request<pb::ApproveStepRequest>,
     ) -> Result<Response<pb::CommandResult>, Status> {
-        let body = request.get_ref();
-        let workflow_id = WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?;
-        let command = WorkflowCommand::ApproveStep {
-            step: StepNo::parse("step", body.step).map_err(invalid)?,
-            comment: Comment::parse("comment", &body.comment).map_err(invalid)?,
-        };
-        self.run(
-            &request,
-            &body.command_id,
-            workflow_id,
-            body.expected_version,
-            command,
-        )
+        self.execute(request, |body| {
+            Ok(WorkflowCommand::ApproveStep {
+                step: StepNo::parse("step", body.step)?,
+                comment: Comment::parse("comment", &body.comment)?,
+            })
+        })
         .await
     }
 
@@ -129,21 +168,131 @@ impl WorkflowCommandService for CommandService {
         &self,
         request: Request<pb::RejectStepRequest>,
     ) -> Result<Response<pb::CommandResult>, Status> {
-        let body = request.get_ref();
-        let workflow_id = WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?;
-        let command = WorkflowCommand::RejectStep {
-            step: StepNo::parse("step", body.step).map_err(invalid)?,
-            reason: Reason::parse("reason", &body.reason).map_err(invalid)?,
-        };
-        self.run(
-            &request,
-            &body.command_id,
-            workflow_id,
-            body.expected_version,
-            command,
-        )
+        self.execute(request, |body| {
+            Ok(WorkflowCommand::RejectStep {
+                step: StepNo::parse("step", body.step)?,
+                reason: Reason::parse("reason", &body.reason)?,
+            })
+        })
         .await
     }
+
+    async fn update_draft(
+        &self,
+        request: Request<pb::UpdateDraftRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        self.execute(request, |body| {
+            Ok(WorkflowCommand::UpdateDraft(DraftChanges {
+                title: body
+                    .title
+                    .as_deref()
+                    .map(|raw| Title::parse("title", raw))
+                    .transpose()?,
+                description: body
+                    .description
+                    .as_deref()
+                    .map(|raw| Description::parse("description", raw))
+                    .transpose()?,
+                priority: match pb::Priority::try_from(body.priority) {
+                    Ok(pb::Priority::Unspecified) => None,
+                    _ => Some(proto::convert::priority(body.priority)?),
+                },
+                due_date: body
+                    .due_date
+                    .as_deref()
+                    .map(|raw| due_date("due_date", raw))
+                    .transpose()?,
+            }))
+        })
+        .await
+    }
+
+    async fn request_changes(
+        &self,
+        request: Request<pb::RequestChangesRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        self.execute(request, |body| {
+            Ok(WorkflowCommand::RequestChanges {
+                step: StepNo::parse("step", body.step)?,
+                reason: Reason::parse("reason", &body.reason)?,
+            })
+        })
+        .await
+    }
+
+    async fn delegate_step(
+        &self,
+        request: Request<pb::DelegateStepRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        self.execute(request, |body| {
+            Ok(WorkflowCommand::DelegateStep {
+                step: StepNo::parse("step", body.step)?,
+                to_user: UserId::parse("to_user_id", &body.to_user_id)?,
+                comment: Comment::parse("comment", &body.comment)?,
+            })
+        })
+        .await
+    }
+
+    async fn cancel_workflow(
+        &self,
+        request: Request<pb::CancelWorkflowRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        self.execute(request, |body| {
+            Ok(WorkflowCommand::Cancel {
+                reason: (!body.reason.trim().is_empty())
+                    .then(|| Reason::parse("reason", &body.reason))
+                    .transpose()?,
+            })
+        })
+        .await
+    }
+
+    async fn add_comment(
+        &self,
+        request: Request<pb::AddCommentRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        self.execute(request, |body| {
+            Ok(WorkflowCommand::AddComment {
+                body: CommentBody::parse("body", &body.body)?,
+            })
+        })
+        .await
+    }
+
+    async fn attach_document(
+        &self,
+        request: Request<pb::AttachDocumentRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        self.execute(request, |body| {
+            Ok(WorkflowCommand::AttachDocument {
+                attachment: proto::convert::attachment("attachment", body.attachment.as_ref())?,
+            })
+        })
+        .await
+    }
+
+    async fn escalate_step(
+        &self,
+        request: Request<pb::EscalateStepRequest>,
+    ) -> Result<Response<pb::CommandResult>, Status> {
+        self.execute(request, |body| {
+            Ok(WorkflowCommand::EscalateStep {
+                step: StepNo::parse("step", body.step)?,
+            })
+        })
+        .await
+    }
+}
+
+/// A `YYYY-MM-DD` date; the empty string is no date.
+fn due_date(field: &str, raw: &str) -> Result<Option<NaiveDate>, ValidationError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| ValidationError::new(field, "must be a date as YYYY-MM-DD"))
 }
 
 fn invalid(error: ValidationError) -> Status {
@@ -185,15 +334,22 @@ fn actor(identity: Identity) -> Result<Actor, Status> {
         user_id: UserId::parse("sub", &identity.user_id).map_err(unauthenticated)?,
         display_name: DisplayName::parse("name", &identity.display_name)
             .map_err(unauthenticated)?,
+        roles: identity
+            .roles
+            .iter()
+            .map(|role| Role::parse("roles", role))
+            .collect::<Result<_, _>>()
+            .map_err(unauthenticated)?,
     })
 }
 
 fn to_status(error: HandleError) -> Status {
     match error {
-        HandleError::Domain(DomainError::Invalid(error)) => invalid(error),
-        HandleError::Domain(error) => {
-            errors::status(error.code(), error.to_string(), HashMap::new())
-        }
+        HandleError::Domain(error) => match error.field() {
+            // Every invalid argument names its field, so clients can point at it.
+            Some(field) => errors::invalid_argument(field, &error.to_string()),
+            None => errors::status(error.code(), error.to_string(), HashMap::new()),
+        },
         HandleError::Conflict {
             current_version, ..
         } => errors::conflict(error.to_string(), current_version),

@@ -24,6 +24,7 @@ fn context(user: &str) -> CommandContext {
             tenant_id: TenantId::parse("tenant", "acme").unwrap(),
             user_id: UserId::parse("sub", user).unwrap(),
             display_name: DisplayName::parse("name", user).unwrap(),
+            roles: vec![],
         },
         command_id: Uuid::new_v4(),
         correlation_id: Uuid::new_v4(),
@@ -36,10 +37,9 @@ fn create(approvers: &[&str]) -> WorkflowCommand {
         title: Title::parse("title", "出張申請").unwrap(),
         description: Description::parse("description", "").unwrap(),
         priority: Priority::Medium,
-        route: Route::parse("route", approvers.iter().copied(), |i| {
-            format!("route[{i}]")
-        })
-        .unwrap(),
+        route: Route::of_users("route", approvers.iter().copied()).unwrap(),
+        definition: None,
+        due_date: None,
     }
 }
 

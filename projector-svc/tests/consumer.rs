@@ -9,7 +9,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 use uuid::Uuid;
-use workflow_domain::{RecordedEvent, StepNo, UserId, WorkflowEvent};
+use workflow_domain::{Approver, RecordedEvent, StepNo, UserId, WorkflowEvent};
 
 /// grpc.health.v1 status of the whole server (the empty service name).
 async fn health(port: u16) -> ServingStatus {
@@ -28,7 +28,8 @@ async fn health(port: u16) -> ServingStatus {
 fn assigned() -> WorkflowEvent {
     WorkflowEvent::StepAssigned {
         step: StepNo::FIRST,
-        approver_id: UserId::parse("user", "bob").unwrap(),
+        assignee: Approver::User(UserId::parse("user", "bob").unwrap()),
+        due_at: None,
     }
 }
 
@@ -59,10 +60,12 @@ async fn events_are_applied_once_poison_is_set_aside_and_offsets_are_committed()
     let wf = read_model::get_workflow(&h.pool, "acme", a)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .workflow;
+    let current = wf.current.expect("a step is waiting");
     assert_eq!(
-        (wf.current_step, wf.current_approver_id.as_deref()),
-        (Some(1), Some("bob"))
+        (current.step, current.assignee),
+        (1, Approver::User(UserId::parse("user", "bob").unwrap()))
     );
     assert_eq!(
         h.committed_offset(),

@@ -9,7 +9,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{Message, Offset};
 use support::{created, event, eventually, harness, printed, stdout};
 use uuid::Uuid;
-use workflow_domain::{RecordedEvent, StepNo, UserId, WorkflowEvent};
+use workflow_domain::{Approver, RecordedEvent, StepNo, UserId, WorkflowEvent};
 
 /// Every header of a message as (key, value) text pairs, in order.
 fn headers(message: &OwnedMessage) -> Vec<(String, String)> {
@@ -61,7 +61,8 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
     let a_submitted = event(a, 2, WorkflowEvent::Submitted {});
     let assigned = || WorkflowEvent::StepAssigned {
         step: StepNo::FIRST,
-        approver_id: UserId::parse("user", "bob").unwrap(),
+        assignee: Approver::User(UserId::parse("user", "bob").unwrap()),
+        due_at: None,
     };
 
     h.publish(&event(a, 1, created())).await; // 0
@@ -79,7 +80,7 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
         .into_iter()
         .fold(OwnedHeaders::new(), |copy, (key, value)| {
             let value = if key == "ce_type" {
-                "WorkflowEscalated".to_owned()
+                "WorkflowReopened".to_owned()
             } else {
                 value
             };
@@ -96,7 +97,8 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
         2,
         WorkflowEvent::StepAssigned {
             step: StepNo::parse("step", 5).unwrap(),
-            approver_id: UserId::parse("user", "bob").unwrap(),
+            assignee: Approver::User(UserId::parse("user", "bob").unwrap()),
+            due_at: None,
         },
     );
     h.publish(&contradiction).await;
@@ -246,7 +248,7 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
     let out = stdout(&again);
     assert!(out.contains("replayed 0 (applied 0, already applied 0, buffered 0, superseded 0); skipped 3 replayed earlier; still failing 2;"), "{}", printed(&again));
     assert!(
-        out.contains(&format!("key={c} ce_type=WorkflowEscalated")),
+        out.contains(&format!("key={c} ce_type=WorkflowReopened")),
         "{out}"
     );
     assert!(

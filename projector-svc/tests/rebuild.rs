@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use support::{created, printed, stdout};
 use uuid::Uuid;
-use workflow_domain::{EventMetadata, StepNo, UserId, WorkflowEvent};
+use workflow_domain::{Approver, EventMetadata, StepNo, UserId, WorkflowEvent};
 
 struct Databases {
     store: EventStore,
@@ -98,7 +98,8 @@ impl Databases {
 fn assigned() -> WorkflowEvent {
     WorkflowEvent::StepAssigned {
         step: StepNo::FIRST,
-        approver_id: UserId::parse("user", "bob").unwrap(),
+        assignee: Approver::User(UserId::parse("user", "bob").unwrap()),
+        due_at: None,
     }
 }
 
@@ -107,6 +108,7 @@ async fn get(pool: &PgPool, tenant: &str, id: Uuid) -> WorkflowView {
         .await
         .unwrap()
         .unwrap()
+        .workflow
 }
 
 #[tokio::test]

@@ -36,14 +36,14 @@ impl WorkflowQueryService for QueryService {
         let caller = identity(&request)?;
         let id = WorkflowId::parse("workflow_id", &request.get_ref().workflow_id)
             .map_err(|e| invalid_argument(&e.field, &e.message))?;
-        let view = read_model::get_workflow(&self.pool, &caller.tenant_id, id.as_uuid())
+        let detail = read_model::get_workflow(&self.pool, &caller.tenant_id, id.as_uuid())
             .await
             .map_err(query_error)?
             // Another tenant's workflow is reported exactly like a missing one.
             .ok_or_else(|| {
                 errors::status(ErrorCode::NotFound, "workflow not found", HashMap::new())
             })?;
-        Ok(Response::new(convert::workflow(view)))
+        Ok(Response::new(convert::workflow_detail(detail)))
     }
 
     async fn list_workflows(

@@ -6,7 +6,8 @@ use platform::auth::Identity;
 use platform::errors::{code_of, metadata_of, ErrorCode};
 use proto::workflow::v1::workflow_query_service_client::WorkflowQueryServiceClient;
 use proto::workflow::v1::{
-    GetWorkflowRequest, ListWorkflowsRequest, Priority, StepStatus, WorkflowStatus,
+    approver, Approver, GetWorkflowRequest, ListWorkflowsRequest, Priority, StepStatus,
+    WorkflowStatus,
 };
 use query_svc::{Application, Settings};
 use sqlx::PgPool;
@@ -14,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use uuid::Uuid;
 use workflow_domain::{
-    Description, DisplayName, EventMetadata, RecordedEvent, Route, StepNo, Title, UserId,
-    WorkflowEvent,
+    Attachment, CommentBody, DefinitionId, DefinitionName, DefinitionRef, Description, DisplayName,
+    EventMetadata, RawApprover, RawAttachment, RawStep, RecordedEvent, Route, StepNo, Title,
+    UserId, WorkflowEvent,
 };
 
 struct TestApp {
@@ -88,24 +90,22 @@ impl TestApp {
     /// A workflow of `tenant` created at `at`, submitted with step 1 assigned to bob.
     async fn seed(&self, tenant: &str, at: DateTime<Utc>) -> Uuid {
         let id = Uuid::new_v4();
-        let route = Route::parse("route", ["bob", "carol"], |i| format!("route[{i}]")).unwrap();
-        let events = [
-            WorkflowEvent::Created {
-                title: Title::parse("title", "出張申請").unwrap(),
-                description: Description::parse("description", "大阪").unwrap(),
-                priority: workflow_domain::Priority::Urgent,
-                applicant_id: UserId::parse("user", "alice").unwrap(),
-                applicant_name: DisplayName::parse("name", "アリス").unwrap(),
-                route,
-            },
-            WorkflowEvent::Submitted {},
-            WorkflowEvent::StepAssigned {
-                step: StepNo::FIRST,
-                approver_id: UserId::parse("user", "bob").unwrap(),
-            },
-        ];
-        for (version, event) in (1..).zip(events) {
-            let recorded = RecordedEvent {
+        self.record(tenant, id, at, 1, submitted_to_bob()).await;
+        id
+    }
+
+    /// Projects `events` as versions `first_version`.. of workflow `id`, all happening `at`.
+    async fn record(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        at: DateTime<Utc>,
+        first_version: i64,
+        events: Vec<WorkflowEvent>,
+    ) -> Vec<RecordedEvent> {
+        let mut recorded = Vec::new();
+        for (version, event) in (first_version..).zip(events) {
+            let event = RecordedEvent {
                 event_id: Uuid::new_v4(),
                 position: version,
                 aggregate_type: "workflow".into(),
@@ -121,15 +121,68 @@ impl TestApp {
                 },
                 event,
             };
-            read_model::apply(&self.pool, &recorded).await.unwrap();
+            read_model::apply(&self.pool, &event).await.unwrap();
+            recorded.push(event);
         }
-        id
+        recorded
     }
 
     async fn stop(self) {
         self.shutdown.cancel();
         self.server.await.unwrap().unwrap();
     }
+}
+
+fn user(id: &str) -> UserId {
+    UserId::parse("user", id).unwrap()
+}
+
+/// Created from version 3 of a definition with bob, then the managers with a 24-hour SLA;
+/// submitted, step 1 assigned to bob.
+fn submitted_to_bob() -> Vec<WorkflowEvent> {
+    let route = Route::parse(
+        "route",
+        [
+            RawStep {
+                approver: Some(RawApprover::User("bob")),
+                sla_hours: None,
+            },
+            RawStep {
+                approver: Some(RawApprover::Role("manager")),
+                sla_hours: Some(24),
+            },
+        ],
+        |i, f| format!("route[{i}].{f}"),
+    )
+    .unwrap();
+    vec![
+        WorkflowEvent::Created {
+            title: Title::parse("title", "出張申請").unwrap(),
+            description: Description::parse("description", "大阪").unwrap(),
+            priority: workflow_domain::Priority::Urgent,
+            applicant_id: user("alice"),
+            applicant_name: DisplayName::parse("name", "アリス").unwrap(),
+            route,
+            definition: Some(DefinitionRef {
+                id: DefinitionId::new(Uuid::from_u128(7)),
+                version: 3,
+                name: DefinitionName::parse("name", "出張申請").unwrap(),
+            }),
+            due_date: Some("2026-06-01".parse().unwrap()),
+        },
+        WorkflowEvent::Submitted {},
+        WorkflowEvent::StepAssigned {
+            step: StepNo::FIRST,
+            assignee: workflow_domain::Approver::User(user("bob")),
+            due_at: None,
+        },
+    ]
+}
+
+fn wire_approver(approver: approver::Approver) -> Option<Approver> {
+    Some(Approver {
+        approver: Some(approver),
+    })
 }
 
 fn at(seconds: i64) -> DateTime<Utc> {
@@ -163,19 +216,50 @@ async fn get_workflow_returns_the_callers_workflow_only() {
         (wf.current_step, wf.current_approver_id.as_str()),
         (1, "bob")
     );
+    assert_eq!(
+        wf.current_assignee,
+        wire_approver(approver::Approver::UserId("bob".into()))
+    );
+    assert_eq!((wf.current_due_at, wf.current_escalated_at), (None, None));
+    let definition = wf.definition.clone().unwrap();
+    assert_eq!(
+        (definition.id, definition.version, definition.name.as_str()),
+        (Uuid::from_u128(7).to_string(), 3, "出張申請")
+    );
+    assert_eq!(wf.due_date, "2026-06-01");
     assert_eq!(wf.version, 3);
     assert_eq!(wf.created_at.unwrap().seconds, at(0).timestamp());
     assert!(wf.submitted_at.is_some() && wf.completed_at.is_none());
     let steps: Vec<_> = wf
         .steps
         .iter()
-        .map(|s| (s.number, s.approver_id.as_str(), s.status))
+        .map(|s| {
+            (
+                s.number,
+                s.approver_id.as_str(),
+                s.approver.clone(),
+                s.sla_hours,
+                s.status,
+            )
+        })
         .collect();
     assert_eq!(
         steps,
         [
-            (1, "bob", StepStatus::Pending as i32),
-            (2, "carol", StepStatus::Waiting as i32)
+            (
+                1,
+                "bob",
+                wire_approver(approver::Approver::UserId("bob".into())),
+                None,
+                StepStatus::Pending as i32
+            ),
+            (
+                2,
+                "",
+                wire_approver(approver::Approver::Role("manager".into())),
+                Some(24),
+                StepStatus::Waiting as i32
+            )
         ]
     );
 
@@ -305,6 +389,120 @@ async fn list_pages_through_the_tenants_workflows() {
         .unwrap()
         .into_inner();
     assert!(page.edges.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn get_workflow_returns_the_discussion_and_a_list_only_its_counts() {
+    let app = spawn_app().await;
+    let id = app.seed("acme", at(0)).await;
+    let comment = |by: &str, body: &str| WorkflowEvent::CommentAdded {
+        author_id: user(by),
+        author_name: DisplayName::parse("name", &by.to_uppercase()).unwrap(),
+        body: CommentBody::parse("body", body).unwrap(),
+    };
+    let document = Attachment::parse(
+        RawAttachment {
+            file_name: "見積書.pdf",
+            media_type: "application/pdf",
+            size_bytes: 52_431,
+            sha256: &"9f86".repeat(16),
+            storage_uri: "s3://ringiflow/acme/9f86",
+        },
+        |f| format!("attachment.{f}"),
+    )
+    .unwrap();
+    let discussion = app
+        .record(
+            "acme",
+            id,
+            at(5),
+            4,
+            vec![
+                comment("bob", "いつ出発ですか？"),
+                WorkflowEvent::DocumentAttached {
+                    attachment: document,
+                    attached_by: user("alice"),
+                },
+                comment("alice", "来週です"),
+            ],
+        )
+        .await;
+    let mut client = app.client().await;
+
+    let wf = client
+        .get_workflow(app.request(
+            "acme",
+            GetWorkflowRequest {
+                workflow_id: id.to_string(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((wf.comment_count, wf.attachment_count), (2, 1));
+    let comments: Vec<_> = wf
+        .comments
+        .iter()
+        .map(|c| {
+            let author = c.author.clone().unwrap();
+            (
+                c.id.clone(),
+                author.user_id,
+                author.display_name,
+                c.body.as_str(),
+                c.created_at.unwrap().seconds,
+            )
+        })
+        .collect();
+    assert_eq!(
+        comments,
+        [
+            (
+                discussion[0].event_id.to_string(),
+                "bob".into(),
+                "BOB".into(),
+                "いつ出発ですか？",
+                at(5).timestamp()
+            ),
+            (
+                discussion[2].event_id.to_string(),
+                "alice".into(),
+                "ALICE".into(),
+                "来週です",
+                at(5).timestamp()
+            ),
+        ]
+    );
+    let [attached] = &wf.attachments[..] else {
+        panic!("one attachment expected: {:?}", wf.attachments)
+    };
+    assert_eq!(attached.id, discussion[1].event_id.to_string());
+    assert_eq!(attached.attached_by, "alice");
+    let document = attached.document.clone().unwrap();
+    assert_eq!(
+        (
+            document.file_name.as_str(),
+            document.media_type.as_str(),
+            document.size_bytes,
+            document.storage_uri.as_str()
+        ),
+        (
+            "見積書.pdf",
+            "application/pdf",
+            52_431,
+            "s3://ringiflow/acme/9f86"
+        )
+    );
+
+    let page = client
+        .list_workflows(app.request("acme", ListWorkflowsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = page.edges[0].node.clone().unwrap();
+    assert_eq!((listed.comment_count, listed.attachment_count), (2, 1));
+    assert!(listed.comments.is_empty() && listed.attachments.is_empty());
     app.stop().await;
 }
 

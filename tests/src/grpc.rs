@@ -60,9 +60,12 @@ impl CommandClient {
             route: approvers
                 .iter()
                 .map(|a| pb::RouteStep {
+                    // The first contract version's shorthand: still accepted.
                     approver_user_id: (*a).to_owned(),
+                    ..Default::default()
                 })
                 .collect(),
+            due_date: String::new(),
         };
         Ok(self.inner.create_workflow(request).await?.into_inner())
     }

@@ -187,6 +187,13 @@ impl GraphQlResponse {
         self.data
     }
 
+    /// The version a successful mutation `name` left the workflow at.
+    pub fn version(self, name: &str) -> i64 {
+        self.ok()[name]["version"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{name} returned no version"))
+    }
+
     /// The `extensions.code` of the first error, failing the test if there is none.
     pub fn error_code(&self) -> &str {
         let error = self
@@ -202,13 +209,30 @@ impl GraphQlResponse {
 impl TestStack {
     /// A token for `user` in `tenant`, signed like the local stack's.
     pub fn token(&self, tenant: &str, user: &str) -> String {
+        self.token_with_roles(tenant, user, &[])
+    }
+
+    pub fn token_with_roles(&self, tenant: &str, user: &str, roles: &[&str]) -> String {
         let identity = Identity {
             tenant_id: tenant.to_owned(),
             user_id: user.to_owned(),
             display_name: format!("{user} san"),
-            roles: vec![],
+            roles: roles.iter().map(|role| (*role).to_owned()).collect(),
         };
         self.jwt.issue(&identity, chrono::Duration::hours(1))
+    }
+
+    /// Runs the mutation `name(input: $input) { workflowId version }` with `input`.
+    pub async fn command(&self, token: &str, name: &str, input: Value) -> GraphQlResponse {
+        let input_type = format!("{}{}Input", name[..1].to_uppercase(), &name[1..]);
+        self.graphql(
+            Some(token),
+            &format!(
+                "mutation($input: {input_type}!) {{ {name}(input: $input) {{ workflowId version }} }}"
+            ),
+            json!({ "input": input }),
+        )
+        .await
     }
 
     pub async fn graphql(

@@ -5,7 +5,7 @@
 
 use crate::{EventStore, StoreError};
 use uuid::Uuid;
-use workflow_domain::Workflow;
+use workflow_domain::{Aggregate, Workflow};
 
 /// The state of an aggregate right after its event `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -158,7 +158,8 @@ async fn a_row_committed_late_below_a_published_position_is_still_published() {
 
     // A slow writer takes its position first but has not committed yet.
     let mut slow = store.pool().begin().await.unwrap();
-    let slow_position = insert_raw(&mut *slow, slow_id, 1, "WorkflowCreated", 1, payload).await;
+    // The current shape, so the current schema version.
+    let slow_position = insert_raw(&mut *slow, slow_id, 1, "WorkflowCreated", 2, payload).await;
     append(
         &store,
         fast_id,

@@ -6,7 +6,7 @@ use common::{append, created, metadata, store};
 use event_store::{AppendError, OutboxConnection, Snapshot};
 use std::sync::Arc;
 use uuid::Uuid;
-use workflow_domain::{replay, StepNo, UserId, WorkflowEvent};
+use workflow_domain::{replay, Aggregate, Approver, StepNo, UserId, Workflow, WorkflowEvent};
 
 #[tokio::test]
 async fn appended_events_load_back_in_version_order_for_their_tenant_only() {
@@ -295,7 +295,8 @@ async fn the_newest_snapshot_in_the_current_schema_is_loaded_for_its_own_tenant_
         WorkflowEvent::Submitted {},
         WorkflowEvent::StepAssigned {
             step: StepNo::FIRST,
-            approver_id: bob,
+            assignee: Approver::User(bob),
+            due_at: None,
         },
     ];
     append(&store, id, 0, &events, &metadata("acme", Uuid::new_v4()))
@@ -309,7 +310,9 @@ async fn the_newest_snapshot_in_the_current_schema_is_loaded_for_its_own_tenant_
 
     let after = |version: usize| Snapshot {
         version: version as i64,
-        state: replay(&events[..version]).unwrap().expect("created"),
+        state: replay::<Workflow>(&events[..version])
+            .unwrap()
+            .expect("created"),
     };
     store.save_snapshot(id, &after(1)).await.unwrap();
     store.save_snapshot(id, &after(2)).await.unwrap();

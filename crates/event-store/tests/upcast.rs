@@ -1,8 +1,10 @@
 //! Schema evolution: rows stored in older payload shapes load as current domain events.
 //!
-//! The domain has only ever had one shape per event, so these tests pretend it has a past: the
-//! chain below says `WorkflowCreated` is at version 3 and `WorkflowStepCompleted` at version 2,
-//! and older-shaped rows are written by hand the way an older build would have.
+//! The chain below gives the domain a longer past than it has: before the production steps
+//! (routes of users → route steps, `approver_id` → `assignee`) it puts two made-up shapes of
+//! `WorkflowCreated` and one of `WorkflowStepCompleted`, so `WorkflowCreated` is at version 4,
+//! `WorkflowStepAssigned` at 2 and `WorkflowStepCompleted` at 2. Older-shaped rows are written
+//! by hand the way an older build would have.
 
 mod common;
 
@@ -10,7 +12,9 @@ use common::{append, created, insert_raw, metadata, store};
 use event_store::{OutboxConnection, StoreError, UpcastError, Upcaster};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use workflow_domain::{replay, Decision, Route, Status, StepNo, UserId, WorkflowEvent};
+use workflow_domain::{
+    replay, Approver, Decision, Route, Status, StepNo, UserId, Workflow, WorkflowEvent,
+};
 
 /// v1 → v2: the applicant was one object; it became two fields.
 fn created_v1_to_v2(mut payload: Value) -> Result<Value, UpcastError> {
@@ -53,23 +57,44 @@ fn step_completed_v1_to_v2(mut payload: Value) -> Result<Value, UpcastError> {
     Ok(payload)
 }
 
-const CHAIN: &[Upcaster] = &[
-    Upcaster {
-        event_type: "WorkflowCreated",
-        from_version: 1,
-        upcast: created_v1_to_v2,
-    },
-    Upcaster {
-        event_type: "WorkflowCreated",
-        from_version: 2,
-        upcast: created_v2_to_v3,
-    },
-    Upcaster {
-        event_type: "WorkflowStepCompleted",
-        from_version: 1,
-        upcast: step_completed_v1_to_v2,
-    },
-];
+/// A step of the production chain, reused at the position the made-up past leaves for it.
+fn production(event_type: &str) -> fn(Value) -> Result<Value, UpcastError> {
+    event_store::UPCASTERS
+        .iter()
+        .find(|step| step.event_type == event_type && step.from_version == 1)
+        .expect("a production step")
+        .upcast
+}
+
+fn chain() -> &'static [Upcaster] {
+    Box::leak(Box::new([
+        Upcaster {
+            event_type: "WorkflowCreated",
+            from_version: 1,
+            upcast: created_v1_to_v2,
+        },
+        Upcaster {
+            event_type: "WorkflowCreated",
+            from_version: 2,
+            upcast: created_v2_to_v3,
+        },
+        Upcaster {
+            event_type: "WorkflowCreated",
+            from_version: 3,
+            upcast: production("WorkflowCreated"),
+        },
+        Upcaster {
+            event_type: "WorkflowStepAssigned",
+            from_version: 1,
+            upcast: production("WorkflowStepAssigned"),
+        },
+        Upcaster {
+            event_type: "WorkflowStepCompleted",
+            from_version: 1,
+            upcast: step_completed_v1_to_v2,
+        },
+    ]))
+}
 
 fn created_v1() -> Value {
     json!({
@@ -85,7 +110,7 @@ fn uid(raw: &str) -> UserId {
 
 #[tokio::test]
 async fn old_payload_shapes_load_as_current_events_and_fold() {
-    let store = store().await.with_upcasters(CHAIN);
+    let store = store().await.with_upcasters(chain());
     let (id, mid_chain) = (Uuid::new_v4(), Uuid::new_v4());
     let pool = store.pool();
     insert_raw(pool, id, 1, "WorkflowCreated", 1, created_v1()).await;
@@ -111,7 +136,8 @@ async fn old_payload_shapes_load_as_current_events_and_fold() {
         WorkflowEvent::Submitted {},
         WorkflowEvent::StepAssigned {
             step: StepNo::FIRST,
-            approver_id: uid("bob"),
+            assignee: Approver::User(uid("bob")),
+            due_at: None,
         },
         WorkflowEvent::StepCompleted {
             step: StepNo::FIRST,
@@ -129,12 +155,9 @@ async fn old_payload_shapes_load_as_current_events_and_fold() {
         .map(|e| e.event)
         .collect();
     assert_eq!(loaded, expected);
-    let workflow = replay(&loaded).unwrap().expect("created");
+    let workflow = replay::<Workflow>(&loaded).unwrap().expect("created");
     assert_eq!(workflow.status, Status::Approved);
-    assert_eq!(
-        workflow.route,
-        Route::parse("route", ["bob"], |i| i.to_string()).unwrap()
-    );
+    assert_eq!(workflow.route, Route::of_users("route", ["bob"]).unwrap());
     let mid: Vec<WorkflowEvent> = store
         .load("acme", mid_chain)
         .await
@@ -149,7 +172,7 @@ async fn old_payload_shapes_load_as_current_events_and_fold() {
         .await
         .unwrap()
         .expect("leads")
-        .with_upcasters(CHAIN);
+        .with_upcasters(chain());
     let pending: Vec<WorkflowEvent> = outbox
         .pending(10)
         .await
@@ -163,7 +186,7 @@ async fn old_payload_shapes_load_as_current_events_and_fold() {
 
 #[tokio::test]
 async fn appends_record_the_current_version_of_each_event_type() {
-    let store = store().await.with_upcasters(CHAIN);
+    let store = store().await.with_upcasters(chain());
     let id = Uuid::new_v4();
     append(
         &store,
@@ -184,7 +207,7 @@ async fn appends_record_the_current_version_of_each_event_type() {
     assert_eq!(
         versions,
         [
-            ("WorkflowCreated".to_owned(), 3),
+            ("WorkflowCreated".to_owned(), 4),
             ("WorkflowSubmitted".to_owned(), 1)
         ]
     );
@@ -194,12 +217,12 @@ async fn appends_record_the_current_version_of_each_event_type() {
         "current rows are read as they are"
     );
 
-    // The production chain has never heard of WorkflowCreated v3: a newer build wrote it.
+    // The production chain has never heard of WorkflowCreated v4: a newer build wrote it.
     let production = event_store::EventStore::new(store.pool().clone());
     match production.load("acme", id).await {
         Err(StoreError::UnknownSchema {
             event_type,
-            schema_version: 3,
+            schema_version: 4,
             ..
         }) => {
             assert_eq!(event_type, "WorkflowCreated")
@@ -213,7 +236,7 @@ async fn appends_record_the_current_version_of_each_event_type() {
     assert!(matches!(
         outbox.pending(10).await,
         Err(StoreError::UnknownSchema {
-            schema_version: 3,
+            schema_version: 4,
             ..
         })
     ));
@@ -221,9 +244,9 @@ async fn appends_record_the_current_version_of_each_event_type() {
 
 #[tokio::test]
 async fn unknown_versions_and_malformed_old_payloads_are_typed_errors() {
-    let store = store().await.with_upcasters(CHAIN);
+    let store = store().await.with_upcasters(chain());
     let (future, malformed, unknown_type) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    insert_raw(store.pool(), future, 1, "WorkflowCreated", 4, json!({})).await;
+    insert_raw(store.pool(), future, 1, "WorkflowCreated", 5, json!({})).await;
     insert_raw(
         store.pool(),
         malformed,
@@ -246,7 +269,7 @@ async fn unknown_versions_and_malformed_old_payloads_are_typed_errors() {
     assert!(matches!(
         store.load("acme", future).await,
         Err(StoreError::UnknownSchema {
-            schema_version: 4,
+            schema_version: 5,
             ..
         })
     ));

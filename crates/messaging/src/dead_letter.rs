@@ -360,9 +360,10 @@ mod tests {
             .iter()
             .filter(|header| header.key != CE_TYPE)
             .fold(OwnedHeaders::new(), |copy, header| copy.insert(header))
+            // A type only a newer producer could write: no such event exists yet.
             .insert(Header {
                 key: CE_TYPE,
-                value: Some("WorkflowEscalated"),
+                value: Some("WorkflowReopened"),
             });
         let message = message.replace_headers(Some(headers));
         assert_eq!(

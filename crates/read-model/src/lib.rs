@@ -20,7 +20,9 @@ pub use projection::{
 };
 pub use queries::{get_workflow, list_workflows, QueryError, WorkflowPage, MAX_PAGE_SIZE};
 pub use settings::{ConnectError, DatabaseSettings};
-pub use views::{StepStatus, StepView, WorkflowView};
+pub use views::{
+    AssignmentView, AttachmentView, CommentView, StepStatus, StepView, WorkflowDetail, WorkflowView,
+};
 
 use sqlx::PgPool;
 

@@ -1,14 +1,14 @@
 //! Applying events to the read model: exactly once and in version order per workflow, whatever
 //! order and however often they arrive, a whole run of events per transaction.
 
-use crate::fold;
+use crate::fold::{self, Appended, Folded};
 use crate::queries;
-use crate::views::{StepView, WorkflowView};
+use crate::views::{AttachmentView, CommentView, StepView, WorkflowView};
 use sqlx::types::Json;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
-use workflow_domain::{EventMetadata, RecordedEvent, WorkflowEvent};
+use workflow_domain::{Approver, EventMetadata, RecordedEvent, WorkflowEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -183,6 +183,9 @@ struct Batch {
     pending: HashMap<Uuid, BTreeMap<i64, Pending>>,
     /// Changed rows, in the order they first changed.
     dirty: Vec<Uuid>,
+    /// Discussion entries the folded events added, each with its workflow.
+    comments: Vec<(Uuid, CommentView)>,
+    attachments: Vec<(Uuid, AttachmentView)>,
     /// Buffered events applied from `pending_events`, to delete from it.
     drained: Vec<(Uuid, i64)>,
     parks: Vec<Park>,
@@ -231,7 +234,9 @@ impl Batch {
         // are formatted in; a function scan over an array yields it in order. (Not
         // `sqlx::raw_sql`: its future is not provably `Send` inside the projector's task.)
         let statements = format!(
-            "LOCK TABLE workflows, workflow_steps, pending_events IN ROW EXCLUSIVE MODE;
+            "LOCK TABLE workflows, workflow_steps, workflow_comments, workflow_attachments,
+                        pending_events
+             IN ROW EXCLUSIVE MODE;
              SELECT count(pg_advisory_xact_lock(hashtextextended(current_schema(), 0) # key))
              FROM unnest(ARRAY[{}]::bigint[]) AS key",
             keys.join(",")
@@ -271,6 +276,8 @@ impl Batch {
             parked,
             pending,
             dirty: Vec::new(),
+            comments: Vec::new(),
+            attachments: Vec::new(),
             drained: Vec::new(),
             parks: Vec::new(),
         })
@@ -311,8 +318,13 @@ impl Batch {
     /// Folds the next version of a workflow into its row; on refusal the row is unchanged.
     fn fold(&mut self, event: &RecordedEvent) -> Result<(), &'static str> {
         let id = event.aggregate_id;
-        let next = fold::evolve(self.views.get(&id).cloned(), event)?;
-        self.views.insert(id, next);
+        let Folded { view, appended } = fold::evolve(self.views.get(&id).cloned(), event)?;
+        self.views.insert(id, view);
+        match appended {
+            Some(Appended::Comment(comment)) => self.comments.push((id, comment)),
+            Some(Appended::Attachment(attachment)) => self.attachments.push((id, attachment)),
+            None => {}
+        }
         if !self.dirty.contains(&id) {
             self.dirty.push(id);
         }
@@ -362,8 +374,8 @@ impl Batch {
         }
     }
 
-    /// Writes every change: each changed row once, each changed step once, the buffer's
-    /// additions and removals, and the workflows parked on the way.
+    /// Writes every change: each changed row once, each changed step once, the new discussion
+    /// entries, the buffer's additions and removals, and the workflows parked on the way.
     async fn write(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         let rows: Vec<&WorkflowView> = self.dirty.iter().map(|id| &self.views[id]).collect();
         if !rows.is_empty() {
@@ -382,6 +394,9 @@ impl Batch {
                 .collect();
             upsert_steps(&mut *conn, &steps).await?;
         }
+        // After the workflow rows, which the entries reference.
+        insert_comments(&mut *conn, &self.with_tenant(&self.comments)).await?;
+        insert_attachments(&mut *conn, &self.with_tenant(&self.attachments)).await?;
         if !self.drained.is_empty() {
             let (ids, versions): (Vec<Uuid>, Vec<i64>) = self.drained.iter().copied().unzip();
             sqlx::query(
@@ -419,6 +434,27 @@ impl Batch {
         }
         Ok(())
     }
+
+    /// Discussion entries with the tenant of their workflow, which every row carries.
+    fn with_tenant<'b, T>(&'b self, entries: &'b [(Uuid, T)]) -> Vec<(Uuid, &'b str, &'b T)> {
+        entries
+            .iter()
+            .map(|(id, entry)| (*id, self.views[id].tenant_id.as_str(), entry))
+            .collect()
+    }
+}
+
+/// One array per column, for UNNEST: `rows` mapped through `value`.
+fn column<'r, R, T>(rows: &'r [R], value: impl Fn(&'r R) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
+/// The user and the role column of an approver: exactly one is set.
+fn approver_columns(approver: &Approver) -> (Option<&str>, Option<&str>) {
+    match approver {
+        Approver::User(user) => (Some(user.as_str()), None),
+        Approver::Role(role) => (None, Some(role.as_str())),
+    }
 }
 
 /// Inserts or replaces whole workflow rows, all in one statement.
@@ -426,66 +462,74 @@ async fn upsert_workflows(
     conn: &mut PgConnection,
     rows: &[&WorkflowView],
 ) -> Result<(), sqlx::Error> {
-    let step = |n: Option<u32>| n.map(|n| n as i32);
+    fn assignee(view: &WorkflowView) -> (Option<&str>, Option<&str>) {
+        view.current
+            .as_ref()
+            .map_or((None, None), |c| approver_columns(&c.assignee))
+    }
     sqlx::query(
         "INSERT INTO workflows (id, tenant_id, title, description, priority, status, applicant_id,
-             applicant_name, current_step, current_approver_id, step_count, created_at,
+             applicant_name, definition_id, definition_version, definition_name, due_date,
+             current_step, current_approver_id, current_assignee_role, current_due_at,
+             current_escalated_at, step_count, comment_count, attachment_count, created_at,
              updated_at, submitted_at, completed_at, last_event_id, version)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-             $6::text[], $7::text[], $8::text[], $9::integer[], $10::text[], $11::integer[],
-             $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[],
-             $16::uuid[], $17::bigint[])
+             $6::text[], $7::text[], $8::text[], $9::uuid[], $10::integer[], $11::text[],
+             $12::date[], $13::integer[], $14::text[], $15::text[], $16::timestamptz[],
+             $17::timestamptz[], $18::integer[], $19::integer[], $20::integer[],
+             $21::timestamptz[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[],
+             $25::uuid[], $26::bigint[])
          ON CONFLICT (id) DO UPDATE SET
              title = EXCLUDED.title, description = EXCLUDED.description,
              priority = EXCLUDED.priority, status = EXCLUDED.status,
              applicant_id = EXCLUDED.applicant_id, applicant_name = EXCLUDED.applicant_name,
+             definition_id = EXCLUDED.definition_id,
+             definition_version = EXCLUDED.definition_version,
+             definition_name = EXCLUDED.definition_name, due_date = EXCLUDED.due_date,
              current_step = EXCLUDED.current_step,
              current_approver_id = EXCLUDED.current_approver_id,
-             step_count = EXCLUDED.step_count, updated_at = EXCLUDED.updated_at,
+             current_assignee_role = EXCLUDED.current_assignee_role,
+             current_due_at = EXCLUDED.current_due_at,
+             current_escalated_at = EXCLUDED.current_escalated_at,
+             step_count = EXCLUDED.step_count, comment_count = EXCLUDED.comment_count,
+             attachment_count = EXCLUDED.attachment_count, updated_at = EXCLUDED.updated_at,
              submitted_at = EXCLUDED.submitted_at, completed_at = EXCLUDED.completed_at,
              last_event_id = EXCLUDED.last_event_id, version = EXCLUDED.version",
     )
-    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.tenant_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.title.as_str()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.description.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.priority.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.applicant_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.applicant_name.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| step(r.current_step))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.current_approver_id.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.step_count as i32).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.submitted_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.completed_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.last_event_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+    .bind(column(rows, |r| r.id))
+    .bind(column(rows, |r| r.tenant_id.as_str()))
+    .bind(column(rows, |r| r.title.as_str()))
+    .bind(column(rows, |r| r.description.as_str()))
+    .bind(column(rows, |r| r.priority.as_str()))
+    .bind(column(rows, |r| r.status.as_str()))
+    .bind(column(rows, |r| r.applicant_id.as_str()))
+    .bind(column(rows, |r| r.applicant_name.as_str()))
+    .bind(column(rows, |r| {
+        r.definition.as_ref().map(|d| d.id.as_uuid())
+    }))
+    .bind(column(rows, |r| {
+        r.definition.as_ref().map(|d| d.version as i32)
+    }))
+    .bind(column(rows, |r| {
+        r.definition.as_ref().map(|d| d.name.as_str())
+    }))
+    .bind(column(rows, |r| r.due_date))
+    .bind(column(rows, |r| r.current.as_ref().map(|c| c.step as i32)))
+    .bind(column(rows, |r| assignee(r).0))
+    .bind(column(rows, |r| assignee(r).1))
+    .bind(column(rows, |r| r.current.as_ref().and_then(|c| c.due_at)))
+    .bind(column(rows, |r| {
+        r.current.as_ref().and_then(|c| c.escalated_at)
+    }))
+    .bind(column(rows, |r| r.step_count as i32))
+    .bind(column(rows, |r| r.comment_count as i32))
+    .bind(column(rows, |r| r.attachment_count as i32))
+    .bind(column(rows, |r| r.created_at))
+    .bind(column(rows, |r| r.updated_at))
+    .bind(column(rows, |r| r.submitted_at))
+    .bind(column(rows, |r| r.completed_at))
+    .bind(column(rows, |r| r.last_event_id))
+    .bind(column(rows, |r| r.version))
     .execute(conn)
     .await?;
     Ok(())
@@ -500,53 +544,97 @@ async fn upsert_steps(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO workflow_steps (workflow_id, step_no, tenant_id, approver_id, status,
-             decided_by, decided_at, comment)
+        "INSERT INTO workflow_steps (workflow_id, step_no, tenant_id, approver_id, approver_role,
+             sla_hours, status, due_at, escalated_at, delegated_by, delegated_to, decided_by,
+             decided_at, comment)
          SELECT * FROM UNNEST($1::uuid[], $2::integer[], $3::text[], $4::text[], $5::text[],
-             $6::text[], $7::timestamptz[], $8::text[])
+             $6::integer[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[],
+             $11::text[], $12::text[], $13::timestamptz[], $14::text[])
          ON CONFLICT (workflow_id, step_no) DO UPDATE SET
-             approver_id = EXCLUDED.approver_id, status = EXCLUDED.status,
+             approver_id = EXCLUDED.approver_id, approver_role = EXCLUDED.approver_role,
+             sla_hours = EXCLUDED.sla_hours, status = EXCLUDED.status,
+             due_at = EXCLUDED.due_at, escalated_at = EXCLUDED.escalated_at,
+             delegated_by = EXCLUDED.delegated_by, delegated_to = EXCLUDED.delegated_to,
              decided_by = EXCLUDED.decided_by, decided_at = EXCLUDED.decided_at,
              comment = EXCLUDED.comment",
     )
-    .bind(steps.iter().map(|(w, _)| w.id).collect::<Vec<_>>())
-    .bind(
-        steps
-            .iter()
-            .map(|(_, s)| s.number as i32)
-            .collect::<Vec<_>>(),
+    .bind(column(steps, |(w, _)| w.id))
+    .bind(column(steps, |(_, s)| s.number as i32))
+    .bind(column(steps, |(w, _)| w.tenant_id.as_str()))
+    .bind(column(steps, |(_, s)| approver_columns(&s.approver).0))
+    .bind(column(steps, |(_, s)| approver_columns(&s.approver).1))
+    .bind(column(steps, |(_, s)| {
+        s.sla_hours.map(|hours| hours as i32)
+    }))
+    .bind(column(steps, |(_, s)| s.status.as_str()))
+    .bind(column(steps, |(_, s)| s.due_at))
+    .bind(column(steps, |(_, s)| s.escalated_at))
+    .bind(column(steps, |(_, s)| s.delegated_by.as_deref()))
+    .bind(column(steps, |(_, s)| s.delegated_to.as_deref()))
+    .bind(column(steps, |(_, s)| s.decided_by.as_deref()))
+    .bind(column(steps, |(_, s)| s.decided_at))
+    .bind(column(steps, |(_, s)| s.comment.as_deref()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts new comments, all in one statement. Each is the effect of one event applied once
+/// (the version check sees to that), so there is nothing to replace.
+async fn insert_comments(
+    conn: &mut PgConnection,
+    comments: &[(Uuid, &str, &CommentView)],
+) -> Result<(), sqlx::Error> {
+    if comments.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO workflow_comments (event_id, workflow_id, version, tenant_id, author_id,
+             author_name, body, created_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[],
+             $6::text[], $7::text[], $8::timestamptz[])",
     )
-    .bind(
-        steps
-            .iter()
-            .map(|(w, _)| w.tenant_id.as_str())
-            .collect::<Vec<_>>(),
+    .bind(column(comments, |(_, _, c)| c.id))
+    .bind(column(comments, |(workflow, _, _)| *workflow))
+    .bind(column(comments, |(_, _, c)| c.version))
+    .bind(column(comments, |(_, tenant, _)| *tenant))
+    .bind(column(comments, |(_, _, c)| c.author_id.as_str()))
+    .bind(column(comments, |(_, _, c)| c.author_name.as_str()))
+    .bind(column(comments, |(_, _, c)| c.body.as_str()))
+    .bind(column(comments, |(_, _, c)| c.created_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts new attachments, all in one statement; like [`insert_comments`].
+async fn insert_attachments(
+    conn: &mut PgConnection,
+    attachments: &[(Uuid, &str, &AttachmentView)],
+) -> Result<(), sqlx::Error> {
+    if attachments.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO workflow_attachments (event_id, workflow_id, version, tenant_id, file_name,
+             media_type, size_bytes, sha256, storage_uri, attached_by, attached_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[],
+             $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])",
     )
-    .bind(
-        steps
-            .iter()
-            .map(|(_, s)| s.approver_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        steps
-            .iter()
-            .map(|(_, s)| s.status.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        steps
-            .iter()
-            .map(|(_, s)| s.decided_by.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(steps.iter().map(|(_, s)| s.decided_at).collect::<Vec<_>>())
-    .bind(
-        steps
-            .iter()
-            .map(|(_, s)| s.comment.as_deref())
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(attachments, |(_, _, a)| a.id))
+    .bind(column(attachments, |(workflow, _, _)| *workflow))
+    .bind(column(attachments, |(_, _, a)| a.version))
+    .bind(column(attachments, |(_, tenant, _)| *tenant))
+    .bind(column(attachments, |(_, _, a)| a.document.file_name()))
+    .bind(column(attachments, |(_, _, a)| a.document.media_type()))
+    // At most 1 GiB by the domain's rules, far inside a bigint.
+    .bind(column(attachments, |(_, _, a)| {
+        a.document.size_bytes() as i64
+    }))
+    .bind(column(attachments, |(_, _, a)| a.document.sha256()))
+    .bind(column(attachments, |(_, _, a)| a.document.storage_uri()))
+    .bind(column(attachments, |(_, _, a)| a.attached_by.as_str()))
+    .bind(column(attachments, |(_, _, a)| a.attached_at))
     .execute(conn)
     .await?;
     Ok(())

@@ -13,11 +13,22 @@ use uuid::Uuid;
 pub const SHADOW_SCHEMA: &str = "rebuild";
 
 /// Every table the projection writes: the same apply code must find them all in the shadow.
-const PROJECTION_TABLES: [&str; 4] = [
+const PROJECTION_TABLES: [&str; 6] = [
     "workflows",
     "workflow_steps",
+    "workflow_comments",
+    "workflow_attachments",
     "pending_events",
     "parked_aggregates",
+];
+
+/// The tables of the read model proper, which a switch replaces wholesale: `workflows` first,
+/// since the others reference it.
+const ROW_TABLES: [&str; 4] = [
+    "workflows",
+    "workflow_steps",
+    "workflow_comments",
+    "workflow_attachments",
 ];
 
 /// Session advisory lock (two-key form, apart from the projection's one-key locks) held while a
@@ -121,6 +132,8 @@ pub struct Switch<'c> {
 pub struct Switched {
     pub workflows: u64,
     pub steps: u64,
+    pub comments: u64,
+    pub attachments: u64,
     pub unparked: u64,
     /// Buffered events the rebuilt rows already contain.
     pub pending_cleared: u64,
@@ -135,7 +148,8 @@ impl<'c> Switch<'c> {
         // Same table order as the projection's own lock, so the two never deadlock. The
         // shadow's connection commits asynchronously; the switch is live data and does not.
         sqlx::raw_sql(
-            "LOCK TABLE public.workflows, public.workflow_steps, public.pending_events,
+            "LOCK TABLE public.workflows, public.workflow_steps, public.workflow_comments,
+                        public.workflow_attachments, public.pending_events,
                         public.parked_aggregates
              IN SHARE ROW EXCLUSIVE MODE;
              SET LOCAL synchronous_commit TO on;",
@@ -156,25 +170,22 @@ impl<'c> Switch<'c> {
     /// the rebuilt rows or next in line on top of them.
     pub async fn commit(mut self) -> Result<Switched, ProjectionError> {
         let tx = &mut self.tx;
-        sqlx::query("DELETE FROM public.workflow_steps")
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("DELETE FROM public.workflows")
-            .execute(&mut **tx)
-            .await?;
+        for table in ROW_TABLES.iter().rev() {
+            sqlx::query(&format!("DELETE FROM public.{table}"))
+                .execute(&mut **tx)
+                .await?;
+        }
         // LIKE copied the columns in order, so the shadow's rows fit as they are.
-        let workflows = sqlx::query(&format!(
-            "INSERT INTO public.workflows SELECT * FROM {SHADOW_SCHEMA}.workflows"
-        ))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        let steps = sqlx::query(&format!(
-            "INSERT INTO public.workflow_steps SELECT * FROM {SHADOW_SCHEMA}.workflow_steps"
-        ))
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        let mut copied = [0; ROW_TABLES.len()];
+        for (table, copied) in ROW_TABLES.iter().zip(&mut copied) {
+            *copied = sqlx::query(&format!(
+                "INSERT INTO public.{table} SELECT * FROM {SHADOW_SCHEMA}.{table}"
+            ))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        }
+        let [workflows, steps, comments, attachments] = copied;
         let unparked = sqlx::query("DELETE FROM public.parked_aggregates")
             .execute(&mut **tx)
             .await?
@@ -202,6 +213,8 @@ impl<'c> Switch<'c> {
         Ok(Switched {
             workflows,
             steps,
+            comments,
+            attachments,
             unparked,
             pending_cleared,
             pending_drained: next_in_line.len() as u64,
@@ -213,7 +226,8 @@ impl<'c> Switch<'c> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Difference {
     pub table: &'static str,
-    /// The row's key: the workflow id, or `<workflow id> step <n>`.
+    /// The row's key: the workflow id, `<workflow id> step <n>`, or the id of the event that
+    /// added a comment or attachment.
     pub key: String,
     pub kind: DifferenceKind,
 }
@@ -265,7 +279,7 @@ struct Compared {
     aggregate_column: &'static str,
 }
 
-const COMPARED: [Compared; 2] = [
+const COMPARED: [Compared; 4] = [
     Compared {
         table: "workflows",
         key: "t.id::text",
@@ -274,6 +288,16 @@ const COMPARED: [Compared; 2] = [
     Compared {
         table: "workflow_steps",
         key: "t.workflow_id::text || ' step ' || t.step_no",
+        aggregate_column: "workflow_id",
+    },
+    Compared {
+        table: "workflow_comments",
+        key: "t.event_id::text",
+        aggregate_column: "workflow_id",
+    },
+    Compared {
+        table: "workflow_attachments",
+        key: "t.event_id::text",
         aggregate_column: "workflow_id",
     },
 ];

@@ -1,18 +1,19 @@
 //! The projection and the queries against a real PostgreSQL (see `test_support`).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use read_model::shadow::{self, Scope, Switch};
 use read_model::{
-    apply, apply_batch, get_workflow, list_workflows, park, replay, unpark, ApplyOutcome, Park,
-    QueryError, StepStatus, Stopped, Unpark, WorkflowView,
+    apply, apply_batch, get_workflow, list_workflows, park, replay, unpark, ApplyOutcome,
+    AssignmentView, Park, QueryError, StepStatus, Stopped, Unpark, WorkflowDetail, WorkflowView,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::collections::HashSet;
 use uuid::Uuid;
 use workflow_domain::{
-    Decision, Description, DisplayName, EventMetadata, Priority, RecordedEvent, Route, Status,
-    StepNo, Title, UserId, WorkflowEvent,
+    Approver, Attachment, CommentBody, Decision, DefinitionId, DefinitionName, DefinitionRef,
+    Description, DisplayName, DraftChanges, EventMetadata, Priority, RawApprover, RawAttachment,
+    RawStep, Reason, RecordedEvent, Role, Route, Status, StepNo, Title, UserId, WorkflowEvent,
 };
 
 async fn read_db() -> PgPool {
@@ -27,6 +28,34 @@ fn user(id: &str) -> UserId {
 
 fn step(n: u32) -> StepNo {
     StepNo::parse("step", n).unwrap()
+}
+
+/// `"bob"` is the user bob, `"@manager"` anyone holding the role manager.
+fn raw_approver(who: &str) -> RawApprover<'_> {
+    match who.strip_prefix('@') {
+        Some(role) => RawApprover::Role(role),
+        None => RawApprover::User(who),
+    }
+}
+
+fn approver(who: &str) -> Approver {
+    match raw_approver(who) {
+        RawApprover::User(id) => Approver::User(user(id)),
+        RawApprover::Role(role) => Approver::Role(Role::parse("role", role).unwrap()),
+    }
+}
+
+/// One step per approver (see [`raw_approver`]), each with the same SLA.
+fn route(approvers: &[&str], sla_hours: Option<u32>) -> Route {
+    Route::parse(
+        "route",
+        approvers.iter().map(|who| RawStep {
+            approver: Some(raw_approver(who)),
+            sla_hours,
+        }),
+        |i, f| format!("route[{i}].{f}"),
+    )
+    .unwrap()
 }
 
 /// Builds one workflow's events with consecutive versions, one second apart.
@@ -47,6 +76,11 @@ impl History {
         }
     }
 
+    /// When the event of `version` happens.
+    fn at(&self, version: i64) -> DateTime<Utc> {
+        self.start + Duration::seconds(version - 1)
+    }
+
     fn next(&mut self, event: WorkflowEvent) -> RecordedEvent {
         self.version += 1;
         RecordedEvent {
@@ -55,7 +89,7 @@ impl History {
             aggregate_type: "workflow".into(),
             aggregate_id: self.id,
             version: self.version,
-            occurred_at: self.start + Duration::seconds(self.version - 1),
+            occurred_at: self.at(self.version),
             metadata: EventMetadata {
                 tenant_id: self.tenant.into(),
                 user_id: "alice".into(),
@@ -68,34 +102,88 @@ impl History {
     }
 }
 
-fn created(approvers: &[&str]) -> WorkflowEvent {
+fn created_on(
+    route: Route,
+    definition: Option<DefinitionRef>,
+    due_date: Option<NaiveDate>,
+) -> WorkflowEvent {
     WorkflowEvent::Created {
         title: Title::parse("title", "出張申請：大阪").unwrap(),
         description: Description::parse("description", "二泊三日").unwrap(),
         priority: Priority::High,
         applicant_id: user("alice"),
         applicant_name: DisplayName::parse("name", "アリス").unwrap(),
-        route: Route::parse("route", approvers.iter().copied(), |i| {
-            format!("route[{i}]")
-        })
-        .unwrap(),
+        route,
+        definition,
+        due_date,
     }
 }
 
-fn assigned(n: u32, approver: &str) -> WorkflowEvent {
+fn created(approvers: &[&str]) -> WorkflowEvent {
+    created_on(route(approvers, None), None, None)
+}
+
+fn assigned(n: u32, who: &str) -> WorkflowEvent {
+    assigned_until(n, who, None)
+}
+
+fn assigned_until(n: u32, who: &str, due_at: Option<DateTime<Utc>>) -> WorkflowEvent {
     WorkflowEvent::StepAssigned {
         step: step(n),
-        approver_id: user(approver),
+        assignee: approver(who),
+        due_at,
+    }
+}
+
+fn decided(n: u32, decision: Decision, by: &str, comment: &str) -> WorkflowEvent {
+    WorkflowEvent::StepCompleted {
+        step: step(n),
+        decision,
+        decided_by: user(by),
+        comment: comment.into(),
     }
 }
 
 fn approved_by(n: u32, approver: &str) -> WorkflowEvent {
-    WorkflowEvent::StepCompleted {
-        step: step(n),
-        decision: Decision::Approved,
-        decided_by: user(approver),
-        comment: format!("ok from {approver}"),
+    decided(
+        n,
+        Decision::Approved,
+        approver,
+        &format!("ok from {approver}"),
+    )
+}
+
+fn commented(by: &str, body: &str) -> WorkflowEvent {
+    WorkflowEvent::CommentAdded {
+        author_id: user(by),
+        author_name: DisplayName::parse("name", &by.to_uppercase()).unwrap(),
+        body: CommentBody::parse("body", body).unwrap(),
     }
+}
+
+fn document(file_name: &str) -> Attachment {
+    Attachment::parse(
+        RawAttachment {
+            file_name,
+            media_type: "application/pdf",
+            size_bytes: 52_431,
+            sha256: &"9f86".repeat(16),
+            storage_uri: &format!("s3://ringiflow/acme/{file_name}"),
+        },
+        |f| format!("attachment.{f}"),
+    )
+    .unwrap()
+}
+
+fn attached(file_name: &str) -> WorkflowEvent {
+    WorkflowEvent::DocumentAttached {
+        attachment: document(file_name),
+        attached_by: user("alice"),
+    }
+}
+
+fn reason(text: &str) -> Reason {
+    Reason::parse("reason", text).unwrap()
 }
 
 fn start() -> DateTime<Utc> {
@@ -112,8 +200,12 @@ async fn apply_all(pool: &PgPool, events: &[RecordedEvent]) {
     }
 }
 
-async fn get(pool: &PgPool, tenant: &str, id: Uuid) -> Option<WorkflowView> {
+async fn detail(pool: &PgPool, tenant: &str, id: Uuid) -> Option<WorkflowDetail> {
     get_workflow(pool, tenant, id).await.unwrap()
+}
+
+async fn get(pool: &PgPool, tenant: &str, id: Uuid) -> Option<WorkflowView> {
+    detail(pool, tenant, id).await.map(|detail| detail.workflow)
 }
 
 #[tokio::test]
@@ -132,8 +224,13 @@ async fn a_full_approval_is_reflected_row_and_steps() {
     let wf = get(&pool, "acme", h.id).await.unwrap();
     assert_eq!(wf.status, Status::InProgress);
     assert_eq!(
-        (wf.current_step, wf.current_approver_id.as_deref()),
-        (Some(2), Some("carol"))
+        wf.current,
+        Some(AssignmentView {
+            step: 2,
+            assignee: approver("carol"),
+            due_at: None,
+            escalated_at: None,
+        })
     );
     assert_eq!(wf.submitted_at, Some(events[1].occurred_at));
     assert_eq!(wf.completed_at, None);
@@ -156,7 +253,7 @@ async fn a_full_approval_is_reflected_row_and_steps() {
         (wf.applicant_id.as_str(), wf.applicant_name.as_str()),
         ("alice", "アリス")
     );
-    assert_eq!((wf.current_step, wf.current_approver_id), (None, None));
+    assert_eq!(wf.current, None);
     assert_eq!(wf.step_count, 2);
     assert_eq!(wf.created_at, events[0].occurred_at);
     assert_eq!(wf.updated_at, last[1].occurred_at);
@@ -168,7 +265,7 @@ async fn a_full_approval_is_reflected_row_and_steps() {
         .map(|s| {
             (
                 s.number,
-                s.approver_id.as_str(),
+                s.approver.clone(),
                 s.status,
                 s.decided_by.as_deref(),
                 s.comment.as_deref(),
@@ -180,14 +277,14 @@ async fn a_full_approval_is_reflected_row_and_steps() {
         [
             (
                 1,
-                "bob",
+                approver("bob"),
                 StepStatus::Approved,
                 Some("bob"),
                 Some("ok from bob")
             ),
             (
                 2,
-                "carol",
+                approver("carol"),
                 StepStatus::Approved,
                 Some("carol"),
                 Some("ok from carol")
@@ -202,7 +299,7 @@ async fn a_full_approval_is_reflected_row_and_steps() {
 async fn a_rejection_ends_the_workflow_and_leaves_later_steps_waiting() {
     let pool = read_db().await;
     let mut h = History::new("acme", start());
-    let reason = workflow_domain::Reason::parse("reason", "too expensive").unwrap();
+    let reason = reason("too expensive");
     let events = vec![
         h.next(created(&["bob", "carol"])),
         h.next(WorkflowEvent::Submitted {}),
@@ -273,7 +370,7 @@ async fn an_early_event_waits_for_its_predecessor_and_then_applies_with_it() {
     // The predecessor arrives: it and both buffered successors apply, and the buffer empties.
     apply_all(&pool, &events[..1]).await;
     let wf = get(&pool, "acme", h.id).await.unwrap();
-    assert_eq!((wf.version, wf.current_step), (3, Some(1)));
+    assert_eq!((wf.version, wf.current.map(|c| c.step)), (3, Some(1)));
     let buffered: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_events")
         .fetch_one(&pool)
         .await
@@ -746,9 +843,13 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
     let (url, pool) = test_support::fresh_database("read_model").await;
     read_model::migrate(&pool).await.unwrap();
     let mut h = History::new("acme", start());
-    let events = approval(&mut h);
-    apply_all(&pool, &events[..5]).await;
-    let expected = full_rows(&pool, h.id).await;
+    let mut events = approval(&mut h);
+    events.truncate(5);
+    h.version = 5;
+    events.push(h.next(commented("bob", "確認中です")));
+    events.push(h.next(attached("見積書.pdf")));
+    apply_all(&pool, &events).await;
+    let expected = detail(&pool, "acme", h.id).await;
 
     let mut conn = PgConnection::connect(&url).await.unwrap();
     shadow::create(&mut conn).await.unwrap();
@@ -760,14 +861,22 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
         ),
         "one shadow at a time"
     );
-    let applied = apply_batch(&mut conn, &events[..5]).await.unwrap();
-    assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 5]);
+    let applied = apply_batch(&mut conn, &events).await.unwrap();
+    assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 7]);
     assert_eq!(
         shadow::diff(&mut conn, &Scope::default()).await.unwrap(),
         []
     );
 
-    sqlx::query("UPDATE workflows SET status = 'APPROVED', current_step = NULL WHERE id = $1")
+    sqlx::query(
+        "UPDATE workflows SET status = 'APPROVED', current_step = NULL, current_approver_id = NULL
+         WHERE id = $1",
+    )
+    .bind(h.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM workflow_comments WHERE workflow_id = $1")
         .bind(h.id)
         .execute(&pool)
         .await
@@ -796,18 +905,20 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
         .map(ToString::to_string)
         .collect();
     let id = h.id;
+    let ghost_line = format!("workflows {ghost}: in the read model but not in the events");
     let mut expected_lines = vec![
+        format!("workflows {id}: current_approver_id is null in the read model, \"carol\" in the events"),
         format!("workflows {id}: current_step is null in the read model, 2 in the events"),
         format!(
             "workflows {id}: status is \"APPROVED\" in the read model, \"IN_PROGRESS\" in the events"
         ),
-        format!("workflows {ghost}: in the read model but not in the events"),
         format!("workflow_steps {id} step 2: missing from the read model"),
+        format!(
+            "workflow_comments {}: missing from the read model",
+            events[5].event_id
+        ),
     ];
-    if ghost < id {
-        expected_lines.swap(0, 2);
-        expected_lines.swap(1, 2);
-    }
+    expected_lines.insert(if ghost < id { 0 } else { 3 }, ghost_line);
     assert_eq!(lines, expected_lines);
     let other_tenant = Scope {
         tenant_id: Some("globex".into()),
@@ -826,12 +937,20 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
         .commit()
         .await
         .unwrap();
-    assert_eq!((switched.workflows, switched.steps), (1, 2));
+    assert_eq!(
+        (
+            switched.workflows,
+            switched.steps,
+            switched.comments,
+            switched.attachments
+        ),
+        (1, 2, 1, 1)
+    );
     assert_eq!(
         shadow::diff(&mut conn, &Scope::default()).await.unwrap(),
         []
     );
-    assert_eq!(full_rows(&pool, h.id).await, expected);
+    assert_eq!(detail(&pool, "acme", h.id).await, expected);
     assert_eq!(count(&pool, "workflows").await, 1);
     shadow::remove(&mut conn).await.unwrap();
     let schemas: i64 =
@@ -910,4 +1029,667 @@ async fn a_switch_catches_up_and_settles_buffered_and_parked_workflows() {
     assert_eq!(count(&pool, "pending_events").await, 0);
     assert_eq!(count(&pool, "parked_aggregates").await, 0);
     shadow::remove(&mut conn).await.unwrap();
+}
+
+/// The deadline of the SLA steps in these tests.
+fn deadline() -> DateTime<Utc> {
+    start() + Duration::hours(24)
+}
+
+fn date(raw: &str) -> NaiveDate {
+    raw.parse().unwrap()
+}
+
+fn definition() -> DefinitionRef {
+    DefinitionRef {
+        id: DefinitionId::new(Uuid::from_u128(7)),
+        version: 3,
+        name: DefinitionName::parse("name", "出張申請").unwrap(),
+    }
+}
+
+/// A role step with a 24-hour SLA, then bob; submitted, step 1 waiting for the managers.
+fn waiting_for_managers() -> Vec<WorkflowEvent> {
+    vec![
+        created_on(route(&["@manager", "bob"], Some(24)), None, None),
+        WorkflowEvent::Submitted {},
+        assigned_until(1, "@manager", Some(deadline())),
+    ]
+}
+
+fn escalated(n: u32, who: &str) -> WorkflowEvent {
+    WorkflowEvent::Escalated {
+        step: step(n),
+        assignee: approver(who),
+        due_at: deadline(),
+    }
+}
+
+fn delegated(n: u32, by: &str, to: &str) -> WorkflowEvent {
+    decided(n, Decision::Delegated { to_user: user(to) }, by, "on leave")
+}
+
+/// Submitted, step 1 approved by bob, step 2 sent back by carol: versions 1..=6.
+fn sent_back() -> Vec<WorkflowEvent> {
+    vec![
+        created(&["bob", "carol"]),
+        WorkflowEvent::Submitted {},
+        assigned(1, "bob"),
+        approved_by(1, "bob"),
+        assigned(2, "carol"),
+        decided(
+            2,
+            Decision::RequestedChanges,
+            "carol",
+            "領収書を添付してください",
+        ),
+    ]
+}
+
+fn changes(title: Option<&str>, description: Option<&str>) -> DraftChanges {
+    DraftChanges {
+        title: title.map(|t| Title::parse("title", t).unwrap()),
+        description: description.map(|d| Description::parse("description", d).unwrap()),
+        ..DraftChanges::default()
+    }
+}
+
+/// A workflow's history (each event one second after the previous) and what it must leave in
+/// the read model, given the recorded events.
+struct Effect {
+    name: &'static str,
+    events: Vec<WorkflowEvent>,
+    expect: fn(&WorkflowDetail, &[RecordedEvent]),
+}
+
+#[tokio::test]
+async fn every_event_of_the_domain_shows_in_the_read_model() {
+    let cases = vec![
+        Effect {
+            name: "a draft update changes only the fields it names",
+            events: vec![
+                created_on(route(&["bob"], None), None, Some(date("2026-06-01"))),
+                WorkflowEvent::DraftUpdated(DraftChanges {
+                    priority: Some(Priority::Low),
+                    due_date: Some(None),
+                    ..changes(Some("大阪出張"), None)
+                }),
+            ],
+            expect: |d, e| {
+                let wf = &d.workflow;
+                assert_eq!(
+                    (wf.title.as_str(), wf.description.as_str()),
+                    ("大阪出張", "二泊三日")
+                );
+                assert_eq!((wf.priority, wf.due_date), (Priority::Low, None));
+                assert_eq!((wf.status, wf.version), (Status::Draft, 2));
+                assert_eq!(wf.updated_at, e[1].occurred_at);
+            },
+        },
+        Effect {
+            name: "the definition, due date and route of the creation are kept",
+            events: vec![created_on(
+                route(&["@manager", "bob"], Some(48)),
+                Some(definition()),
+                Some(date("2026-06-01")),
+            )],
+            expect: |d, _| {
+                let wf = &d.workflow;
+                assert_eq!(wf.definition, Some(definition()));
+                assert_eq!(wf.due_date, Some(date("2026-06-01")));
+                let steps: Vec<_> = wf
+                    .steps
+                    .iter()
+                    .map(|s| (s.approver.clone(), s.sla_hours, s.status))
+                    .collect();
+                assert_eq!(
+                    steps,
+                    [
+                        (approver("@manager"), Some(48), StepStatus::Waiting),
+                        (approver("bob"), Some(48), StepStatus::Waiting),
+                    ]
+                );
+                assert_eq!(
+                    (wf.step_count, wf.comment_count, wf.attachment_count),
+                    (2, 0, 0)
+                );
+            },
+        },
+        Effect {
+            name: "a role step waits for anyone holding the role until its deadline",
+            events: waiting_for_managers(),
+            expect: |d, _| {
+                let wf = &d.workflow;
+                assert_eq!(
+                    wf.current,
+                    Some(AssignmentView {
+                        step: 1,
+                        assignee: approver("@manager"),
+                        due_at: Some(deadline()),
+                        escalated_at: None,
+                    })
+                );
+                assert_eq!(
+                    (wf.steps[0].status, wf.steps[0].due_at),
+                    (StepStatus::Pending, Some(deadline()))
+                );
+                assert_eq!(
+                    (wf.steps[1].status, wf.steps[1].due_at),
+                    (StepStatus::Waiting, None)
+                );
+            },
+        },
+        Effect {
+            name: "an overdue step is escalated and still waits",
+            events: [waiting_for_managers(), vec![escalated(1, "@manager")]].concat(),
+            expect: |d, e| {
+                let wf = &d.workflow;
+                let current = wf.current.as_ref().unwrap();
+                assert_eq!(
+                    (current.step, current.escalated_at),
+                    (1, Some(e[3].occurred_at))
+                );
+                assert_eq!(wf.steps[0].status, StepStatus::Pending);
+                assert_eq!(wf.steps[0].escalated_at, Some(e[3].occurred_at));
+            },
+        },
+        Effect {
+            name: "a delegation hands the step on with its deadline, as a new assignment",
+            events: [
+                waiting_for_managers(),
+                vec![
+                    escalated(1, "@manager"),
+                    delegated(1, "mike", "dave"),
+                    assigned_until(1, "dave", Some(deadline())),
+                ],
+            ]
+            .concat(),
+            expect: |d, _| {
+                let wf = &d.workflow;
+                assert_eq!(
+                    wf.current,
+                    Some(AssignmentView {
+                        step: 1,
+                        assignee: approver("dave"),
+                        due_at: Some(deadline()),
+                        escalated_at: None,
+                    })
+                );
+                let s = &wf.steps[0];
+                assert_eq!(
+                    (s.status, s.approver.clone()),
+                    (StepStatus::Pending, approver("@manager"))
+                );
+                assert_eq!(
+                    (s.delegated_by.as_deref(), s.delegated_to.as_deref()),
+                    (Some("mike"), Some("dave"))
+                );
+                assert_eq!(
+                    (s.comment.as_deref(), s.decided_by.as_deref()),
+                    (Some("on leave"), None)
+                );
+                assert_eq!((s.due_at, s.escalated_at), (Some(deadline()), None));
+            },
+        },
+        Effect {
+            name: "the delegate decides the step",
+            events: [
+                waiting_for_managers(),
+                vec![
+                    delegated(1, "mike", "dave"),
+                    assigned_until(1, "dave", Some(deadline())),
+                    approved_by(1, "dave"),
+                    assigned_until(2, "bob", Some(deadline())),
+                ],
+            ]
+            .concat(),
+            expect: |d, e| {
+                let wf = &d.workflow;
+                let s = &wf.steps[0];
+                assert_eq!(s.status, StepStatus::Approved);
+                assert_eq!(
+                    (s.decided_by.as_deref(), s.decided_at, s.comment.as_deref()),
+                    (Some("dave"), Some(e[5].occurred_at), Some("ok from dave"))
+                );
+                assert_eq!(s.delegated_by.as_deref(), Some("mike"));
+                let current = wf.current.as_ref().unwrap();
+                assert_eq!((current.step, &current.assignee), (2, &approver("bob")));
+            },
+        },
+        Effect {
+            name: "requesting changes sends the workflow back to the applicant",
+            events: sent_back(),
+            expect: |d, e| {
+                let wf = &d.workflow;
+                assert_eq!((wf.status, &wf.current), (Status::ChangesRequested, &None));
+                assert_eq!(wf.completed_at, None);
+                assert_eq!(wf.steps[0].status, StepStatus::Approved);
+                let s = &wf.steps[1];
+                assert_eq!(s.status, StepStatus::ChangesRequested);
+                assert_eq!(
+                    (s.decided_by.as_deref(), s.decided_at, s.comment.as_deref()),
+                    (
+                        Some("carol"),
+                        Some(e[5].occurred_at),
+                        Some("領収書を添付してください")
+                    )
+                );
+            },
+        },
+        Effect {
+            name: "a resubmission after an edit restarts the route",
+            events: [
+                sent_back(),
+                vec![
+                    WorkflowEvent::DraftUpdated(changes(None, Some("二泊三日、領収書付き"))),
+                    WorkflowEvent::Submitted {},
+                    assigned(1, "bob"),
+                ],
+            ]
+            .concat(),
+            expect: |d, e| {
+                let wf = &d.workflow;
+                assert_eq!(wf.status, Status::InProgress);
+                assert_eq!(wf.description, "二泊三日、領収書付き");
+                assert_eq!(wf.submitted_at, Some(e[7].occurred_at));
+                assert_eq!(wf.current.as_ref().map(|c| c.step), Some(1));
+                let steps: Vec<_> = wf
+                    .steps
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.status,
+                            s.decided_by.as_deref(),
+                            s.decided_at,
+                            s.comment.as_deref(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(
+                    steps,
+                    [
+                        (StepStatus::Pending, None, None, None),
+                        (StepStatus::Waiting, None, None, None),
+                    ]
+                );
+            },
+        },
+        Effect {
+            name: "cancelling ends the workflow and takes the waiting step back",
+            events: vec![
+                created(&["bob", "carol"]),
+                WorkflowEvent::Submitted {},
+                assigned(1, "bob"),
+                WorkflowEvent::Cancelled {
+                    reason: Some(reason("no longer needed")),
+                    cancelled_by: user("alice"),
+                },
+                commented("bob", "了解です"),
+            ],
+            expect: |d, e| {
+                let wf = &d.workflow;
+                assert_eq!((wf.status, &wf.current), (Status::Cancelled, &None));
+                assert_eq!(wf.completed_at, Some(e[3].occurred_at));
+                assert!(wf.steps.iter().all(|s| s.status == StepStatus::Waiting));
+                assert_eq!(
+                    wf.comment_count, 1,
+                    "a finished workflow still takes comments"
+                );
+            },
+        },
+        Effect {
+            name: "comments and attachments are counted and listed oldest first",
+            events: vec![
+                created(&["bob"]),
+                commented("bob", "いつ出発ですか？"),
+                attached("見積書.pdf"),
+                commented("alice", "来週です"),
+                WorkflowEvent::Submitted {},
+            ],
+            expect: |d, e| {
+                assert_eq!(
+                    (d.workflow.comment_count, d.workflow.attachment_count),
+                    (2, 1)
+                );
+                let comments: Vec<_> = d
+                    .comments
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.id,
+                            c.author_id.as_str(),
+                            c.author_name.as_str(),
+                            c.body.as_str(),
+                            c.created_at,
+                        )
+                    })
+                    .collect();
+                assert_eq!(
+                    comments,
+                    [
+                        (
+                            e[1].event_id,
+                            "bob",
+                            "BOB",
+                            "いつ出発ですか？",
+                            e[1].occurred_at
+                        ),
+                        (
+                            e[3].event_id,
+                            "alice",
+                            "ALICE",
+                            "来週です",
+                            e[3].occurred_at
+                        ),
+                    ]
+                );
+                let [attachment] = &d.attachments[..] else {
+                    panic!("one attachment expected: {:?}", d.attachments)
+                };
+                assert_eq!(
+                    (
+                        attachment.id,
+                        &attachment.document,
+                        attachment.attached_by.as_str(),
+                        attachment.attached_at
+                    ),
+                    (
+                        e[2].event_id,
+                        &document("見積書.pdf"),
+                        "alice",
+                        e[2].occurred_at
+                    )
+                );
+            },
+        },
+    ];
+
+    let pool = read_db().await;
+    for case in cases {
+        let mut h = History::new("acme", start());
+        let events: Vec<RecordedEvent> = case.events.into_iter().map(|e| h.next(e)).collect();
+        apply_all(&pool, &events).await;
+        let found = detail(&pool, "acme", h.id).await.unwrap();
+        // The assertions inside `expect` cannot name the case; a failing test prints this.
+        println!("case: {}", case.name);
+        (case.expect)(&found, &events);
+        assert_eq!(found.workflow.version, h.version, "{}", case.name);
+        // A list shows the counts, never the discussion itself.
+        let page = list_workflows(&pool, "acme", None, 100, None)
+            .await
+            .unwrap();
+        let (_, listed) = page.items.iter().find(|(_, wf)| wf.id == h.id).unwrap();
+        assert_eq!(listed, &found.workflow, "{}", case.name);
+    }
+}
+
+#[tokio::test]
+async fn events_that_cannot_follow_are_refused_and_write_nothing() {
+    let finished = vec![
+        created(&["bob"]),
+        WorkflowEvent::Submitted {},
+        assigned(1, "bob"),
+        approved_by(1, "bob"),
+        WorkflowEvent::Approved {},
+    ];
+    let handed_on = [waiting_for_managers(), vec![delegated(1, "mike", "dave")]].concat();
+    let in_progress = vec![
+        created(&["bob", "carol"]),
+        WorkflowEvent::Submitted {},
+        assigned(1, "bob"),
+    ];
+    let cases: Vec<(&str, Vec<WorkflowEvent>, WorkflowEvent)> = vec![
+        (
+            "assigning a step to someone the route does not name",
+            in_progress[..2].to_vec(),
+            assigned(1, "carol"),
+        ),
+        (
+            "assigning the second step before the first is approved",
+            in_progress[..2].to_vec(),
+            assigned(2, "carol"),
+        ),
+        (
+            "assigning a handed-on step to someone other than the delegate",
+            handed_on.clone(),
+            assigned_until(1, "erin", Some(deadline())),
+        ),
+        (
+            "assigning a handed-on step another deadline",
+            handed_on.clone(),
+            assigned(1, "dave"),
+        ),
+        (
+            "deciding a handed-on step before it is assigned to the delegate",
+            handed_on.clone(),
+            approved_by(1, "dave"),
+        ),
+        (
+            "escalating another assignee",
+            waiting_for_managers(),
+            escalated(1, "bob"),
+        ),
+        (
+            "escalating twice",
+            [waiting_for_managers(), vec![escalated(1, "@manager")]].concat(),
+            escalated(1, "@manager"),
+        ),
+        (
+            "updating a workflow in progress",
+            in_progress.clone(),
+            WorkflowEvent::DraftUpdated(changes(Some("new"), None)),
+        ),
+        (
+            "approving the workflow before its last step",
+            [in_progress.clone(), vec![approved_by(1, "bob")]].concat(),
+            WorkflowEvent::Approved {},
+        ),
+        (
+            "rejecting the workflow though no step was rejected",
+            in_progress.clone(),
+            WorkflowEvent::Rejected {
+                reason: reason("no"),
+            },
+        ),
+        (
+            "requesting changes of a step that is not waiting",
+            in_progress.clone(),
+            decided(2, Decision::RequestedChanges, "carol", "no"),
+        ),
+        (
+            "resubmitting a workflow in progress",
+            in_progress.clone(),
+            WorkflowEvent::Submitted {},
+        ),
+        (
+            "cancelling a finished workflow",
+            finished.clone(),
+            WorkflowEvent::Cancelled {
+                reason: None,
+                cancelled_by: user("alice"),
+            },
+        ),
+        (
+            "attaching to a finished workflow",
+            finished.clone(),
+            attached("late.pdf"),
+        ),
+    ];
+    let pool = read_db().await;
+    for (name, setup, probe) in cases {
+        let mut h = History::new("acme", start());
+        let setup: Vec<RecordedEvent> = setup.into_iter().map(|e| h.next(e)).collect();
+        apply_all(&pool, &setup).await;
+        let before = detail(&pool, "acme", h.id).await.unwrap();
+        let error = apply(&pool, &h.next(probe)).await.expect_err(name);
+        assert!(!error.is_transient(), "{name}: {error}");
+        assert_eq!(
+            detail(&pool, "acme", h.id).await.unwrap(),
+            before,
+            "{name} wrote something"
+        );
+    }
+}
+
+/// Counts the statements that write each of the projection's row tables.
+async fn count_statements(pool: &PgPool) {
+    sqlx::raw_sql(
+        "CREATE TABLE statements (table_name text NOT NULL);
+         CREATE FUNCTION count_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO statements VALUES (TG_TABLE_NAME); RETURN NULL; END $$;
+         CREATE TRIGGER counted AFTER INSERT ON workflows
+             FOR EACH STATEMENT EXECUTE FUNCTION count_statement();
+         CREATE TRIGGER counted AFTER INSERT ON workflow_comments
+             FOR EACH STATEMENT EXECUTE FUNCTION count_statement();
+         CREATE TRIGGER counted AFTER INSERT ON workflow_attachments
+             FOR EACH STATEMENT EXECUTE FUNCTION count_statement();",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_writes_the_discussion_of_every_workflow_in_one_statement_per_table() {
+    let pool = read_db().await;
+    let mut histories: Vec<History> = (0..3).map(|_| History::new("acme", start())).collect();
+    for h in &mut histories {
+        apply_all(&pool, &[h.next(created(&["bob"]))]).await;
+    }
+    count_statements(&pool).await;
+    let mut run = Vec::new();
+    for round in 0..3 {
+        for (i, h) in histories.iter_mut().enumerate() {
+            run.push(h.next(if round == 1 {
+                attached(&format!("{i}.pdf"))
+            } else {
+                commented("bob", &format!("workflow {i}, round {round}"))
+            }));
+        }
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    let applied = apply_batch(&mut conn, &run).await.unwrap();
+    drop(conn);
+    assert!(applied.stopped.is_none(), "{:?}", applied.stopped);
+    assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 9]);
+
+    let statements: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT table_name, count(*) FROM statements GROUP BY table_name ORDER BY table_name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let statements: Vec<(&str, i64)> = statements.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    assert_eq!(
+        statements,
+        [
+            ("workflow_attachments", 1),
+            ("workflow_comments", 1),
+            ("workflows", 1)
+        ]
+    );
+    for (i, h) in histories.iter().enumerate() {
+        let found = detail(&pool, "acme", h.id).await.unwrap();
+        let bodies: Vec<&str> = found.comments.iter().map(|c| c.body.as_str()).collect();
+        assert_eq!(
+            bodies,
+            [
+                format!("workflow {i}, round 0"),
+                format!("workflow {i}, round 2")
+            ]
+        );
+        assert_eq!(found.attachments.len(), 1);
+        assert_eq!(
+            found.attachments[0].document.file_name(),
+            format!("{i}.pdf")
+        );
+        assert_eq!(
+            (
+                found.workflow.comment_count,
+                found.workflow.attachment_count,
+                found.workflow.version
+            ),
+            (2, 1, 4)
+        );
+    }
+}
+
+/// The migration that lifts buffered events to the second domain shape.
+const LIFTING_MIGRATION: i64 = 20261210000001;
+
+#[tokio::test]
+async fn events_buffered_in_the_first_domain_shape_are_lifted_by_the_migration() {
+    let (_, pool) = test_support::fresh_database("read_model").await;
+    let mut before = sqlx::migrate!("./migrations");
+    before.migrations = before
+        .iter()
+        .filter(|m| m.version < LIFTING_MIGRATION)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+
+    let mut h = History::new("acme", start());
+    let events = [
+        h.next(created(&["bob", "carol"])),
+        h.next(WorkflowEvent::Submitted {}),
+        h.next(assigned(1, "bob")),
+    ];
+    let mut other = History::new("acme", start());
+    other.version = 1;
+    let other_created = other.next(created(&["bob", "carol"]));
+    // As the first shape's projector buffered them.
+    let buffered = |event: &RecordedEvent, domain_event: Value| {
+        json!({
+            "event_id": event.event_id, "position": event.position,
+            "aggregate_type": event.aggregate_type, "aggregate_id": event.aggregate_id,
+            "version": event.version, "occurred_at": event.occurred_at,
+            "metadata": event.metadata, "event": domain_event,
+        })
+    };
+    let old_rows = [
+        buffered(
+            &events[2],
+            json!({"type": "WorkflowStepAssigned", "data": {"step": 1, "approver_id": "bob"}}),
+        ),
+        buffered(
+            &other_created,
+            json!({"type": "WorkflowCreated", "data": {
+                "title": "出張申請：大阪", "description": "二泊三日", "priority": "High",
+                "applicant_id": "alice", "applicant_name": "アリス", "route": ["bob", "carol"]}}),
+        ),
+    ];
+    for row in &old_rows {
+        sqlx::query(
+            "INSERT INTO pending_events (aggregate_id, version, event) VALUES ($1, $2, $3)",
+        )
+        .bind(Uuid::parse_str(row["aggregate_id"].as_str().unwrap()).unwrap())
+        .bind(row["version"].as_i64().unwrap())
+        .bind(row)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    read_model::migrate(&pool).await.unwrap();
+
+    let lifted: Value =
+        sqlx::query_scalar("SELECT event -> 'event' FROM pending_events WHERE aggregate_id = $1")
+            .bind(other.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        serde_json::from_value::<WorkflowEvent>(lifted).unwrap(),
+        other_created.event
+    );
+    // The buffered assignment applies right after its predecessor, as the new shape.
+    apply_all(&pool, &events[..2]).await;
+    let wf = get(&pool, "acme", h.id).await.unwrap();
+    assert_eq!(wf.version, 3);
+    assert_eq!(
+        wf.current.map(|c| (c.step, c.assignee)),
+        Some((1, approver("bob")))
+    );
+    assert_eq!(count(&pool, "pending_events").await, 1);
 }

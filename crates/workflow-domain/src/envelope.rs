@@ -19,9 +19,9 @@ pub struct EventMetadata {
     pub traceparent: Option<String>,
 }
 
-/// An event as recorded in the store.
+/// An event as recorded in the store; `E` is the aggregate's event type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedEvent {
+pub struct RecordedEvent<E = WorkflowEvent> {
     pub event_id: Uuid,
     /// Global position in the store; increases with commit order only roughly, never used for
     /// per-aggregate ordering (that is `version`).
@@ -32,5 +32,5 @@ pub struct RecordedEvent {
     pub version: i64,
     pub occurred_at: DateTime<Utc>,
     pub metadata: EventMetadata,
-    pub event: WorkflowEvent,
+    pub event: E,
 }

@@ -1,5 +1,8 @@
-//! Domain newtypes. Wire input becomes these through `parse` at the edge, so the aggregate only
-//! ever sees valid values ("parse, don't validate").
+//! Domain newtypes. Wire input becomes these through `parse` at the edge, so the aggregates only
+//! ever see valid values ("parse, don't validate").
+//!
+//! Deserialising skips the checks on purpose: serde reads recorded history, which was parsed
+//! when it was first accepted and must stay readable even if a limit tightens later.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -19,6 +22,17 @@ impl ValidationError {
             message: message.into(),
         }
     }
+}
+
+/// Displays a single-field newtype as its inner value.
+macro_rules! display_inner {
+    ($name:ident) => {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
 }
 
 fn bounded_text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, ValidationError> {
@@ -65,11 +79,7 @@ macro_rules! text_newtype {
             }
         }
 
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        display_inner!($name);
     };
 }
 
@@ -82,24 +92,35 @@ text_newtype!(
     Description, min = 0, max = 10_000
 );
 text_newtype!(
-    /// Why a step was rejected. Required: a rejection without a reason helps nobody.
+    /// Why a step was rejected or sent back. Required: a refusal without a reason helps nobody.
     Reason, min = 1, max = 2_000
 );
 text_newtype!(
-    /// An optional remark attached to an approval.
+    /// An optional remark attached to an approval or a delegation.
     Comment, min = 0, max = 2_000
 );
 text_newtype!(
     /// A person's display name as the identity provider reports it.
     DisplayName, min = 1, max = 200
 );
+text_newtype!(
+    /// The name of a workflow definition, e.g. 「出張申請」. Trimmed, 1..=200 characters.
+    DefinitionName, min = 1, max = 200
+);
+text_newtype!(
+    /// A remark in a workflow's discussion. Trimmed, 1..=4,000 characters.
+    CommentBody, min = 1, max = 4_000
+);
 
-fn identifier(field: &str, raw: &str) -> Result<String, ValidationError> {
+fn identifier(field: &str, raw: &str, max_bytes: usize) -> Result<String, ValidationError> {
     if raw.is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));
     }
-    if raw.len() > 128 {
-        return Err(ValidationError::new(field, "must be at most 128 bytes"));
+    if raw.len() > max_bytes {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max_bytes} bytes"),
+        ));
     }
     if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ValidationError::new(
@@ -110,70 +131,84 @@ fn identifier(field: &str, raw: &str) -> Result<String, ValidationError> {
     Ok(raw.to_owned())
 }
 
-/// A user id as issued by the identity provider (the token's `sub`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(String);
+macro_rules! identifier_newtype {
+    ($(#[$doc:meta])* $name:ident, max_bytes = $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-impl UserId {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
-        identifier(field, raw).map(Self)
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl $name {
+            pub const MAX_BYTES: usize = $max;
+
+            pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
+                identifier(field, raw, $max).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        display_inner!($name);
+    };
 }
 
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+identifier_newtype!(
+    /// A user id as issued by the identity provider (the token's `sub`).
+    UserId, max_bytes = 128
+);
+identifier_newtype!(
+    /// The tenant every event, row and query is scoped to.
+    TenantId, max_bytes = 128
+);
+identifier_newtype!(
+    /// A role from the access token, e.g. `manager`. Case-sensitive, as the token spells it.
+    Role, max_bytes = 64
+);
+
+impl Role {
+    /// Administrators manage definitions and may join any workflow's discussion.
+    pub const ADMIN: &'static str = "admin";
+    /// The deadline watcher's identity: the only caller allowed to escalate overdue steps.
+    pub const SYSTEM: &'static str = "system";
 }
 
-/// The tenant every event, row and query is scoped to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct TenantId(String);
+macro_rules! uuid_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
 
-impl TenantId {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
-        identifier(field, raw).map(Self)
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl $name {
+            pub fn new(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
+                Uuid::parse_str(raw)
+                    .map(Self)
+                    .map_err(|_| ValidationError::new(field, "must be a UUID"))
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        display_inner!($name);
+    };
 }
 
-impl std::fmt::Display for TenantId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The aggregate id of a workflow instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct WorkflowId(Uuid);
-
-impl WorkflowId {
-    pub fn new(id: Uuid) -> Self {
-        Self(id)
-    }
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
-        Uuid::parse_str(raw)
-            .map(Self)
-            .map_err(|_| ValidationError::new(field, "must be a UUID"))
-    }
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl std::fmt::Display for WorkflowId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+uuid_newtype!(
+    /// The aggregate id of a workflow instance.
+    WorkflowId
+);
+uuid_newtype!(
+    /// The aggregate id of a workflow definition.
+    DefinitionId
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Priority {
@@ -219,68 +254,25 @@ impl StepNo {
         }
         Ok(Self(raw))
     }
+
     pub fn get(self) -> u32 {
         self.0
     }
+
+    /// Saturates: a step number read back from history is not re-validated, and no route is
+    /// anywhere near `u32::MAX` steps long, so the saturated number simply names no step.
     pub fn next(self) -> StepNo {
-        StepNo(self.0 + 1)
-    }
-}
-
-/// The ordered approvers of a workflow: 1..=20 steps, each naming the user who decides it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Route(Vec<UserId>);
-
-impl Route {
-    pub const MAX_STEPS: usize = 20;
-
-    /// `field` names the list (e.g. `route`); element errors name `route[i].approverUserId`-style
-    /// paths through `element_field`.
-    pub fn parse<'a>(
-        field: &str,
-        approvers: impl IntoIterator<Item = &'a str>,
-        element_field: impl Fn(usize) -> String,
-    ) -> Result<Self, ValidationError> {
-        let approvers = approvers
-            .into_iter()
-            .enumerate()
-            .map(|(i, raw)| UserId::parse(&element_field(i), raw))
-            .collect::<Result<Vec<_>, _>>()?;
-        if approvers.is_empty() {
-            return Err(ValidationError::new(
-                field,
-                "needs at least one approver step",
-            ));
-        }
-        if approvers.len() > Self::MAX_STEPS {
-            return Err(ValidationError::new(
-                field,
-                format!("has at most {} steps", Self::MAX_STEPS),
-            ));
-        }
-        Ok(Self(approvers))
+        StepNo(self.0.saturating_add(1))
     }
 
-    pub fn approver(&self, step: StepNo) -> Option<&UserId> {
-        // A step number read back from history is not re-validated, so 0 must not underflow.
-        let index = step.0.checked_sub(1)? as usize;
-        self.0.get(index)
+    /// Index into a route's steps; `None` for 0, which history could still contain.
+    pub(crate) fn index(self) -> Option<usize> {
+        self.0.checked_sub(1).map(|i| i as usize)
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn steps(&self) -> impl Iterator<Item = (StepNo, &UserId)> {
-        self.0
-            .iter()
-            .enumerate()
-            .map(|(i, user)| (StepNo(i as u32 + 1), user))
+    pub(crate) fn from_index(index: usize) -> StepNo {
+        // Routes hold at most `Route::MAX_STEPS` steps, far below `u32::MAX`.
+        StepNo(u32::try_from(index + 1).unwrap_or(u32::MAX))
     }
 }
 
@@ -290,4 +282,23 @@ pub struct Actor {
     pub tenant_id: TenantId,
     pub user_id: UserId,
     pub display_name: DisplayName,
+    pub roles: Vec<Role>,
+}
+
+impl Actor {
+    pub fn holds(&self, role: &Role) -> bool {
+        self.roles.contains(role)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.holds_named(Role::ADMIN)
+    }
+
+    pub fn is_system(&self) -> bool {
+        self.holds_named(Role::SYSTEM)
+    }
+
+    fn holds_named(&self, name: &str) -> bool {
+        self.roles.iter().any(|role| role.as_str() == name)
+    }
 }

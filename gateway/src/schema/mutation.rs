@@ -4,8 +4,12 @@
 use super::types::Priority;
 use super::{authorized, non_negative};
 use crate::errors::graphql_error;
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID};
+use chrono::NaiveDate;
 use proto::workflow::v1 as pb;
+use proto::workflow::v1::workflow_command_service_client::WorkflowCommandServiceClient;
+use std::future::Future;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub(crate) struct MutationRoot;
@@ -20,17 +24,23 @@ struct CreateWorkflowInput {
     description: String,
     #[graphql(default)]
     priority: Priority,
-    /// The approvers, in order.
+    /// The steps, in order.
     route: Vec<RouteStepInput>,
+    due_date: Option<NaiveDate>,
 }
 
+/// One step: decided by `approverUserId`, or by anyone holding `approverRole`.
 #[derive(InputObject)]
 struct RouteStepInput {
-    approver_user_id: String,
+    approver_user_id: Option<String>,
+    approver_role: Option<String>,
+    /// Hours the step may wait before it is escalated.
+    sla_hours: Option<i32>,
 }
 
+/// What every command on an existing workflow carries.
 #[derive(InputObject)]
-struct SubmitWorkflowInput {
+struct WorkflowTarget {
     command_id: Option<ID>,
     workflow_id: ID,
     /// Fails with CONFLICT unless the workflow is at exactly this version.
@@ -38,24 +48,95 @@ struct SubmitWorkflowInput {
 }
 
 #[derive(InputObject)]
+struct SubmitWorkflowInput {
+    #[graphql(flatten)]
+    target: WorkflowTarget,
+}
+
+#[derive(InputObject)]
 struct ApproveStepInput {
-    command_id: Option<ID>,
-    workflow_id: ID,
+    #[graphql(flatten)]
+    target: WorkflowTarget,
     /// 1-based number of the step being decided.
     step: i32,
     #[graphql(default)]
     comment: String,
-    expected_version: Option<i64>,
 }
 
 #[derive(InputObject)]
 struct RejectStepInput {
-    command_id: Option<ID>,
-    workflow_id: ID,
+    #[graphql(flatten)]
+    target: WorkflowTarget,
     /// 1-based number of the step being decided.
     step: i32,
     reason: String,
-    expected_version: Option<i64>,
+}
+
+#[derive(InputObject)]
+struct RequestChangesInput {
+    #[graphql(flatten)]
+    target: WorkflowTarget,
+    /// 1-based number of the step being decided.
+    step: i32,
+    /// What the applicant has to change.
+    reason: String,
+}
+
+#[derive(InputObject)]
+struct DelegateStepInput {
+    #[graphql(flatten)]
+    target: WorkflowTarget,
+    /// 1-based number of the step being handed on.
+    step: i32,
+    to_user_id: String,
+    #[graphql(default)]
+    comment: String,
+}
+
+/// Absent fields stay as they are; `dueDate: null` clears the due date.
+#[derive(InputObject)]
+struct UpdateDraftInput {
+    #[graphql(flatten)]
+    target: WorkflowTarget,
+    title: Option<String>,
+    description: Option<String>,
+    priority: Option<Priority>,
+    due_date: MaybeUndefined<NaiveDate>,
+}
+
+#[derive(InputObject)]
+struct CancelWorkflowInput {
+    #[graphql(flatten)]
+    target: WorkflowTarget,
+    #[graphql(default)]
+    reason: String,
+}
+
+#[derive(InputObject)]
+struct AddCommentInput {
+    #[graphql(flatten)]
+    target: WorkflowTarget,
+    body: String,
+}
+
+/// Metadata of a document already uploaded to `storageUri`.
+#[derive(InputObject)]
+struct AttachDocumentInput {
+    #[graphql(flatten)]
+    target: WorkflowTarget,
+    file_name: String,
+    media_type: String,
+    size_bytes: i64,
+    /// 64 hexadecimal digits.
+    sha256: String,
+    storage_uri: String,
+}
+
+#[derive(InputObject)]
+struct EscalateStepInput {
+    #[graphql(flatten)]
+    target: WorkflowTarget,
+    step: i32,
 }
 
 /// What a command did. Ask the query side for at least `version` to read your own write.
@@ -80,57 +161,135 @@ fn command_id(id: Option<ID>) -> String {
     id.map_or_else(|| Uuid::new_v4().to_string(), |id| id.0)
 }
 
+impl WorkflowTarget {
+    /// `(command_id, workflow_id, expected_version)` as the wire requests spell them.
+    fn into_wire(self) -> (String, String, Option<i64>) {
+        (
+            command_id(self.command_id),
+            self.workflow_id.0,
+            self.expected_version,
+        )
+    }
+}
+
+type CommandClient = WorkflowCommandServiceClient<Channel>;
+
+/// Sends one command on behalf of the verified caller: the single path every mutation takes.
+async fn send<R, F, Fut>(ctx: &Context<'_>, message: R, call: F) -> Result<WorkflowCommandPayload>
+where
+    F: FnOnce(CommandClient, tonic::Request<R>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<pb::CommandResult>, tonic::Status>>,
+{
+    let (caller, backends) = authorized(ctx)?;
+    let result = call(backends.command.clone(), caller.request(message))
+        .await
+        .map_err(graphql_error)?;
+    Ok(result.into_inner().into())
+}
+
+fn route_step(step: RouteStepInput) -> Result<pb::RouteStep> {
+    use pb::approver::Approver;
+    let approver = match (step.approver_user_id, step.approver_role) {
+        (Some(user), None) => Some(Approver::UserId(user)),
+        (None, Some(role)) => Some(Approver::Role(role)),
+        // Neither: command-svc names the field; both: ambiguous, refused here.
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(graphql_error(platform::errors::invalid_argument(
+                "route",
+                "a step names either approverUserId or approverRole, not both",
+            )))
+        }
+    };
+    Ok(pb::RouteStep {
+        approver_user_id: String::new(),
+        approver: approver.map(|approver| pb::Approver {
+            approver: Some(approver),
+        }),
+        sla_hours: step
+            .sla_hours
+            .map(|hours| non_negative("slaHours", hours))
+            .transpose()?,
+    })
+}
+
+fn date(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
 #[Object]
 impl MutationRoot {
-    /// Creates a draft workflow with an inline route of approvers.
+    /// Creates a draft workflow with an inline route.
     async fn create_workflow(
         &self,
         ctx: &Context<'_>,
         input: CreateWorkflowInput,
     ) -> Result<WorkflowCommandPayload> {
-        let (caller, backends) = authorized(ctx)?;
-        let request = caller.request(pb::CreateWorkflowRequest {
+        let route = input
+            .route
+            .into_iter()
+            .map(route_step)
+            .collect::<Result<_>>()?;
+        let message = pb::CreateWorkflowRequest {
             command_id: command_id(input.command_id),
             workflow_id: input.workflow_id.map(|id| id.0).unwrap_or_default(),
             title: input.title,
             description: input.description,
             priority: pb::Priority::from(input.priority).into(),
-            route: input
-                .route
-                .into_iter()
-                .map(|step| pb::RouteStep {
-                    approver_user_id: step.approver_user_id,
-                })
-                .collect(),
-        });
-        let result = backends
-            .command
-            .clone()
-            .create_workflow(request)
-            .await
-            .map_err(graphql_error)?;
-        Ok(result.into_inner().into())
+            route,
+            due_date: input.due_date.map(date).unwrap_or_default(),
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.create_workflow(request).await
+        })
+        .await
     }
 
-    /// Sends a draft to its first approver.
+    /// Edits a draft (or a workflow sent back for changes) as its applicant.
+    async fn update_draft(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateDraftInput,
+    ) -> Result<WorkflowCommandPayload> {
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::UpdateDraftRequest {
+            command_id,
+            workflow_id,
+            expected_version,
+            title: input.title,
+            description: input.description,
+            priority: input
+                .priority
+                .map_or(pb::Priority::Unspecified, Into::into)
+                .into(),
+            due_date: match input.due_date {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(String::new()),
+                MaybeUndefined::Value(due) => Some(date(due)),
+            },
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.update_draft(request).await
+        })
+        .await
+    }
+
+    /// Sends a draft to its first approver; after requested changes, restarts the route.
     async fn submit_workflow(
         &self,
         ctx: &Context<'_>,
         input: SubmitWorkflowInput,
     ) -> Result<WorkflowCommandPayload> {
-        let (caller, backends) = authorized(ctx)?;
-        let request = caller.request(pb::SubmitWorkflowRequest {
-            command_id: command_id(input.command_id),
-            workflow_id: input.workflow_id.0,
-            expected_version: input.expected_version,
-        });
-        let result = backends
-            .command
-            .clone()
-            .submit_workflow(request)
-            .await
-            .map_err(graphql_error)?;
-        Ok(result.into_inner().into())
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::SubmitWorkflowRequest {
+            command_id,
+            workflow_id,
+            expected_version,
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.submit_workflow(request).await
+        })
+        .await
     }
 
     /// Approves the current step as its approver.
@@ -139,22 +298,19 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: ApproveStepInput,
     ) -> Result<WorkflowCommandPayload> {
-        let (caller, backends) = authorized(ctx)?;
         let step = non_negative("step", input.step)?;
-        let request = caller.request(pb::ApproveStepRequest {
-            command_id: command_id(input.command_id),
-            workflow_id: input.workflow_id.0,
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::ApproveStepRequest {
+            command_id,
+            workflow_id,
             step,
             comment: input.comment,
-            expected_version: input.expected_version,
-        });
-        let result = backends
-            .command
-            .clone()
-            .approve_step(request)
-            .await
-            .map_err(graphql_error)?;
-        Ok(result.into_inner().into())
+            expected_version,
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.approve_step(request).await
+        })
+        .await
     }
 
     /// Rejects the current step as its approver, which ends the workflow.
@@ -163,21 +319,150 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: RejectStepInput,
     ) -> Result<WorkflowCommandPayload> {
-        let (caller, backends) = authorized(ctx)?;
         let step = non_negative("step", input.step)?;
-        let request = caller.request(pb::RejectStepRequest {
-            command_id: command_id(input.command_id),
-            workflow_id: input.workflow_id.0,
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::RejectStepRequest {
+            command_id,
+            workflow_id,
             step,
             reason: input.reason,
-            expected_version: input.expected_version,
-        });
-        let result = backends
-            .command
-            .clone()
-            .reject_step(request)
-            .await
-            .map_err(graphql_error)?;
-        Ok(result.into_inner().into())
+            expected_version,
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.reject_step(request).await
+        })
+        .await
+    }
+
+    /// Sends the workflow back to its applicant, who edits and resubmits it.
+    async fn request_changes(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestChangesInput,
+    ) -> Result<WorkflowCommandPayload> {
+        let step = non_negative("step", input.step)?;
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::RequestChangesRequest {
+            command_id,
+            workflow_id,
+            expected_version,
+            step,
+            reason: input.reason,
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.request_changes(request).await
+        })
+        .await
+    }
+
+    /// Hands the current step to another user of the tenant, who then decides it.
+    async fn delegate_step(
+        &self,
+        ctx: &Context<'_>,
+        input: DelegateStepInput,
+    ) -> Result<WorkflowCommandPayload> {
+        let step = non_negative("step", input.step)?;
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::DelegateStepRequest {
+            command_id,
+            workflow_id,
+            expected_version,
+            step,
+            to_user_id: input.to_user_id,
+            comment: input.comment,
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.delegate_step(request).await
+        })
+        .await
+    }
+
+    /// Cancels a workflow that has not ended, as its applicant.
+    async fn cancel_workflow(
+        &self,
+        ctx: &Context<'_>,
+        input: CancelWorkflowInput,
+    ) -> Result<WorkflowCommandPayload> {
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::CancelWorkflowRequest {
+            command_id,
+            workflow_id,
+            expected_version,
+            reason: input.reason,
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.cancel_workflow(request).await
+        })
+        .await
+    }
+
+    /// Comments on a workflow the caller takes part in.
+    async fn add_comment(
+        &self,
+        ctx: &Context<'_>,
+        input: AddCommentInput,
+    ) -> Result<WorkflowCommandPayload> {
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::AddCommentRequest {
+            command_id,
+            workflow_id,
+            expected_version,
+            body: input.body,
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.add_comment(request).await
+        })
+        .await
+    }
+
+    /// Records a document's metadata on a workflow the caller takes part in.
+    async fn attach_document(
+        &self,
+        ctx: &Context<'_>,
+        input: AttachDocumentInput,
+    ) -> Result<WorkflowCommandPayload> {
+        let size_bytes = u64::try_from(input.size_bytes).map_err(|_| {
+            graphql_error(platform::errors::invalid_argument(
+                "sizeBytes",
+                "must not be negative",
+            ))
+        })?;
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::AttachDocumentRequest {
+            command_id,
+            workflow_id,
+            expected_version,
+            attachment: Some(pb::Attachment {
+                file_name: input.file_name,
+                media_type: input.media_type,
+                size_bytes,
+                sha256: input.sha256,
+                storage_uri: input.storage_uri,
+            }),
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.attach_document(request).await
+        })
+        .await
+    }
+
+    /// Marks an overdue step as escalated; for the deadline watcher (`system` role).
+    async fn escalate_step(
+        &self,
+        ctx: &Context<'_>,
+        input: EscalateStepInput,
+    ) -> Result<WorkflowCommandPayload> {
+        let step = non_negative("step", input.step)?;
+        let (command_id, workflow_id, expected_version) = input.target.into_wire();
+        let message = pb::EscalateStepRequest {
+            command_id,
+            workflow_id,
+            expected_version,
+            step,
+        };
+        send(ctx, message, |mut client, request| async move {
+            client.escalate_step(request).await
+        })
+        .await
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::errors::graphql_error;
 use async_graphql::{Enum, Result, SimpleObject, ID};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use proto::workflow::v1 as pb;
 
 #[derive(Enum, Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -20,8 +20,11 @@ pub(crate) enum Priority {
 pub(crate) enum WorkflowStatus {
     Draft,
     InProgress,
+    /// Sent back to the applicant, who edits and resubmits it.
+    ChangesRequested,
     Approved,
     Rejected,
+    Cancelled,
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub(crate) enum StepStatus {
     Pending,
     Approved,
     Rejected,
+    /// Sent back to the applicant from this step.
+    ChangesRequested,
 }
 
 #[derive(SimpleObject, Debug)]
@@ -44,13 +49,61 @@ pub(crate) struct Workflow {
     applicant: Person,
     /// 1-based; null when no step is waiting.
     current_step: Option<u32>,
+    /// The user the current step waits for; null when it waits for a role (see `currentAssignee`).
     current_approver_id: Option<String>,
+    current_assignee: Option<Approver>,
+    /// When the current step becomes overdue; null without an SLA.
+    current_due_at: Option<DateTime<Utc>>,
+    current_escalated_at: Option<DateTime<Utc>>,
     steps: Vec<Step>,
+    /// The definition version this workflow was created from; null for an inline route.
+    definition: Option<DefinitionRef>,
+    due_date: Option<NaiveDate>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     submitted_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
+    comment_count: u32,
+    attachment_count: u32,
+    /// In the order they were added; filled by `workflow(id)`, empty in lists.
+    comments: Vec<Comment>,
+    /// In the order they were attached; filled by `workflow(id)`, empty in lists.
+    attachments: Vec<AttachedDocument>,
     version: i64,
+}
+
+/// Who decides a step: one user, or anyone holding a role.
+#[derive(SimpleObject, Debug, PartialEq, Eq)]
+pub(crate) struct Approver {
+    user_id: Option<String>,
+    role: Option<String>,
+}
+
+#[derive(SimpleObject, Debug)]
+pub(crate) struct DefinitionRef {
+    id: ID,
+    version: u32,
+    name: String,
+}
+
+#[derive(SimpleObject, Debug)]
+pub(crate) struct Comment {
+    id: ID,
+    author: Person,
+    body: String,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject, Debug)]
+pub(crate) struct AttachedDocument {
+    id: ID,
+    file_name: String,
+    media_type: String,
+    size_bytes: u64,
+    sha256: String,
+    storage_uri: String,
+    attached_by: String,
+    attached_at: DateTime<Utc>,
 }
 
 #[derive(SimpleObject, Debug)]
@@ -62,11 +115,19 @@ pub(crate) struct Person {
 #[derive(SimpleObject, Debug)]
 pub(crate) struct Step {
     number: u32,
-    approver_id: String,
+    /// The user the route names; null for a role step (see `approver`).
+    approver_id: Option<String>,
+    approver: Option<Approver>,
     status: StepStatus,
+    sla_hours: Option<u32>,
+    due_at: Option<DateTime<Utc>>,
+    escalated_at: Option<DateTime<Utc>>,
     decided_by: Option<String>,
     decided_at: Option<DateTime<Utc>>,
     comment: Option<String>,
+    /// The last hand-over of this step: who delegated it, and to whom.
+    delegated_by: Option<String>,
+    delegated_to: Option<String>,
 }
 
 /// query-svc sent something its contract rules out: logged in full, INTERNAL to the client.
@@ -105,8 +166,10 @@ impl From<WorkflowStatus> for pb::WorkflowStatus {
         match status {
             WorkflowStatus::Draft => Self::Draft,
             WorkflowStatus::InProgress => Self::InProgress,
+            WorkflowStatus::ChangesRequested => Self::ChangesRequested,
             WorkflowStatus::Approved => Self::Approved,
             WorkflowStatus::Rejected => Self::Rejected,
+            WorkflowStatus::Cancelled => Self::Cancelled,
         }
     }
 }
@@ -117,8 +180,10 @@ impl TryFrom<pb::WorkflowStatus> for WorkflowStatus {
         match status {
             pb::WorkflowStatus::Draft => Ok(Self::Draft),
             pb::WorkflowStatus::InProgress => Ok(Self::InProgress),
+            pb::WorkflowStatus::ChangesRequested => Ok(Self::ChangesRequested),
             pb::WorkflowStatus::Approved => Ok(Self::Approved),
             pb::WorkflowStatus::Rejected => Ok(Self::Rejected),
+            pb::WorkflowStatus::Cancelled => Ok(Self::Cancelled),
             pb::WorkflowStatus::Unspecified => {
                 Err(broken_contract("an unspecified workflow status"))
             }
@@ -134,6 +199,7 @@ impl TryFrom<pb::StepStatus> for StepStatus {
             pb::StepStatus::Pending => Ok(Self::Pending),
             pb::StepStatus::Approved => Ok(Self::Approved),
             pb::StepStatus::Rejected => Ok(Self::Rejected),
+            pb::StepStatus::ChangesRequested => Ok(Self::ChangesRequested),
             pb::StepStatus::Unspecified => Err(broken_contract("an unspecified step status")),
         }
     }
@@ -154,21 +220,44 @@ impl TryFrom<pb::Workflow> for Workflow {
             description: workflow.description,
             priority,
             status,
-            applicant: Person {
-                user_id: applicant.user_id,
-                display_name: applicant.display_name,
-            },
+            applicant: Person::from(applicant),
             current_step: (workflow.current_step != 0).then_some(workflow.current_step),
             current_approver_id: non_empty(workflow.current_approver_id),
+            current_assignee: workflow.current_assignee.and_then(Approver::from_wire),
+            current_due_at: optional_time(workflow.current_due_at)?,
+            current_escalated_at: optional_time(workflow.current_escalated_at)?,
             steps: workflow
                 .steps
                 .into_iter()
                 .map(Step::try_from)
                 .collect::<Result<_>>()?,
+            definition: workflow.definition.map(|definition| DefinitionRef {
+                id: ID(definition.id),
+                version: definition.version,
+                name: definition.name,
+            }),
+            due_date: non_empty(workflow.due_date)
+                .map(|date| {
+                    NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                        .map_err(|_| broken_contract("a due date that is not YYYY-MM-DD"))
+                })
+                .transpose()?,
             created_at: required_time("created_at", workflow.created_at)?,
             updated_at: required_time("updated_at", workflow.updated_at)?,
             submitted_at: optional_time(workflow.submitted_at)?,
             completed_at: optional_time(workflow.completed_at)?,
+            comment_count: workflow.comment_count,
+            attachment_count: workflow.attachment_count,
+            comments: workflow
+                .comments
+                .into_iter()
+                .map(Comment::try_from)
+                .collect::<Result<_>>()?,
+            attachments: workflow
+                .attachments
+                .into_iter()
+                .map(AttachedDocument::try_from)
+                .collect::<Result<_>>()?,
             version: workflow.version,
         })
     }
@@ -180,10 +269,76 @@ impl TryFrom<pb::Step> for Step {
         Ok(Self {
             status: step.status().try_into()?,
             number: step.number,
-            approver_id: step.approver_id,
+            approver_id: non_empty(step.approver_id),
+            approver: step.approver.and_then(Approver::from_wire),
+            sla_hours: step.sla_hours,
+            due_at: optional_time(step.due_at)?,
+            escalated_at: optional_time(step.escalated_at)?,
             decided_by: non_empty(step.decided_by),
             decided_at: optional_time(step.decided_at)?,
             comment: non_empty(step.comment),
+            delegated_by: non_empty(step.delegated_by),
+            delegated_to: non_empty(step.delegated_to),
+        })
+    }
+}
+
+impl From<pb::Person> for Person {
+    fn from(person: pb::Person) -> Self {
+        Self {
+            user_id: person.user_id,
+            display_name: person.display_name,
+        }
+    }
+}
+
+impl Approver {
+    /// `None` when the message names neither a user nor a role.
+    fn from_wire(approver: pb::Approver) -> Option<Self> {
+        use pb::approver::Approver as Pb;
+        Some(match approver.approver? {
+            Pb::UserId(user_id) => Self {
+                user_id: Some(user_id),
+                role: None,
+            },
+            Pb::Role(role) => Self {
+                user_id: None,
+                role: Some(role),
+            },
+        })
+    }
+}
+
+impl TryFrom<pb::Comment> for Comment {
+    type Error = async_graphql::Error;
+    fn try_from(comment: pb::Comment) -> Result<Self> {
+        let author = comment
+            .author
+            .ok_or_else(|| broken_contract("a comment without an author"))?;
+        Ok(Self {
+            id: ID(comment.id),
+            author: author.into(),
+            body: comment.body,
+            created_at: required_time("created_at", comment.created_at)?,
+        })
+    }
+}
+
+impl TryFrom<pb::AttachedDocument> for AttachedDocument {
+    type Error = async_graphql::Error;
+    fn try_from(attached: pb::AttachedDocument) -> Result<Self> {
+        let document = attached
+            .document
+            .ok_or_else(|| broken_contract("an attachment without its document"))?;
+        Ok(Self {
+            id: ID(attached.id),
+            file_name: document.file_name,
+            media_type: document.media_type,
+            size_bytes: document.size_bytes,
+            sha256: document.sha256,
+            storage_uri: document.storage_uri,
+            attached_by: attached.attached_by,
+            attached_at: required_time("attached_at", attached.attached_at)?,
         })
     }
 }

@@ -260,6 +260,8 @@ pub fn created() -> WorkflowEvent {
         priority: Priority::Medium,
         applicant_id: UserId::parse("user", "alice").unwrap(),
         applicant_name: DisplayName::parse("name", "アリス").unwrap(),
-        route: Route::parse("route", ["bob"], |i| format!("route[{i}]")).unwrap(),
+        route: Route::of_users("route", ["bob"]).unwrap(),
+        definition: None,
+        due_date: None,
     }
 }

@@ -5,9 +5,11 @@
 use event_store::{Append, AppendError, CommandRecord, EventStore};
 use uuid::Uuid;
 use workflow_domain::{
-    Description, DisplayName, EventMetadata, Priority, Route, Title, UserId, WorkflowEvent,
-    AGGREGATE_TYPE,
+    Aggregate, Description, DisplayName, EventMetadata, Priority, Route, Title, UserId, Workflow,
+    WorkflowEvent,
 };
+
+const AGGREGATE_TYPE: &str = Workflow::TYPE;
 
 pub async fn store() -> EventStore {
     let (_, pool) = test_support::fresh_database("event_store").await;
@@ -33,7 +35,9 @@ pub fn created() -> WorkflowEvent {
         priority: Priority::Low,
         applicant_id: UserId::parse("a", "alice").unwrap(),
         applicant_name: DisplayName::parse("n", "Alice").unwrap(),
-        route: Route::parse("route", ["bob"], |i| i.to_string()).unwrap(),
+        route: Route::of_users("route", ["bob"]).unwrap(),
+        definition: None,
+        due_date: None,
     }
 }
 
