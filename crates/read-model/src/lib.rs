@@ -8,6 +8,7 @@
 
 mod cursor;
 mod fold;
+pub mod freshness;
 mod projection;
 mod queries;
 mod settings;

@@ -379,6 +379,12 @@ impl Batch {
     async fn write(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         let rows: Vec<&WorkflowView> = self.dirty.iter().map(|id| &self.views[id]).collect();
         if !rows.is_empty() {
+            // Wakes readers waiting to see their own writes (see `freshness`); delivered on
+            // commit, and one per transaction however many rows changed.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(crate::freshness::CHANNEL)
+                .execute(&mut *conn)
+                .await?;
             upsert_workflows(&mut *conn, &rows).await?;
             let steps: Vec<(&WorkflowView, &StepView)> = rows
                 .iter()

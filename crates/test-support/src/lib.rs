@@ -60,3 +60,48 @@ mod tests {
         );
     }
 }
+
+/// Events as the store records them, for tests that feed projections or stores directly.
+pub mod events {
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+    use workflow_domain::{
+        Description, DisplayName, EventMetadata, Priority, RecordedEvent, Route, Title, UserId,
+        WorkflowEvent,
+    };
+
+    /// Alice's draft 「出張申請」, routed to bob.
+    pub fn created() -> WorkflowEvent {
+        WorkflowEvent::Created {
+            title: Title::parse("title", "出張申請").unwrap(),
+            description: Description::parse("description", "").unwrap(),
+            priority: Priority::Medium,
+            applicant_id: UserId::parse("user", "alice").unwrap(),
+            applicant_name: DisplayName::parse("name", "アリス").unwrap(),
+            route: Route::of_users("route", ["bob"]).unwrap(),
+            definition: None,
+            due_date: None,
+        }
+    }
+
+    /// `event` as version `version` of workflow `id` of tenant `acme`, by alice, one second
+    /// after the previous version.
+    pub fn recorded(id: Uuid, version: i64, event: WorkflowEvent) -> RecordedEvent {
+        RecordedEvent {
+            event_id: Uuid::new_v4(),
+            position: version,
+            aggregate_type: "workflow".into(),
+            aggregate_id: id,
+            version,
+            occurred_at: DateTime::<Utc>::from_timestamp(1_778_400_000 + version, 0).unwrap(),
+            metadata: EventMetadata {
+                tenant_id: "acme".into(),
+                user_id: "alice".into(),
+                correlation_id: Uuid::new_v4(),
+                causation_id: Uuid::new_v4(),
+                traceparent: None,
+            },
+            event,
+        }
+    }
+}

@@ -4,7 +4,6 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
-use chrono::{DateTime, Utc};
 use clap::Parser;
 use messaging::{encode, CE_SOURCE_COMMAND_SVC};
 use projector_svc::{Application, Settings};
@@ -18,10 +17,7 @@ use std::process::Output;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use workflow_domain::{
-    Description, DisplayName, EventMetadata, Priority, RecordedEvent, Route, Title, UserId,
-    WorkflowEvent,
-};
+use workflow_domain::RecordedEvent;
 
 /// Bounds a hang; not a performance assertion.
 pub const CATCH_UP: Duration = Duration::from_secs(60);
@@ -234,34 +230,6 @@ pub fn printed(output: &Output) -> String {
     )
 }
 
-pub fn event(id: Uuid, version: i64, event: WorkflowEvent) -> RecordedEvent {
-    RecordedEvent {
-        event_id: Uuid::new_v4(),
-        position: version,
-        aggregate_type: "workflow".into(),
-        aggregate_id: id,
-        version,
-        occurred_at: DateTime::<Utc>::from_timestamp(1_778_400_000 + version, 0).unwrap(),
-        metadata: EventMetadata {
-            tenant_id: "acme".into(),
-            user_id: "alice".into(),
-            correlation_id: Uuid::new_v4(),
-            causation_id: Uuid::new_v4(),
-            traceparent: None,
-        },
-        event,
-    }
-}
-
-pub fn created() -> WorkflowEvent {
-    WorkflowEvent::Created {
-        title: Title::parse("title", "出張申請").unwrap(),
-        description: Description::parse("description", "").unwrap(),
-        priority: Priority::Medium,
-        applicant_id: UserId::parse("user", "alice").unwrap(),
-        applicant_name: DisplayName::parse("name", "アリス").unwrap(),
-        route: Route::of_users("route", ["bob"]).unwrap(),
-        definition: None,
-        due_date: None,
-    }
-}
+// Each test binary uses its own part of these too.
+#[allow(unused_imports)]
+pub use test_support::events::{created, recorded as event};

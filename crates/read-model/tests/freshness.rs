@@ -1,0 +1,66 @@
+//! Read-your-writes against a real PostgreSQL: a reader waiting for a version is woken by the
+//! projection's commit, and one asking for a version that never comes is answered as stale.
+
+use read_model::freshness::Freshness;
+use std::time::Duration;
+use test_support::events::{created, recorded as event};
+use uuid::Uuid;
+use workflow_domain::WorkflowEvent;
+
+async fn version(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    read_model::stored_version(pool, id).await
+}
+
+#[tokio::test]
+async fn a_waiting_reader_sees_the_version_once_it_is_applied_and_otherwise_is_told_it_is_stale() {
+    let (_, pool) = test_support::fresh_database("freshness").await;
+    read_model::migrate(&pool).await.unwrap();
+    let freshness = Freshness::listen(&pool).await.unwrap();
+    let id = Uuid::new_v4();
+    read_model::apply(&pool, &event(id, 1, created()))
+        .await
+        .unwrap();
+
+    // Already there: answered at once, not stale.
+    let now = freshness
+        .at_least(1, Duration::from_secs(5), || version(&pool, id), |v| *v)
+        .await
+        .unwrap();
+    assert_eq!((now.value, now.stale), (Some(1), false));
+
+    // Applied while the reader waits: the commit's notification wakes it.
+    let writer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            read_model::apply(&pool, &event(id, 2, WorkflowEvent::Submitted {}))
+                .await
+                .unwrap();
+        })
+    };
+    let waited = freshness
+        .at_least(2, Duration::from_secs(5), || version(&pool, id), |v| *v)
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!((waited.value, waited.stale), (Some(2), false));
+
+    // Never applied: the best answer there is, marked stale.
+    let stale = freshness
+        .at_least(9, Duration::from_millis(300), || version(&pool, id), |v| *v)
+        .await
+        .unwrap();
+    assert_eq!((stale.value, stale.stale), (Some(2), true));
+
+    // A workflow not projected yet counts as version 0.
+    let missing = freshness
+        .at_least(
+            1,
+            Duration::from_millis(100),
+            || version(&pool, Uuid::new_v4()),
+            |v| *v,
+        )
+        .await
+        .unwrap();
+    assert_eq!((missing.value, missing.stale), (None, true));
+}
