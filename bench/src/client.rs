@@ -133,7 +133,7 @@ impl Grpc {
                             approver_user_id: APPROVER.to_owned(),
                             ..Default::default()
                         }],
-                        due_date: String::new(),
+                        ..Default::default()
                     },
                     false,
                 );
@@ -178,6 +178,7 @@ impl Grpc {
         let request = self.request(
             pb::GetWorkflowRequest {
                 workflow_id: workflow_id.to_owned(),
+                min_version: None,
             },
             false,
         );
@@ -191,9 +192,8 @@ impl Grpc {
     pub async fn list(&mut self, page_size: u32) -> anyhow::Result<usize> {
         let request = self.request(
             pb::ListWorkflowsRequest {
-                status: pb::WorkflowStatus::Unspecified as i32,
                 page_size,
-                after: String::new(),
+                ..Default::default()
             },
             false,
         );

@@ -118,7 +118,9 @@ async fn measure(
     while iterations < 5 || (started.elapsed() < min_time && iterations < 100_000) {
         let t0 = Instant::now();
         let snapshot = if snapshots {
-            store.load_snapshot(TENANT, aggregate_id).await?
+            store
+                .load_snapshot::<Workflow>(TENANT, aggregate_id)
+                .await?
         } else {
             None
         };

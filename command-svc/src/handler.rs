@@ -3,10 +3,7 @@
 
 use event_store::{Append, AppendError, CommandRecord, EventStore, Snapshot, StoreError};
 use uuid::Uuid;
-use workflow_domain::{
-    Actor, Aggregate, Context, CorruptHistory, DomainError, EventMetadata, Workflow,
-    WorkflowCommand, WorkflowEvent, WorkflowState,
-};
+use workflow_domain::{Actor, Aggregate, Context, CorruptHistory, DomainError, EventMetadata};
 
 /// Who sends the command and in which request chain.
 #[derive(Debug, Clone)]
@@ -57,35 +54,36 @@ impl CommandHandler {
         }
     }
 
-    /// Runs `command` against the workflow `aggregate_id`. With `expected_version`, the caller
-    /// asserts the version its decision is based on.
-    pub async fn handle(
+    /// Runs `command` against the aggregate `aggregate_id` of type `A`. With
+    /// `expected_version`, the caller asserts the version its decision is based on.
+    pub async fn handle<A: Aggregate>(
         &self,
         context: &CommandContext,
         aggregate_id: Uuid,
         expected_version: Option<i64>,
-        command: WorkflowCommand,
+        command: A::Command,
     ) -> Result<CommandRecord, HandleError> {
         let tenant = context.actor.tenant_id.as_str();
-        let command_type = Workflow::command_name(&command);
+        let command_type = A::command_name(&command);
         if let Some(record) = self.store.find_command(tenant, context.command_id).await? {
             return same_command(record, command_type, aggregate_id);
         }
 
-        let (version, state) = self.load(tenant, aggregate_id).await?;
+        let (version, state) = self.load::<A>(tenant, aggregate_id).await?;
         if let Some(expected) = expected_version.filter(|expected| *expected != version) {
             return Err(HandleError::Conflict {
                 expected,
                 current_version: version,
             });
         }
-        // One instant for the decision (deadlines are computed from it) and its events.
-        let now = chrono::Utc::now();
+        // One instant for the decision (deadlines are computed from it) and its events, at the
+        // microsecond precision PostgreSQL keeps, so a time read back equals the one decided.
+        let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
         let decision_context = Context {
             actor: context.actor.clone(),
             now,
         };
-        let events = Workflow::decide(state.as_ref(), &decision_context, command)?;
+        let events = A::decide(state.as_ref(), &decision_context, command)?;
 
         let metadata = EventMetadata {
             tenant_id: tenant.to_owned(),
@@ -97,7 +95,7 @@ impl CommandHandler {
         let appended = self
             .store
             .append(Append {
-                aggregate_type: Workflow::TYPE,
+                aggregate_type: A::TYPE,
                 aggregate_id,
                 expected_version: version,
                 events: &events,
@@ -134,45 +132,45 @@ impl CommandHandler {
 
     /// The aggregate's version and state: the newest snapshot, if snapshots are on and one is
     /// usable, plus the events after it. Without snapshots it is the same fold from version 0.
-    async fn load(
+    pub async fn load<A: Aggregate>(
         &self,
         tenant: &str,
         aggregate_id: Uuid,
-    ) -> Result<(i64, WorkflowState), HandleError> {
+    ) -> Result<(i64, Option<A>), HandleError> {
         let snapshot = match self.snapshot_every {
             0 => None,
-            _ => self.store.load_snapshot(tenant, aggregate_id).await?,
+            _ => self.store.load_snapshot::<A>(tenant, aggregate_id).await?,
         };
         let (from_version, state) = snapshot.map_or((0, None), |snapshot| {
             (snapshot.version, Some(snapshot.state))
         });
         let history = self
             .store
-            .load_after(tenant, aggregate_id, from_version)
+            .history::<A::Event>(tenant, aggregate_id, from_version)
             .await?;
         let version = history.last().map_or(from_version, |event| event.version);
-        let state = history.iter().try_fold(state, |state, recorded| {
-            Workflow::evolve(state, &recorded.event)
-        })?;
+        let state = history
+            .iter()
+            .try_fold(state, |state, recorded| A::evolve(state, &recorded.event))?;
         Ok((version, state))
     }
 
     /// Snapshots the state after `events` if the append from `from_version` to `to_version`
     /// crossed a multiple of `snapshot_every`. Outside the append's transaction: a snapshot is
     /// only an optimisation, so failing to take one is logged and never fails the command.
-    async fn snapshot_if_due(
+    async fn snapshot_if_due<A: Aggregate>(
         &self,
         aggregate_id: Uuid,
         from_version: i64,
-        state: WorkflowState,
-        events: &[WorkflowEvent],
+        state: Option<A>,
+        events: &[A::Event],
         to_version: i64,
     ) {
         let every = self.snapshot_every;
         if every == 0 || to_version / every == from_version / every {
             return;
         }
-        let state = match events.iter().try_fold(state, Workflow::evolve) {
+        let state = match events.iter().try_fold(state, A::evolve) {
             Ok(Some(state)) => state,
             // Decided events always evolve into a workflow; if not, there is nothing to keep.
             unexpected => {

@@ -1,5 +1,6 @@
-//! command-svc: the write side. A gRPC `WorkflowCommandService` over the PostgreSQL event store,
-//! and the outbox relay that publishes committed events to Kafka.
+//! command-svc: the write side. gRPC `WorkflowCommandService` and `DefinitionCommandService`
+//! over the PostgreSQL event store, and the outbox relay that publishes committed workflow
+//! events to Kafka.
 #![forbid(unsafe_code)]
 
 mod handler;
@@ -11,6 +12,9 @@ use event_store::EventStore;
 use messaging::KafkaSettings;
 use platform::auth::GrpcAuth;
 use platform::settings::{AuthSettings, TelemetrySettings};
+use proto::workflow::v1::definition_command_service_server::{
+    DefinitionCommandServiceServer, SERVICE_NAME as DEFINITION_SERVICE_NAME,
+};
 use proto::workflow::v1::workflow_command_service_server::{
     WorkflowCommandServiceServer, SERVICE_NAME,
 };
@@ -106,12 +110,18 @@ impl Application {
         };
 
         let handler = CommandHandler::new(store).with_snapshot_every(settings.snapshot_every);
-        let service = service::CommandService::new(handler);
         let auth = GrpcAuth(Arc::new(settings.auth.jwt()));
-        let (router, health) = platform::grpc::router(&[SERVICE_NAME]).await?;
-        let router = router.add_service(WorkflowCommandServiceServer::with_interceptor(
-            service, auth,
-        ));
+        let (router, health) =
+            platform::grpc::router(&[SERVICE_NAME, DEFINITION_SERVICE_NAME]).await?;
+        let router = router
+            .add_service(WorkflowCommandServiceServer::with_interceptor(
+                service::CommandService::new(handler.clone()),
+                auth.clone(),
+            ))
+            .add_service(DefinitionCommandServiceServer::with_interceptor(
+                service::DefinitionService::new(handler),
+                auth,
+            ));
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;

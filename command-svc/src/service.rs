@@ -3,6 +3,8 @@
 
 use crate::handler::{CommandContext, CommandHandler, HandleError};
 use chrono::NaiveDate;
+use event_store::CommandRecord;
+use pb::definition_command_service_server::DefinitionCommandService;
 use pb::workflow_command_service_server::WorkflowCommandService;
 use platform::auth::{identity, Identity};
 use platform::errors::{self, ErrorCode};
@@ -11,13 +13,15 @@ use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use workflow_domain::{
-    Actor, Comment, CommentBody, Description, DisplayName, DraftChanges, Reason, Role, StepNo,
-    TenantId, Title, UserId, ValidationError, WorkflowCommand, WorkflowId,
+    Actor, Aggregate, Comment, CommentBody, Definition, DefinitionCommand, DefinitionId,
+    DefinitionName, DefinitionRef, Description, DisplayName, DomainError, DraftChanges, Reason,
+    Role, Route, StepNo, TenantId, Title, UserId, ValidationError, Workflow, WorkflowCommand,
+    WorkflowId,
 };
 
-/// Namespace of workflow ids derived from a create command's id, so a retried create without a
-/// client-chosen id lands on the same workflow.
+/// Namespaces of ids derived from a create command's id (see [`new_aggregate_id`]).
 const CREATED_WORKFLOW_IDS: Uuid = Uuid::from_u128(0x8f1e_5c1a_2b7d_4e55_9a0c_5249_4e47_4931);
+const CREATED_DEFINITION_IDS: Uuid = Uuid::from_u128(0x3c0d_9e2f_71a4_4b8e_8d15_5249_4e47_4432);
 
 pub struct CommandService {
     handler: CommandHandler,
@@ -36,25 +40,67 @@ impl CommandService {
         expected_version: Option<i64>,
         command: WorkflowCommand,
     ) -> Result<Response<pb::CommandResult>, Status> {
-        let context = context(request, command_id)?;
-        let record = self
-            .handler
-            .handle(&context, workflow_id.as_uuid(), expected_version, command)
-            .await
-            .map_err(to_status)?;
-        tracing::info!(
-            workflow_id = %record.aggregate_id,
-            version = record.version,
-            command_id = %context.command_id,
-            correlation_id = %context.correlation_id,
-            "command handled"
-        );
+        let record = handle::<Workflow>(
+            &self.handler,
+            request,
+            command_id,
+            workflow_id.as_uuid(),
+            expected_version,
+            command,
+        )
+        .await?;
         Ok(Response::new(pb::CommandResult {
             workflow_id: record.aggregate_id.to_string(),
             version: record.version,
             event_ids: record.event_ids.iter().map(Uuid::to_string).collect(),
         }))
     }
+}
+
+/// Runs one command of an aggregate of type `A` for the verified caller, and logs it.
+async fn handle<A: Aggregate>(
+    handler: &CommandHandler,
+    request: &Request<impl Sized>,
+    command_id: &str,
+    aggregate_id: Uuid,
+    expected_version: Option<i64>,
+    command: A::Command,
+) -> Result<CommandRecord, Status> {
+    let context = context(request, command_id)?;
+    let record = handler
+        .handle::<A>(&context, aggregate_id, expected_version, command)
+        .await
+        .map_err(to_status)?;
+    tracing::info!(
+        aggregate_type = A::TYPE,
+        aggregate_id = %record.aggregate_id,
+        version = record.version,
+        command_id = %context.command_id,
+        correlation_id = %context.correlation_id,
+        "command handled"
+    );
+    Ok(record)
+}
+
+/// An id for a new aggregate: the client's, or one derived from the tenant and command id in
+/// `namespace`, so a retried create without a client-chosen id lands on the same aggregate.
+fn new_aggregate_id<T>(
+    request: &Request<T>,
+    namespace: &Uuid,
+    field: &str,
+    client_id: &str,
+    command_id: &str,
+) -> Result<Uuid, Status> {
+    if !client_id.is_empty() {
+        return Uuid::parse_str(client_id)
+            .map_err(|_| errors::invalid_argument(field, "must be a UUID"));
+    }
+    let tenant = identity(request)?.tenant_id;
+    let command_id = parse_command_id(command_id)?;
+    Ok(Uuid::new_v5(
+        namespace,
+        format!("{tenant}/{command_id}").as_bytes(),
+    ))
 }
 
 /// What every command request except creation carries besides its command.
@@ -94,6 +140,26 @@ workflow_requests!(
 );
 
 impl CommandService {
+    /// The current version of a definition of the caller's tenant, as a new workflow pins it.
+    async fn pin<T>(
+        &self,
+        request: &Request<T>,
+        id: DefinitionId,
+    ) -> Result<(DefinitionRef, Route), Status> {
+        let tenant = identity(request)?.tenant_id;
+        let (_, definition) = self
+            .handler
+            .load::<Definition>(&tenant, id.as_uuid())
+            .await
+            .map_err(to_status)?;
+        definition
+            .ok_or(DomainError::NotFound {
+                aggregate: Definition::TYPE,
+            })
+            .and_then(|definition| definition.pin(id))
+            .map_err(|error| to_status(error.into()))
+    }
+
     /// Parses the command out of a request on an existing workflow and runs it.
     async fn execute<R: WorkflowRequest>(
         &self,
@@ -121,24 +187,35 @@ impl WorkflowCommandService for CommandService {
         request: Request<pb::CreateWorkflowRequest>,
     ) -> Result<Response<pb::CommandResult>, Status> {
         let body = request.get_ref();
+        let (route, definition) = if body.definition_id.is_empty() {
+            let route = proto::convert::route("route", &body.route).map_err(invalid)?;
+            (route, None)
+        } else {
+            if !body.route.is_empty() {
+                return Err(errors::invalid_argument(
+                    "route",
+                    "give either a route or a definition_id, not both",
+                ));
+            }
+            let id = DefinitionId::parse("definition_id", &body.definition_id).map_err(invalid)?;
+            let (ref_, route) = self.pin(&request, id).await?;
+            (route, Some(ref_))
+        };
         let command = WorkflowCommand::Create {
             title: Title::parse("title", &body.title).map_err(invalid)?,
             description: Description::parse("description", &body.description).map_err(invalid)?,
             priority: proto::convert::priority(body.priority).map_err(invalid)?,
-            route: proto::convert::route("route", &body.route).map_err(invalid)?,
-            definition: None,
+            route,
+            definition,
             due_date: due_date("due_date", &body.due_date).map_err(invalid)?,
         };
-        let workflow_id = if body.workflow_id.is_empty() {
-            let tenant = identity(&request)?.tenant_id;
-            let command_id = parse_command_id(&body.command_id)?;
-            WorkflowId::new(Uuid::new_v5(
-                &CREATED_WORKFLOW_IDS,
-                format!("{tenant}/{command_id}").as_bytes(),
-            ))
-        } else {
-            WorkflowId::parse("workflow_id", &body.workflow_id).map_err(invalid)?
-        };
+        let workflow_id = WorkflowId::new(new_aggregate_id(
+            &request,
+            &CREATED_WORKFLOW_IDS,
+            "workflow_id",
+            &body.workflow_id,
+            &body.command_id,
+        )?);
         // A new workflow has no version to expect; `decide` refuses an existing one.
         self.run(&request, &body.command_id, workflow_id, None, command)
             .await
@@ -281,6 +358,111 @@ impl WorkflowCommandService for CommandService {
                 step: StepNo::parse("step", body.step)?,
             })
         })
+        .await
+    }
+}
+
+/// The gRPC face of workflow definitions; the same handler, another aggregate.
+pub struct DefinitionService {
+    handler: CommandHandler,
+}
+
+impl DefinitionService {
+    pub fn new(handler: CommandHandler) -> Self {
+        Self { handler }
+    }
+
+    async fn run<T>(
+        &self,
+        request: &Request<T>,
+        command_id: &str,
+        definition_id: Uuid,
+        expected_version: Option<i64>,
+        command: DefinitionCommand,
+    ) -> Result<Response<pb::DefinitionCommandResult>, Status> {
+        let record = handle::<Definition>(
+            &self.handler,
+            request,
+            command_id,
+            definition_id,
+            expected_version,
+            command,
+        )
+        .await?;
+        Ok(Response::new(pb::DefinitionCommandResult {
+            definition_id: record.aggregate_id.to_string(),
+            version: record.version,
+            event_ids: record.event_ids.iter().map(Uuid::to_string).collect(),
+        }))
+    }
+}
+
+fn definition_id(raw: &str) -> Result<Uuid, Status> {
+    DefinitionId::parse("definition_id", raw)
+        .map(|id| id.as_uuid())
+        .map_err(invalid)
+}
+
+#[tonic::async_trait]
+impl DefinitionCommandService for DefinitionService {
+    async fn create_definition(
+        &self,
+        request: Request<pb::CreateDefinitionRequest>,
+    ) -> Result<Response<pb::DefinitionCommandResult>, Status> {
+        let body = request.get_ref();
+        let command = DefinitionCommand::Create {
+            name: DefinitionName::parse("name", &body.name).map_err(invalid)?,
+            route: proto::convert::route("route", &body.route).map_err(invalid)?,
+        };
+        let id = new_aggregate_id(
+            &request,
+            &CREATED_DEFINITION_IDS,
+            "definition_id",
+            &body.definition_id,
+            &body.command_id,
+        )?;
+        self.run(&request, &body.command_id, id, None, command)
+            .await
+    }
+
+    async fn publish_definition_version(
+        &self,
+        request: Request<pb::PublishDefinitionVersionRequest>,
+    ) -> Result<Response<pb::DefinitionCommandResult>, Status> {
+        let body = request.get_ref();
+        let command = DefinitionCommand::PublishVersion {
+            route: proto::convert::route("route", &body.route).map_err(invalid)?,
+            name: body
+                .name
+                .as_deref()
+                .map(|name| DefinitionName::parse("name", name))
+                .transpose()
+                .map_err(invalid)?,
+        };
+        let id = definition_id(&body.definition_id)?;
+        self.run(
+            &request,
+            &body.command_id,
+            id,
+            body.expected_version,
+            command,
+        )
+        .await
+    }
+
+    async fn archive_definition(
+        &self,
+        request: Request<pb::ArchiveDefinitionRequest>,
+    ) -> Result<Response<pb::DefinitionCommandResult>, Status> {
+        let body = request.get_ref();
+        let id = definition_id(&body.definition_id)?;
+        self.run(
+            &request,
+            &body.command_id,
+            id,
+            body.expected_version,
+            DefinitionCommand::Archive,
+        )
         .await
     }
 }

@@ -83,7 +83,11 @@ async fn commands_decide_from_the_newest_snapshot_plus_the_events_after_it() {
     let run = |user: &str, command| {
         let context = context(user);
         let handler = &handler;
-        async move { handler.handle(&context, id, None, command).await }
+        async move {
+            handler
+                .handle::<Workflow>(&context, id, None, command)
+                .await
+        }
     };
     assert_eq!(
         run("alice", create(&["bob", "carol", "dave"]))
@@ -181,7 +185,7 @@ async fn run_script(
         }
         previous_command_id = context.command_id;
         let outcome = handler
-            .handle(&context, id, expected_version, command)
+            .handle::<Workflow>(&context, id, expected_version, command)
             .await;
         outcomes.push(
             outcome

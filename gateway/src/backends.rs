@@ -1,6 +1,7 @@
 //! gRPC clients of command-svc and query-svc.
 
 use anyhow::Context as _;
+use proto::workflow::v1::definition_command_service_client::DefinitionCommandServiceClient;
 use proto::workflow::v1::workflow_command_service_client::WorkflowCommandServiceClient;
 use proto::workflow::v1::workflow_query_service_client::WorkflowQueryServiceClient;
 use std::time::Duration;
@@ -20,6 +21,8 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(2_500);
 #[derive(Clone)]
 pub(crate) struct Backends {
     pub(crate) command: WorkflowCommandServiceClient<Channel>,
+    /// Served by command-svc too, over the same connection.
+    pub(crate) definitions: DefinitionCommandServiceClient<Channel>,
     pub(crate) query: WorkflowQueryServiceClient<Channel>,
     command_health: HealthClient<Channel>,
     query_health: HealthClient<Channel>,
@@ -35,6 +38,7 @@ impl Backends {
             channel(query_url).with_context(|| format!("invalid query-svc url {query_url:?}"))?;
         Ok(Self {
             command: WorkflowCommandServiceClient::new(command.clone()),
+            definitions: DefinitionCommandServiceClient::new(command.clone()),
             query: WorkflowQueryServiceClient::new(query.clone()),
             command_health: HealthClient::new(command),
             query_health: HealthClient::new(query),

@@ -4,14 +4,19 @@
 //! message's copy in the dead-letter topic `<topic>.dlq`, so a crash redelivers, and
 //! redelivery is harmless.
 //!
+//! Alongside the consumer runs the deadline watcher (see [`DeadlineWatcher`]), which escalates
+//! overdue steps through command-svc.
+//!
 //! The same binary carries the maintenance commands of the runbook: listing and replaying dead
 //! letters, and rebuilding or verifying the read model from the event store.
 #![forbid(unsafe_code)]
 
+mod deadlines;
 mod dlq;
 mod projector;
 mod rebuild;
 
+pub use deadlines::{DeadlineSettings, DeadlineWatcher, Round};
 pub use projector::MAX_BATCH;
 
 use anyhow::Context;
@@ -20,6 +25,7 @@ use messaging::KafkaSettings;
 use platform::settings::TelemetrySettings;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use read_model::shadow::Scope;
+use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
@@ -63,6 +69,8 @@ pub struct Settings {
     /// Address of the gRPC health (and reflection) endpoint; port 0 picks a free port.
     #[arg(long, env = "RINGIFLOW_HEALTH_ADDR", default_value = "0.0.0.0:50053")]
     pub health_addr: SocketAddr,
+    #[command(flatten)]
+    pub deadlines: DeadlineSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
     /// Without a command, the projector consumes until SIGTERM or SIGINT.
@@ -176,6 +184,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
 /// A built projector: connected, migrated, subscribed and bound, not yet consuming.
 pub struct Application {
     projector: projector::Projector,
+    watcher: Option<DeadlineWatcher>,
+    /// Shared by the projector and the watcher; closed once both have stopped.
+    pool: PgPool,
     router: Router,
     reporter: HealthReporter,
     listener: TcpListener,
@@ -208,8 +219,19 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.health_addr))?;
         let port = listener.local_addr()?.port();
+        let watcher = if settings.deadlines.deadline_watcher_enabled {
+            Some(DeadlineWatcher::new(
+                &settings.deadlines,
+                pool.clone(),
+                shutdown.clone(),
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
-            projector: projector::Projector::new(consumer, pool, dead_letters),
+            projector: projector::Projector::new(consumer, pool.clone(), dead_letters),
+            watcher,
+            pool,
             router,
             reporter,
             listener,
@@ -223,7 +245,8 @@ impl Application {
         self.port
     }
 
-    /// Consumes until shutdown, then finishes the in-flight event, commits offsets and stops.
+    /// Consumes (and watches deadlines) until shutdown, then finishes the in-flight event and
+    /// escalation, commits offsets and stops.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "projector-svc health endpoint serving");
         let health = tokio::spawn(platform::grpc::serve(
@@ -233,7 +256,12 @@ impl Application {
             self.listener,
             self.shutdown.clone(),
         ));
+        let watcher = self.watcher.map(|watcher| tokio::spawn(watcher.run()));
         self.projector.run(&self.shutdown).await;
+        if let Some(watcher) = watcher {
+            watcher.await.context("deadline watcher task panicked")?;
+        }
+        self.pool.close().await;
         health.await.context("health endpoint task panicked")?
     }
 }

@@ -85,7 +85,6 @@ impl Projector {
             }
         }
         self.final_commit();
-        self.pool.close().await;
         tracing::info!("projector stopped");
     }
 

@@ -2,9 +2,17 @@
 //! exhaustive matches so a new variant fails to compile here instead of mapping silently.
 
 use chrono::{DateTime, Utc};
+use platform::auth::Identity;
+use platform::errors::{self, invalid_argument, ErrorCode};
 use proto::workflow::v1 as pb;
-use read_model::{AttachmentView, CommentView, StepStatus, StepView, WorkflowDetail, WorkflowView};
-use workflow_domain::Approver;
+use read_model::{
+    Assignee, AttachmentView, CommentView, Dashboard, MatchedField, SearchHit, SortDirection,
+    StepStatus, StepView, WorkflowDetail, WorkflowFilter, WorkflowQuery, WorkflowSort,
+    WorkflowView,
+};
+use std::collections::HashMap;
+use tonic::Status;
+use workflow_domain::{Approver, DefinitionId, Role, UserId, ValidationError};
 
 /// A workflow with its discussion, as GetWorkflow answers.
 pub(crate) fn workflow_detail(detail: WorkflowDetail) -> pb::Workflow {
@@ -50,7 +58,170 @@ pub(crate) fn workflow(view: WorkflowView) -> pb::Workflow {
         attachment_count: view.attachment_count,
         comments: Vec::new(),
         attachments: Vec::new(),
+        // Only a read at a minimum version can be stale; see GetWorkflow.
+        stale: false,
+        current_assigned_at: current.map(|c| timestamp(c.assigned_at)),
+        first_submitted_at: view.first_submitted_at.map(timestamp),
     }
+}
+
+/// One edge per item of a page of workflows.
+pub(crate) fn edges(items: Vec<(String, WorkflowView)>) -> Vec<pb::WorkflowEdge> {
+    items
+        .into_iter()
+        .map(|(cursor, view)| pb::WorkflowEdge {
+            cursor,
+            node: Some(workflow(view)),
+        })
+        .collect()
+}
+
+pub(crate) fn search_edge((cursor, hit): (String, SearchHit)) -> pb::SearchEdge {
+    let matched = match hit.matched {
+        MatchedField::Title => pb::SearchMatch::Title,
+        MatchedField::Description => pb::SearchMatch::Description,
+        MatchedField::Comment => pb::SearchMatch::Comment,
+    };
+    pb::SearchEdge {
+        cursor,
+        node: Some(workflow(hit.workflow)),
+        matched: matched as i32,
+    }
+}
+
+pub(crate) fn dashboard(dashboard: Dashboard) -> pb::Dashboard {
+    pb::Dashboard {
+        by_status: dashboard
+            .by_status
+            .into_iter()
+            .map(|(status, count)| pb::StatusCount {
+                status: pb::WorkflowStatus::from(status) as i32,
+                count,
+            })
+            .collect(),
+        pending_for_me: dashboard.pending_for_me,
+        overdue: dashboard.overdue,
+        completed_today: dashboard.completed_today,
+        today_started_at: Some(timestamp(dashboard.today_started_at)),
+        average_decision_seconds: dashboard.average_decision_seconds,
+    }
+}
+
+/// The caller as an assignee. A token whose claims make no valid user or role is an
+/// authentication problem, not bad input.
+pub(crate) fn caller(identity: &Identity) -> Result<Assignee, Status> {
+    let unauthenticated = |e: ValidationError| {
+        errors::status(
+            ErrorCode::Unauthenticated,
+            format!("token claim {e}"),
+            HashMap::new(),
+        )
+    };
+    Ok(Assignee {
+        user_id: UserId::parse("sub", &identity.user_id).map_err(unauthenticated)?,
+        roles: identity
+            .roles
+            .iter()
+            .map(|role| Role::parse("roles", role))
+            .collect::<Result<_, _>>()
+            .map_err(unauthenticated)?,
+    })
+}
+
+/// The list a ListWorkflows request asks for; `now` decides what is overdue.
+pub(crate) fn workflow_query(
+    request: &pb::ListWorkflowsRequest,
+    now: DateTime<Utc>,
+) -> Result<WorkflowQuery, Status> {
+    let status = pb::WorkflowStatus::try_from(request.status)
+        .map_err(|_| invalid_argument("status", "is not a known workflow status"))?;
+    let priority = (request.priority != pb::Priority::Unspecified as i32)
+        .then(|| proto::convert::priority(request.priority))
+        .transpose()
+        .map_err(invalid)?;
+    let assignee = match (request.assignee_id.as_str(), &request.assignee_roles[..]) {
+        ("", []) => None,
+        ("", _) => return Err(invalid_argument("assignee_roles", "needs assignee_id")),
+        (user_id, roles) => Some(Assignee {
+            user_id: UserId::parse("assignee_id", user_id).map_err(invalid)?,
+            roles: roles
+                .iter()
+                .enumerate()
+                .map(|(i, role)| Role::parse(&format!("assignee_roles[{i}]"), role))
+                .collect::<Result<_, _>>()
+                .map_err(invalid)?,
+        }),
+    };
+    let created_after = instant("created_after", request.created_after.as_ref())?;
+    let created_before = instant("created_before", request.created_before.as_ref())?;
+    if let (Some(after), Some(before)) = (created_after, created_before) {
+        if before <= after {
+            return Err(invalid_argument(
+                "created_before",
+                "must be later than created_after",
+            ));
+        }
+    }
+    let sort = match pb::WorkflowSort::try_from(request.sort) {
+        Ok(pb::WorkflowSort::Unspecified | pb::WorkflowSort::CreatedAt) => WorkflowSort::CreatedAt,
+        Ok(pb::WorkflowSort::UpdatedAt) => WorkflowSort::UpdatedAt,
+        Ok(pb::WorkflowSort::DueDate) => WorkflowSort::DueDate,
+        Ok(pb::WorkflowSort::Priority) => WorkflowSort::Priority,
+        Err(_) => return Err(invalid_argument("sort", "is not a known sort")),
+    };
+    let direction = match pb::SortDirection::try_from(request.direction) {
+        Ok(pb::SortDirection::Unspecified) => sort.default_direction(),
+        Ok(pb::SortDirection::Asc) => SortDirection::Ascending,
+        Ok(pb::SortDirection::Desc) => SortDirection::Descending,
+        Err(_) => return Err(invalid_argument("direction", "is not a known direction")),
+    };
+    Ok(WorkflowQuery {
+        filter: WorkflowFilter {
+            status: proto::convert::status_filter(status),
+            priority,
+            applicant_id: optional(&request.applicant_id, |raw| {
+                UserId::parse("applicant_id", raw)
+            })?,
+            assignee,
+            definition_id: optional(&request.definition_id, |raw| {
+                DefinitionId::parse("definition_id", raw)
+            })?,
+            created_after,
+            created_before,
+            overdue_at: request.overdue.then_some(now),
+        },
+        sort,
+        direction,
+    })
+}
+
+fn invalid(error: ValidationError) -> Status {
+    invalid_argument(&error.field, &error.message)
+}
+
+/// An optional string field: empty means unset.
+fn optional<T>(
+    raw: &str,
+    parse: impl FnOnce(&str) -> Result<T, ValidationError>,
+) -> Result<Option<T>, Status> {
+    (!raw.is_empty())
+        .then(|| parse(raw))
+        .transpose()
+        .map_err(invalid)
+}
+
+fn instant(
+    field: &str,
+    at: Option<&prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, Status> {
+    at.map(|at| {
+        u32::try_from(at.nanos)
+            .ok()
+            .filter(|nanos| *nanos < 1_000_000_000)
+            .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
+            .ok_or_else(|| invalid_argument(field, "is not a valid timestamp"))
+    })
+    .transpose()
 }
 
 fn step(view: StepView) -> pb::Step {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use platform::auth::GrpcAuth;
 use platform::settings::{AuthSettings, TelemetrySettings};
 use proto::workflow::v1::workflow_query_service_server::{self, WorkflowQueryServiceServer};
+use read_model::freshness::Freshness;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,9 +53,12 @@ impl Application {
     /// Connects to the read database, brings its schema up to date and binds the listener.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let pool = settings.database.connect_migrated().await?;
+        let freshness = Freshness::listen(&pool)
+            .await
+            .context("cannot listen for read-model notifications")?;
         let (router, reporter) = platform::grpc::router(SERVICES).await?;
         let queries = WorkflowQueryServiceServer::with_interceptor(
-            service::QueryService::new(pool.clone()),
+            service::QueryService::new(pool.clone(), freshness),
             GrpcAuth(Arc::new(settings.auth.jwt())),
         );
         let router = router.add_service(queries);

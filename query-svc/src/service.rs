@@ -1,14 +1,17 @@
 //! The gRPC handlers. The tenant always comes from the verified token, never from the request.
 
 use crate::convert;
+use chrono::Utc;
 use platform::auth::identity;
 use platform::errors::{self, invalid_argument, ErrorCode};
 use proto::workflow::v1::workflow_query_service_server::WorkflowQueryService;
 use proto::workflow::v1::{
-    GetWorkflowRequest, ListWorkflowsRequest, ListWorkflowsResponse, Workflow, WorkflowEdge,
-    WorkflowStatus,
+    Dashboard, GetDashboardRequest, GetWorkflowRequest, ListMyTasksRequest, ListMyTasksResponse,
+    ListWorkflowsRequest, ListWorkflowsResponse, SearchWorkflowsRequest, SearchWorkflowsResponse,
+    Workflow,
 };
-use read_model::{QueryError, MAX_PAGE_SIZE};
+use read_model::freshness::{Freshness, MAX_WAIT};
+use read_model::{QueryError, SearchText, Zone, MAX_PAGE_SIZE};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use tonic::{Request, Response, Status};
@@ -19,11 +22,12 @@ const DEFAULT_PAGE_SIZE: u32 = 20;
 
 pub(crate) struct QueryService {
     pool: PgPool,
+    freshness: Freshness,
 }
 
 impl QueryService {
-    pub(crate) fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub(crate) fn new(pool: PgPool, freshness: Freshness) -> Self {
+        Self { pool, freshness }
     }
 }
 
@@ -36,14 +40,29 @@ impl WorkflowQueryService for QueryService {
         let caller = identity(&request)?;
         let id = WorkflowId::parse("workflow_id", &request.get_ref().workflow_id)
             .map_err(|e| invalid_argument(&e.field, &e.message))?;
-        let detail = read_model::get_workflow(&self.pool, &caller.tenant_id, id.as_uuid())
-            .await
-            .map_err(query_error)?
-            // Another tenant's workflow is reported exactly like a missing one.
-            .ok_or_else(|| {
-                errors::status(ErrorCode::NotFound, "workflow not found", HashMap::new())
-            })?;
-        Ok(Response::new(convert::workflow_detail(detail)))
+        let read = || read_model::get_workflow(&self.pool, &caller.tenant_id, id.as_uuid());
+        let (detail, stale) = match request.get_ref().min_version {
+            None => (read().await.map_err(query_error)?, false),
+            Some(min_version) => {
+                let found = self
+                    .freshness
+                    .at_least(min_version, MAX_WAIT, read, |detail| {
+                        detail.workflow.version
+                    })
+                    .await
+                    .map_err(query_error)?;
+                (found.value, found.stale)
+            }
+        };
+        // Another tenant's workflow is reported exactly like a missing one — also after a wait
+        // for a version, where "not projected yet" cannot be told from "not yours".
+        let detail = detail.ok_or_else(|| {
+            errors::status(ErrorCode::NotFound, "workflow not found", HashMap::new())
+        })?;
+        Ok(Response::new(Workflow {
+            stale,
+            ..convert::workflow_detail(detail)
+        }))
     }
 
     async fn list_workflows(
@@ -52,42 +71,91 @@ impl WorkflowQueryService for QueryService {
     ) -> Result<Response<ListWorkflowsResponse>, Status> {
         let caller = identity(&request)?;
         let request = request.into_inner();
-        let status = WorkflowStatus::try_from(request.status)
-            .map_err(|_| invalid_argument("status", "is not a known workflow status"))?;
-        let first = match request.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            size => size,
-        };
-        let after = Some(request.after.as_str()).filter(|after| !after.is_empty());
-        let page = read_model::list_workflows(
-            &self.pool,
-            &caller.tenant_id,
-            proto::convert::status_filter(status),
-            first,
-            after,
-        )
-        .await
-        .map_err(query_error)?;
-        let edges = page
-            .items
-            .into_iter()
-            .map(|(cursor, view)| WorkflowEdge {
-                cursor,
-                node: Some(convert::workflow(view)),
-            })
-            .collect();
+        let query = convert::workflow_query(&request, Utc::now())?;
+        let (first, after) = page(request.page_size, &request.after);
+        let page = read_model::list_workflows(&self.pool, &caller.tenant_id, query, first, after)
+            .await
+            .map_err(query_error)?;
         Ok(Response::new(ListWorkflowsResponse {
-            edges,
+            edges: convert::edges(page.items),
             has_next_page: page.has_next_page,
+            total_count: page.total_count,
         }))
     }
+
+    async fn list_my_tasks(
+        &self,
+        request: Request<ListMyTasksRequest>,
+    ) -> Result<Response<ListMyTasksResponse>, Status> {
+        let caller = identity(&request)?;
+        let me = convert::caller(&caller)?;
+        let request = request.into_inner();
+        let (first, after) = page(request.page_size, &request.after);
+        let page = read_model::list_my_tasks(&self.pool, &caller.tenant_id, &me, first, after)
+            .await
+            .map_err(query_error)?;
+        Ok(Response::new(ListMyTasksResponse {
+            edges: convert::edges(page.items),
+            has_next_page: page.has_next_page,
+            total_count: page.total_count,
+        }))
+    }
+
+    async fn search_workflows(
+        &self,
+        request: Request<SearchWorkflowsRequest>,
+    ) -> Result<Response<SearchWorkflowsResponse>, Status> {
+        let caller = identity(&request)?;
+        let request = request.into_inner();
+        let text = SearchText::parse(&request.text)
+            .map_err(|e| invalid_argument("text", &e.to_string()))?;
+        let (first, after) = page(request.page_size, &request.after);
+        let page = read_model::search_workflows(&self.pool, &caller.tenant_id, &text, first, after)
+            .await
+            .map_err(query_error)?;
+        Ok(Response::new(SearchWorkflowsResponse {
+            edges: page.items.into_iter().map(convert::search_edge).collect(),
+            has_next_page: page.has_next_page,
+            total_count: page.total_count,
+        }))
+    }
+
+    async fn get_dashboard(
+        &self,
+        request: Request<GetDashboardRequest>,
+    ) -> Result<Response<Dashboard>, Status> {
+        let caller = identity(&request)?;
+        let me = convert::caller(&caller)?;
+        let zone = Zone::parse(&request.get_ref().time_zone).ok_or_else(|| {
+            invalid_argument(
+                "time_zone",
+                "is neither a time zone name like Asia/Tokyo nor a UTC offset like +09:00",
+            )
+        })?;
+        let dashboard =
+            read_model::dashboard(&self.pool, &caller.tenant_id, &me, Utc::now(), &zone)
+                .await
+                .map_err(query_error)?;
+        Ok(Response::new(convert::dashboard(dashboard)))
+    }
+}
+
+/// The page size (0: the default) and the cursor (empty: the first page) of a list request.
+fn page(page_size: u32, after: &str) -> (u32, Option<&str>) {
+    let first = match page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        size => size,
+    };
+    (first, Some(after).filter(|after| !after.is_empty()))
 }
 
 fn query_error(error: QueryError) -> Status {
     match error {
-        QueryError::InvalidCursor => {
-            invalid_argument("after", "is not a cursor returned by ListWorkflows")
-        }
+        QueryError::InvalidCursor => invalid_argument(
+            "after",
+            "is not a cursor returned by this list with the same sort and direction",
+        ),
+        QueryError::UnknownTimeZone(_) => invalid_argument("time_zone", "is not a known time zone"),
         QueryError::InvalidPageSize => invalid_argument(
             "page_size",
             &format!("must be between 1 and {MAX_PAGE_SIZE}"),

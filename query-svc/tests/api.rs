@@ -1,13 +1,14 @@
 //! query-svc over real gRPC, against a throwaway read database seeded through the projection.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 use clap::Parser;
 use platform::auth::Identity;
 use platform::errors::{code_of, metadata_of, ErrorCode};
 use proto::workflow::v1::workflow_query_service_client::WorkflowQueryServiceClient;
 use proto::workflow::v1::{
-    approver, Approver, GetWorkflowRequest, ListWorkflowsRequest, Priority, StepStatus,
-    WorkflowStatus,
+    approver, Approver, GetDashboardRequest, GetWorkflowRequest, ListMyTasksRequest,
+    ListWorkflowsRequest, Priority, SearchMatch, SearchWorkflowsRequest, SortDirection,
+    StatusCount, StepStatus, WorkflowEdge, WorkflowSort, WorkflowStatus,
 };
 use query_svc::{Application, Settings};
 use sqlx::PgPool;
@@ -16,8 +17,8 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 use workflow_domain::{
     Attachment, CommentBody, DefinitionId, DefinitionName, DefinitionRef, Description, DisplayName,
-    EventMetadata, RawApprover, RawAttachment, RawStep, RecordedEvent, Route, StepNo, Title,
-    UserId, WorkflowEvent,
+    EventMetadata, RawApprover, RawAttachment, RawStep, Reason, RecordedEvent, Role, Route, StepNo,
+    Title, UserId, WorkflowEvent,
 };
 
 struct TestApp {
@@ -61,25 +62,33 @@ impl TestApp {
             .unwrap()
     }
 
-    fn token(&self, tenant: &str) -> String {
-        let identity = Identity {
-            tenant_id: tenant.into(),
-            user_id: "alice".into(),
-            display_name: "アリス".into(),
-            roles: vec![],
-        };
-        self.settings
-            .auth
-            .jwt()
-            .issue(&identity, chrono::Duration::hours(1))
+    /// A request as alice of `tenant`, who holds no role.
+    fn request<T>(&self, tenant: &str, message: T) -> tonic::Request<T> {
+        self.request_as(tenant, "alice", &[], message)
     }
 
-    fn request<T>(&self, tenant: &str, message: T) -> tonic::Request<T> {
+    fn request_as<T>(
+        &self,
+        tenant: &str,
+        user: &str,
+        roles: &[&str],
+        message: T,
+    ) -> tonic::Request<T> {
+        let identity = Identity {
+            tenant_id: tenant.into(),
+            user_id: user.into(),
+            display_name: user.to_uppercase(),
+            roles: roles.iter().map(|role| role.to_string()).collect(),
+        };
+        let token = self
+            .settings
+            .auth
+            .jwt()
+            .issue(&identity, chrono::Duration::hours(1));
         let mut request = tonic::Request::new(message);
-        let bearer = format!("Bearer {}", self.token(tenant));
         request
             .metadata_mut()
-            .insert("authorization", bearer.parse().unwrap());
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         request
     }
 
@@ -179,6 +188,82 @@ fn submitted_to_bob() -> Vec<WorkflowEvent> {
     ]
 }
 
+/// `"bob"` is the user bob, `"@manager"` anyone holding the role manager.
+fn domain_approver(who: &str) -> workflow_domain::Approver {
+    match who.strip_prefix('@') {
+        Some(role) => workflow_domain::Approver::Role(Role::parse("role", role).unwrap()),
+        None => workflow_domain::Approver::User(user(who)),
+    }
+}
+
+/// What a workflow is created with in the tests of the newer queries.
+struct Draft {
+    title: &'static str,
+    description: &'static str,
+    priority: workflow_domain::Priority,
+    applicant: &'static str,
+}
+
+/// Created as `draft` with a one-step route, submitted, and assigned to `who` until `due_at`.
+fn waiting_for(draft: Draft, who: &str, due_at: Option<DateTime<Utc>>) -> Vec<WorkflowEvent> {
+    let approver = match who.strip_prefix('@') {
+        Some(role) => RawApprover::Role(role),
+        None => RawApprover::User(who),
+    };
+    let route = Route::parse(
+        "route",
+        [RawStep {
+            approver: Some(approver),
+            sla_hours: None,
+        }],
+        |i, f| format!("route[{i}].{f}"),
+    )
+    .unwrap();
+    vec![
+        WorkflowEvent::Created {
+            title: Title::parse("title", draft.title).unwrap(),
+            description: Description::parse("description", draft.description).unwrap(),
+            priority: draft.priority,
+            applicant_id: user(draft.applicant),
+            applicant_name: DisplayName::parse("name", &draft.applicant.to_uppercase()).unwrap(),
+            route,
+            definition: None,
+            due_date: None,
+        },
+        WorkflowEvent::Submitted {},
+        WorkflowEvent::StepAssigned {
+            step: StepNo::FIRST,
+            assignee: domain_approver(who),
+            due_at,
+        },
+    ]
+}
+
+fn draft(
+    title: &'static str,
+    priority: workflow_domain::Priority,
+    applicant: &'static str,
+) -> Draft {
+    Draft {
+        title,
+        description: "",
+        priority,
+        applicant,
+    }
+}
+
+fn field_of(status: &tonic::Status) -> String {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    metadata_of(status)["field"].clone()
+}
+
+fn ids(edges: &[WorkflowEdge]) -> Vec<Uuid> {
+    edges
+        .iter()
+        .map(|e| e.node.as_ref().unwrap().id.parse().unwrap())
+        .collect()
+}
+
 fn wire_approver(approver: approver::Approver) -> Option<Approver> {
     Some(Approver {
         approver: Some(approver),
@@ -200,6 +285,7 @@ async fn get_workflow_returns_the_callers_workflow_only() {
             "acme",
             GetWorkflowRequest {
                 workflow_id: id.to_string(),
+                min_version: None,
             },
         ))
         .await
@@ -268,6 +354,7 @@ async fn get_workflow_returns_the_callers_workflow_only() {
             "globex",
             GetWorkflowRequest {
                 workflow_id: id.to_string(),
+                min_version: None,
             },
         ))
         .await
@@ -278,6 +365,7 @@ async fn get_workflow_returns_the_callers_workflow_only() {
             "acme",
             GetWorkflowRequest {
                 workflow_id: Uuid::new_v4().to_string(),
+                min_version: None,
             },
         ))
         .await
@@ -295,6 +383,7 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
             "acme",
             GetWorkflowRequest {
                 workflow_id: "nope".into(),
+                min_version: None,
             },
         ))
         .await
@@ -306,6 +395,7 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
                 status,
                 page_size,
                 after: after.into(),
+                ..Default::default()
             },
         )
     };
@@ -357,6 +447,7 @@ async fn list_pages_through_the_tenants_workflows() {
             status: WorkflowStatus::InProgress as i32,
             page_size: 2,
             after: after.clone(),
+            ..Default::default()
         };
         let page = client
             .list_workflows(app.request("acme", request))
@@ -435,6 +526,7 @@ async fn get_workflow_returns_the_discussion_and_a_list_only_its_counts() {
             "acme",
             GetWorkflowRequest {
                 workflow_id: id.to_string(),
+                min_version: None,
             },
         ))
         .await
@@ -523,4 +615,449 @@ async fn health_reports_the_query_service_serving() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn list_filters_sorts_counts_and_refuses_a_cursor_of_another_sort() {
+    use workflow_domain::Priority::{High, Low, Urgent};
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let overdue = Some(now - Duration::hours(1));
+    let mut acme = Vec::new();
+    for (i, (draft, due_at)) in [
+        (draft("出張申請", Urgent, "alice"), overdue),
+        (draft("備品購入", Low, "zoe"), None),
+        (
+            draft("経費精算", High, "alice"),
+            Some(now + Duration::hours(1)),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = Uuid::new_v4();
+        let events = waiting_for(draft, "bob", due_at);
+        app.record("acme", id, at(i as i64), 1, events).await;
+        acme.push(id);
+    }
+    let events = waiting_for(draft("出張申請", Urgent, "alice"), "bob", overdue);
+    app.record("globex", Uuid::new_v4(), at(9), 1, events).await;
+    let mut client = app.client().await;
+    let list = |request: ListWorkflowsRequest| app.request("acme", request);
+
+    let by_priority = ListWorkflowsRequest {
+        sort: WorkflowSort::Priority as i32,
+        direction: SortDirection::Asc as i32,
+        page_size: 2,
+        ..Default::default()
+    };
+    let first = client
+        .list_workflows(list(by_priority.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&first.edges), [acme[1], acme[2]]);
+    assert_eq!((first.has_next_page, first.total_count), (true, 3));
+    let after = first.edges[1].cursor.clone();
+    let second = client
+        .list_workflows(list(ListWorkflowsRequest {
+            after: after.clone(),
+            ..by_priority.clone()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&second.edges), [acme[0]]);
+    assert_eq!((second.has_next_page, second.total_count), (false, 3));
+    // The priority sort's natural direction is most urgent first.
+    let urgent_first = client
+        .list_workflows(list(ListWorkflowsRequest {
+            sort: WorkflowSort::Priority as i32,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&urgent_first.edges), [acme[0], acme[2], acme[1]]);
+
+    for (name, request, want) in [
+        (
+            "priority",
+            ListWorkflowsRequest {
+                priority: Priority::High as i32,
+                ..Default::default()
+            },
+            vec![acme[2]],
+        ),
+        (
+            "applicant",
+            ListWorkflowsRequest {
+                applicant_id: "alice".into(),
+                ..Default::default()
+            },
+            vec![acme[2], acme[0]],
+        ),
+        (
+            "overdue, waiting for bob, created in a range",
+            ListWorkflowsRequest {
+                overdue: true,
+                assignee_id: "bob".into(),
+                created_after: Some(timestamp(at(0))),
+                created_before: Some(timestamp(at(2))),
+                ..Default::default()
+            },
+            vec![acme[0]],
+        ),
+    ] {
+        let page = client
+            .list_workflows(list(request))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(ids(&page.edges), want, "{name}");
+        assert_eq!(page.total_count, want.len() as u64, "{name}");
+    }
+
+    let wrong_sort = client
+        .list_workflows(list(ListWorkflowsRequest {
+            after,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&wrong_sort), "after");
+    for (request, field) in [
+        (
+            ListWorkflowsRequest {
+                sort: 99,
+                ..Default::default()
+            },
+            "sort",
+        ),
+        (
+            ListWorkflowsRequest {
+                direction: 99,
+                ..Default::default()
+            },
+            "direction",
+        ),
+        (
+            ListWorkflowsRequest {
+                priority: 99,
+                ..Default::default()
+            },
+            "priority",
+        ),
+        (
+            ListWorkflowsRequest {
+                applicant_id: "al ice".into(),
+                ..Default::default()
+            },
+            "applicant_id",
+        ),
+        (
+            ListWorkflowsRequest {
+                definition_id: "not-a-uuid".into(),
+                ..Default::default()
+            },
+            "definition_id",
+        ),
+        (
+            ListWorkflowsRequest {
+                assignee_roles: vec!["manager".into()],
+                ..Default::default()
+            },
+            "assignee_roles",
+        ),
+        (
+            ListWorkflowsRequest {
+                created_after: Some(timestamp(at(5))),
+                created_before: Some(timestamp(at(5))),
+                ..Default::default()
+            },
+            "created_before",
+        ),
+        (
+            ListWorkflowsRequest {
+                created_after: Some(prost_types::Timestamp {
+                    seconds: 0,
+                    nanos: -1,
+                }),
+                ..Default::default()
+            },
+            "created_after",
+        ),
+    ] {
+        let status = client.list_workflows(list(request)).await.unwrap_err();
+        assert_eq!(field_of(&status), field);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn my_tasks_lists_what_waits_for_the_caller_in_their_tenant_only() {
+    use workflow_domain::Priority::Medium;
+    let app = spawn_app().await;
+    let mut ids_by_name = std::collections::HashMap::new();
+    for (i, (name, applicant, who)) in [
+        ("for bob", "alice", "bob"),
+        ("for the managers", "alice", "@manager"),
+        ("bob's own, for the managers", "bob", "@manager"),
+        ("for carol", "alice", "carol"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = Uuid::new_v4();
+        let events = waiting_for(draft(name, Medium, applicant), who, None);
+        app.record("acme", id, at(i as i64), 1, events).await;
+        ids_by_name.insert(name, id);
+    }
+    // Handed on by mike, a manager, to bob: the newest assignment.
+    let delegated = Uuid::new_v4();
+    let mut events = waiting_for(draft("delegated", Medium, "alice"), "@manager", None);
+    events.push(WorkflowEvent::StepCompleted {
+        step: StepNo::FIRST,
+        decision: workflow_domain::Decision::Delegated {
+            to_user: user("bob"),
+        },
+        decided_by: user("mike"),
+        comment: "on leave".into(),
+    });
+    events.push(WorkflowEvent::StepAssigned {
+        step: StepNo::FIRST,
+        assignee: domain_approver("bob"),
+        due_at: None,
+    });
+    app.record("acme", delegated, at(10), 1, events).await;
+    let globex = Uuid::new_v4();
+    let events = waiting_for(draft("globex", Medium, "alice"), "bob", None);
+    app.record("globex", globex, at(20), 1, events).await;
+    let mut client = app.client().await;
+
+    let tasks = |tenant, after: String| {
+        app.request_as(
+            tenant,
+            "bob",
+            &["manager"],
+            ListMyTasksRequest {
+                page_size: 2,
+                after,
+            },
+        )
+    };
+    let first = client
+        .list_my_tasks(tasks("acme", String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = client
+        .list_my_tasks(tasks("acme", first.edges[1].cursor.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        [ids(&first.edges), ids(&second.edges)].concat(),
+        [
+            delegated,
+            ids_by_name["for the managers"],
+            ids_by_name["for bob"]
+        ]
+    );
+    assert_eq!((first.total_count, first.has_next_page), (3, true));
+    assert_eq!((second.total_count, second.has_next_page), (3, false));
+    let node = first.edges[0].node.as_ref().unwrap();
+    assert_eq!(node.current_step, 1);
+    assert_eq!(node.current_assigned_at, Some(timestamp(at(10))));
+    assert_eq!(
+        node.current_assignee,
+        wire_approver(approver::Approver::UserId("bob".into()))
+    );
+
+    let other = client
+        .list_my_tasks(tasks("globex", String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&other.edges), [globex]);
+    assert_eq!(other.total_count, 1);
+    let foreign_cursor = client
+        .list_my_tasks(tasks("acme", "garbage".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(&foreign_cursor), "after");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn search_finds_japanese_substrings_in_the_callers_tenant_only() {
+    use workflow_domain::Priority::Medium;
+    let app = spawn_app().await;
+    let osaka = Uuid::new_v4();
+    let events = waiting_for(draft("出張申請：大阪", Medium, "alice"), "bob", None);
+    app.record("acme", osaka, at(0), 1, events).await;
+    let expenses = Uuid::new_v4();
+    let draft_with_description = Draft {
+        description: "大阪出張の交通費",
+        ..draft("経費精算", Medium, "alice")
+    };
+    let events = waiting_for(draft_with_description, "bob", None);
+    app.record("acme", expenses, at(1), 1, events).await;
+    let events = waiting_for(draft("出張申請：大阪", Medium, "alice"), "bob", None);
+    app.record("globex", Uuid::new_v4(), at(2), 1, events).await;
+    let mut client = app.client().await;
+    let search = |tenant, text: &str| {
+        app.request(
+            tenant,
+            SearchWorkflowsRequest {
+                text: text.into(),
+                ..Default::default()
+            },
+        )
+    };
+
+    let found = client
+        .search_workflows(search("acme", "出張"))
+        .await
+        .unwrap()
+        .into_inner();
+    let hits: Vec<(Uuid, i32)> = found
+        .edges
+        .iter()
+        .map(|e| (e.node.as_ref().unwrap().id.parse().unwrap(), e.matched))
+        .collect();
+    assert_eq!(
+        hits,
+        [
+            (osaka, SearchMatch::Title as i32),
+            (expenses, SearchMatch::Description as i32)
+        ]
+    );
+    assert_eq!((found.total_count, found.has_next_page), (2, false));
+    let other = client
+        .search_workflows(search("globex", "出張申請"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(other.total_count, 1);
+    assert_eq!(other.edges[0].node.as_ref().unwrap().tenant_id, "globex");
+
+    for text in ["", "   ", &"出".repeat(201)] {
+        let status = client
+            .search_workflows(search("acme", text))
+            .await
+            .unwrap_err();
+        assert_eq!(field_of(&status), "text", "{text:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_the_callers_tenant_in_their_time_zone() {
+    use workflow_domain::Priority::Medium;
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let overdue = Some(now - Duration::hours(1));
+    let events = waiting_for(draft("for bob", Medium, "alice"), "bob", overdue);
+    app.record("acme", Uuid::new_v4(), at(0), 1, events).await;
+    let events = waiting_for(draft("for the managers", Medium, "alice"), "@manager", None);
+    app.record("acme", Uuid::new_v4(), at(1), 1, events).await;
+    let mut events = waiting_for(draft("rejected", Medium, "alice"), "bob", None);
+    events.push(WorkflowEvent::StepCompleted {
+        step: StepNo::FIRST,
+        decision: workflow_domain::Decision::Rejected,
+        decided_by: user("bob"),
+        comment: "no".into(),
+    });
+    events.push(WorkflowEvent::Rejected {
+        reason: Reason::parse("reason", "no").unwrap(),
+    });
+    app.record(
+        "acme",
+        Uuid::new_v4(),
+        now - Duration::seconds(1),
+        1,
+        events,
+    )
+    .await;
+    let events = waiting_for(draft("globex", Medium, "alice"), "bob", overdue);
+    app.record("globex", Uuid::new_v4(), at(2), 1, events).await;
+    let mut client = app.client().await;
+    // Where it is noon now, so "today" is far from either midnight.
+    let hours_east = 12 - now.hour() as i32;
+    let time_zone = format!(
+        "{}{:02}:00",
+        if hours_east < 0 { '-' } else { '+' },
+        hours_east.abs()
+    );
+    let board = |tenant, time_zone: &str| {
+        app.request_as(
+            tenant,
+            "bob",
+            &["manager"],
+            GetDashboardRequest {
+                time_zone: time_zone.into(),
+            },
+        )
+    };
+
+    let acme = client
+        .get_dashboard(board("acme", &time_zone))
+        .await
+        .unwrap()
+        .into_inner();
+    let count = |status: WorkflowStatus, count| StatusCount {
+        status: status as i32,
+        count,
+    };
+    assert_eq!(
+        acme.by_status,
+        [
+            count(WorkflowStatus::Draft, 0),
+            count(WorkflowStatus::InProgress, 2),
+            count(WorkflowStatus::ChangesRequested, 0),
+            count(WorkflowStatus::Approved, 0),
+            count(WorkflowStatus::Rejected, 1),
+            count(WorkflowStatus::Cancelled, 0),
+        ]
+    );
+    assert_eq!(
+        (acme.pending_for_me, acme.overdue, acme.completed_today),
+        (2, 1, 1)
+    );
+    // Its submission and decision happened at the same instant.
+    assert_eq!(acme.average_decision_seconds, Some(0.0));
+    let since_midnight = now.timestamp() - acme.today_started_at.unwrap().seconds;
+    assert!(
+        (12 * 3600..13 * 3600).contains(&since_midnight),
+        "{since_midnight} s"
+    );
+
+    let globex = client
+        .get_dashboard(board("globex", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            globex.pending_for_me,
+            globex.overdue,
+            globex.completed_today
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(globex.average_decision_seconds, None);
+
+    for zone in ["Mars/Olympus", "+25:00", "Asia/Tokyo; --"] {
+        let status = client.get_dashboard(board("acme", zone)).await.unwrap_err();
+        assert_eq!(field_of(&status), "time_zone", "{zone}");
+    }
+    app.stop().await;
+}
+
+fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos() as i32,
+    }
 }

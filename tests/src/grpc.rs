@@ -65,7 +65,7 @@ impl CommandClient {
                     ..Default::default()
                 })
                 .collect(),
-            due_date: String::new(),
+            ..Default::default()
         };
         Ok(self.inner.create_workflow(request).await?.into_inner())
     }

@@ -98,6 +98,7 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
     .await
     .expect("command-svc starts");
     let command_port = command.port();
+    let command_url = format!("http://127.0.0.1:{command_port}");
     tasks.push(tokio::spawn(command.run_until_stopped()));
 
     let projector = projector_svc::Application::build(
@@ -108,6 +109,8 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
                     ("health-addr", any_port),
                     ("read-database-url", read_url.as_str()),
                     ("group-id", group.as_str()),
+                    ("command-url", command_url.as_str()),
+                    ("deadline-scan-interval-ms", "200"),
                 ]
                 .as_slice(),
                 &kafka,
@@ -135,7 +138,6 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
     let query_port = query.port();
     tasks.push(tokio::spawn(query.run_until_stopped()));
 
-    let command_url = format!("http://127.0.0.1:{command_port}");
     let query_url = format!("http://127.0.0.1:{query_port}");
     let gateway = gateway::Application::build(
         settings(

@@ -378,3 +378,155 @@ async fn another_tenant_gets_not_found_from_every_new_command() {
         );
     }
 }
+
+async fn define(
+    stack: &TestStack,
+    token: &str,
+    name: &str,
+    input: Value,
+) -> tests::GraphQlResponse {
+    let mut input = input;
+    input["name"] = json!(name);
+    stack
+        .graphql(
+            Some(token),
+            "mutation($input: CreateDefinitionInput!) { createDefinition(input: $input) { definitionId version } }",
+            json!({ "input": input }),
+        )
+        .await
+}
+
+async fn create_from(
+    stack: &TestStack,
+    token: &str,
+    definition_id: &str,
+) -> tests::GraphQlResponse {
+    stack
+        .graphql(
+            Some(token),
+            "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId version } }",
+            json!({ "input": { "title": "出張申請：福岡", "definitionId": definition_id } }),
+        )
+        .await
+}
+
+/// The pinned definition and the route of a projected workflow.
+async fn pinned(stack: &TestStack, token: &str, id: &str) -> Value {
+    tests::eventually(&format!("workflow {id} projected"), || async {
+        let response = stack
+            .graphql(
+                Some(token),
+                "query($id: ID!) { workflow(id: $id) { definition { id version name }
+                   steps { approverId approver { userId role } slaHours } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        response
+            .data
+            .get("workflow")
+            .cloned()
+            .filter(|w| !w.is_null())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn admins_maintain_definitions_and_each_workflow_keeps_the_version_it_pinned() {
+    let stack = spawn_stack().await;
+    let admin = stack.token_with_roles("acme", "root", &["admin"]);
+    let alice = stack.token("acme", "alice");
+    let manager_route = json!({ "route": [{ "approverRole": "manager", "slaHours": 48 }] });
+
+    assert_eq!(
+        define(&stack, &alice, "出張申請", manager_route.clone())
+            .await
+            .error_code(),
+        "PERMISSION_DENIED"
+    );
+    let created = define(&stack, &admin, "出張申請", manager_route).await.ok();
+    assert_eq!(created["createDefinition"]["version"], 1);
+    let definition = created["createDefinition"]["definitionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let first = create_from(&stack, &alice, &definition).await.ok()["createWorkflow"]["workflowId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let published = stack
+        .graphql(
+            Some(&admin),
+            "mutation($input: PublishDefinitionVersionInput!) { publishDefinitionVersion(input: $input) { version } }",
+            json!({ "input": { "definitionId": definition, "route": [{ "approverUserId": "bob" }] } }),
+        )
+        .await
+        .ok();
+    assert_eq!(published["publishDefinitionVersion"]["version"], 2);
+    let second = create_from(&stack, &alice, &definition).await.ok()["createWorkflow"]
+        ["workflowId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let first = pinned(&stack, &alice, &first).await;
+    assert_eq!(first["definition"]["version"], 1);
+    assert_eq!(first["definition"]["name"], "出張申請");
+    assert_eq!(
+        first["steps"],
+        json!([{ "approverId": null, "approver": { "userId": null, "role": "manager" }, "slaHours": 48 }])
+    );
+    let second = pinned(&stack, &alice, &second).await;
+    assert_eq!(second["definition"]["version"], 2);
+    assert_eq!(second["steps"][0]["approverId"], "bob");
+
+    // Another tenant cannot use it, whatever its roles.
+    let intruder = stack.token_with_roles("globex", "alice", &["admin"]);
+    assert_eq!(
+        create_from(&stack, &intruder, &definition)
+            .await
+            .error_code(),
+        "NOT_FOUND"
+    );
+    // A route and a definition at once is ambiguous.
+    let both = stack
+        .graphql(
+            Some(&alice),
+            "mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) { workflowId } }",
+            json!({ "input": { "title": "x", "definitionId": definition, "route": [{ "approverUserId": "bob" }] } }),
+        )
+        .await;
+    assert_eq!(both.error_code(), "INVALID_ARGUMENT");
+    assert_eq!(both.errors[0]["extensions"]["field"], "route");
+
+    let archive = |token: String| {
+        let stack = &stack;
+        let definition = definition.clone();
+        async move {
+            stack
+                .graphql(
+                    Some(&token),
+                    "mutation($id: ID!) { archiveDefinition(input: { definitionId: $id }) { version } }",
+                    json!({ "id": definition }),
+                )
+                .await
+        }
+    };
+    assert_eq!(
+        archive(alice.clone()).await.error_code(),
+        "PERMISSION_DENIED"
+    );
+    assert_eq!(
+        archive(admin.clone()).await.ok()["archiveDefinition"]["version"],
+        3
+    );
+    assert_eq!(
+        archive(admin.clone()).await.error_code(),
+        "FAILED_PRECONDITION"
+    );
+    assert_eq!(
+        create_from(&stack, &alice, &definition).await.error_code(),
+        "FAILED_PRECONDITION",
+        "an archived definition starts no workflow"
+    );
+}

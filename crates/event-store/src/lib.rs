@@ -10,10 +10,12 @@ mod snapshot;
 mod upcast;
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
-use workflow_domain::{EventMetadata, RecordedEvent, WorkflowEvent};
+use workflow_domain::{Aggregate, EventMetadata, RecordedEvent, Workflow, WorkflowEvent};
 
 pub use outbox::{OutboxConnection, OUTBOX_CHANNEL};
 pub use scan::ScannedEvent;
@@ -74,14 +76,14 @@ pub struct CommandRecord {
     pub event_ids: Vec<Uuid>,
 }
 
-/// Everything one append writes.
+/// Everything one append writes, for an aggregate whose events are `E`.
 #[derive(Debug)]
-pub struct Append<'a> {
+pub struct Append<'a, E = WorkflowEvent> {
     pub aggregate_type: &'a str,
     pub aggregate_id: Uuid,
     /// The version the decision was made on (0 for a new aggregate).
     pub expected_version: i64,
-    pub events: &'a [WorkflowEvent],
+    pub events: &'a [E],
     /// Applied to every new event; `causation_id` is the command id.
     pub metadata: &'a EventMetadata,
     pub command_type: &'a str,
@@ -126,7 +128,7 @@ impl EventStore {
         self.load_after(tenant_id, aggregate_id, 0).await
     }
 
-    /// The aggregate's events after `version` (e.g. a snapshot's) in version order, visible only
+    /// The workflow's events after `version` (e.g. a snapshot's) in version order, visible only
     /// to its own tenant.
     pub async fn load_after(
         &self,
@@ -134,6 +136,17 @@ impl EventStore {
         aggregate_id: Uuid,
         version: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.history(tenant_id, aggregate_id, version).await
+    }
+
+    /// The events after `version` of an aggregate whose events are `E`, in version order,
+    /// visible only to its own tenant.
+    pub async fn history<E: DeserializeOwned>(
+        &self,
+        tenant_id: &str,
+        aggregate_id: Uuid,
+        version: i64,
+    ) -> Result<Vec<RecordedEvent<E>>, StoreError> {
         sqlx::query(&format!(
             "{SELECT_EVENTS} WHERE aggregate_id = $1 AND tenant_id = $2 AND version > $3 ORDER BY version"
         ))
@@ -171,7 +184,10 @@ impl EventStore {
     /// Appends `events` as versions `expected_version + 1 ..`, with their outbox rows and the
     /// command id, atomically. Losing a race yields `Conflict`; reusing a command id yields
     /// `DuplicateCommand`; in both cases nothing is written.
-    pub async fn append(&self, append: Append<'_>) -> Result<CommandRecord, AppendError> {
+    pub async fn append<E: Serialize>(
+        &self,
+        append: Append<'_, E>,
+    ) -> Result<CommandRecord, AppendError> {
         let count = append.events.len() as i64;
         let event_ids: Vec<Uuid> = append.events.iter().map(|_| Uuid::now_v7()).collect();
         let versions: Vec<i64> = (1..=count).map(|i| append.expected_version + i).collect();
@@ -202,7 +218,7 @@ impl EventStore {
                  ORDER BY e.version
                  RETURNING position
              ),
-             outbox_rows AS (INSERT INTO outbox (position) SELECT position FROM new_events),
+             outbox_rows AS (INSERT INTO outbox (position) SELECT position FROM new_events WHERE $15),
              command AS (
                  INSERT INTO processed_commands (tenant_id, command_id, command_type, aggregate_id, version, event_ids)
                  VALUES ($2, $11, $12, $4, $13, $1)
@@ -225,6 +241,9 @@ impl EventStore {
         .bind(append.command_type)
         .bind(version)
         .bind(OUTBOX_CHANNEL)
+        // Only workflows have a topic; definitions are read from the store where they are
+        // needed (command-svc pins one into each new workflow), so they get no outbox rows.
+        .bind(append.aggregate_type == Workflow::TYPE)
         .execute(&self.pool)
         .await;
         match inserted {
@@ -279,13 +298,18 @@ fn violates(error: &sqlx::Error, constraint: &str) -> bool {
 
 /// The domain serialises as `{"type": ..., "data": ...}`; the store keeps the two apart so the
 /// type is queryable and the payload is only the event's own data.
-fn split_event(event: &WorkflowEvent) -> (String, serde_json::Value) {
+fn split_event(event: &impl Serialize) -> (String, serde_json::Value) {
     let mut value = serde_json::to_value(event).expect("domain events are plain data");
     let payload = value
         .get_mut("data")
         .map(serde_json::Value::take)
         .unwrap_or_default();
-    (event.event_type().to_owned(), payload)
+    let event_type = value
+        .get("type")
+        .and_then(serde_json::Value::as_str)
+        .expect("domain events are tagged with their type")
+        .to_owned();
+    (event_type, payload)
 }
 
 pub(crate) const SELECT_EVENTS: &str =
@@ -293,10 +317,10 @@ pub(crate) const SELECT_EVENTS: &str =
     version, event_type, schema_version, payload, metadata, occurred_at FROM events";
 
 /// Every read path goes through here, so every event is upcast before it is parsed.
-pub(crate) fn recorded_event(
+pub(crate) fn recorded_event<E: DeserializeOwned>(
     row: &PgRow,
     upcasters: &[Upcaster],
-) -> Result<RecordedEvent, StoreError> {
+) -> Result<RecordedEvent<E>, StoreError> {
     let event_id: Uuid = row.get("event_id");
     let corrupt = |problem: String| StoreError::Corrupt { event_id, problem };
     let event_type: String = row.get("event_type");

@@ -9,19 +9,19 @@ use workflow_domain::{Aggregate, Workflow};
 
 /// The state of an aggregate right after its event `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
+pub struct Snapshot<A = Workflow> {
     pub version: i64,
-    pub state: Workflow,
+    pub state: A,
 }
 
 impl EventStore {
     /// The aggregate's newest usable snapshot, visible only to its own tenant. A snapshot's
     /// tenant is that of the event it was taken at, which the join also proves exists.
-    pub async fn load_snapshot(
+    pub async fn load_snapshot<A: Aggregate>(
         &self,
         tenant_id: &str,
         aggregate_id: Uuid,
-    ) -> Result<Option<Snapshot>, StoreError> {
+    ) -> Result<Option<Snapshot<A>>, StoreError> {
         let newest: Option<(i64, serde_json::Value)> = sqlx::query_as(
             "SELECT s.version, s.state FROM snapshots s
              JOIN events e ON e.aggregate_id = s.aggregate_id AND e.version = s.version
@@ -30,7 +30,7 @@ impl EventStore {
         )
         .bind(aggregate_id)
         .bind(tenant_id)
-        .bind(Workflow::STATE_SCHEMA)
+        .bind(A::STATE_SCHEMA)
         .fetch_optional(&self.pool)
         .await?;
         let Some((version, state)) = newest else {
@@ -47,10 +47,10 @@ impl EventStore {
 
     /// Records `snapshot` in the current state schema. Only one state can follow a given
     /// event, so a snapshot already taken at that version is left as it is.
-    pub async fn save_snapshot(
+    pub async fn save_snapshot<A: Aggregate>(
         &self,
         aggregate_id: Uuid,
-        snapshot: &Snapshot,
+        snapshot: &Snapshot<A>,
     ) -> Result<(), StoreError> {
         let state = serde_json::to_value(&snapshot.state).expect("aggregate state is plain data");
         sqlx::query(
@@ -60,7 +60,7 @@ impl EventStore {
         .bind(aggregate_id)
         .bind(snapshot.version)
         .bind(&state)
-        .bind(Workflow::STATE_SCHEMA)
+        .bind(A::STATE_SCHEMA)
         .execute(&self.pool)
         .await?;
         Ok(())

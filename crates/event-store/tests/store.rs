@@ -303,7 +303,7 @@ async fn the_newest_snapshot_in_the_current_schema_is_loaded_for_its_own_tenant_
         .await
         .unwrap();
     assert_eq!(
-        store.load_snapshot("acme", id).await.unwrap(),
+        store.load_snapshot::<Workflow>("acme", id).await.unwrap(),
         None,
         "none taken yet"
     );
@@ -321,10 +321,16 @@ async fn the_newest_snapshot_in_the_current_schema_is_loaded_for_its_own_tenant_
         .await
         .expect("saving the same snapshot again is harmless");
     assert_eq!(
-        store.load_snapshot("acme", id).await.unwrap(),
+        store.load_snapshot::<Workflow>("acme", id).await.unwrap(),
         Some(after(2))
     );
-    assert_eq!(store.load_snapshot("other-tenant", id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .load_snapshot::<Workflow>("other-tenant", id)
+            .await
+            .unwrap(),
+        None
+    );
 
     // Written by a build with another state shape: ignored in favour of an older usable one.
     sqlx::query("INSERT INTO snapshots (aggregate_id, version, state, state_schema) VALUES ($1, 3, '{}', 0)")
@@ -333,7 +339,7 @@ async fn the_newest_snapshot_in_the_current_schema_is_loaded_for_its_own_tenant_
         .await
         .unwrap();
     assert_eq!(
-        store.load_snapshot("acme", id).await.unwrap(),
+        store.load_snapshot::<Workflow>("acme", id).await.unwrap(),
         Some(after(2))
     );
 
@@ -344,7 +350,10 @@ async fn the_newest_snapshot_in_the_current_schema_is_loaded_for_its_own_tenant_
         .execute(store.pool())
         .await
         .unwrap();
-    assert_eq!(store.load_snapshot("acme", id).await.unwrap(), None);
+    assert_eq!(
+        store.load_snapshot::<Workflow>("acme", id).await.unwrap(),
+        None
+    );
 
     // A snapshot is of a recorded event: there is no version 4 to snapshot.
     assert!(store

@@ -9,6 +9,7 @@
 use crate::views::{
     AssignmentView, AttachmentView, CommentView, StepStatus, StepView, WorkflowView,
 };
+use chrono::{DateTime, SubsecRound, Utc};
 use workflow_domain::{Approver, Decision, RecordedEvent, Status, WorkflowEvent};
 
 /// The effect of one event: the workflow's new row, and the discussion entry it adds, if any.
@@ -73,6 +74,7 @@ pub(crate) fn evolve(
             }
             view.status = Status::InProgress;
             view.submitted_at = Some(at);
+            view.first_submitted_at.get_or_insert(at);
         }
         WorkflowEvent::StepAssigned {
             step,
@@ -99,7 +101,7 @@ pub(crate) fn evolve(
                 StepStatus::Pending => {
                     matches!(assignee, Approver::User(user)
                         if assigned.delegated_to.as_deref() == Some(user.as_str()))
-                        && assigned.due_at == *due_at
+                        && assigned.due_at == due_at.map(as_stored)
                 }
                 _ => false,
             };
@@ -107,12 +109,13 @@ pub(crate) fn evolve(
                 return Err("assignment follows neither from the route nor from a delegation");
             }
             assigned.status = StepStatus::Pending;
-            assigned.due_at = *due_at;
+            assigned.due_at = due_at.map(as_stored);
             assigned.escalated_at = None;
             view.current = Some(AssignmentView {
                 step: step.get(),
                 assignee: assignee.clone(),
-                due_at: *due_at,
+                assigned_at: at,
+                due_at: due_at.map(as_stored),
                 escalated_at: None,
             });
         }
@@ -196,7 +199,7 @@ pub(crate) fn evolve(
                 .filter(|c| {
                     c.step == step.get()
                         && c.assignee == *assignee
-                        && c.due_at == Some(*due_at)
+                        && c.due_at == Some(as_stored(*due_at))
                         && c.escalated_at.is_none()
                 })
                 .ok_or("escalation does not match the waiting assignment")?;
@@ -289,6 +292,7 @@ fn created(event: &RecordedEvent) -> Result<WorkflowView, &'static str> {
         created_at: event.occurred_at,
         updated_at: event.occurred_at,
         submitted_at: None,
+        first_submitted_at: None,
         completed_at: None,
         last_event_id: event.event_id,
         version: event.version,
@@ -320,4 +324,10 @@ fn unreach(step: &mut StepView) {
 
 fn step_mut(steps: &mut [StepView], number: u32) -> Option<&mut StepView> {
     steps.iter_mut().find(|s| s.number == number)
+}
+
+/// A deadline as the read database keeps it: PostgreSQL stores microseconds, an event may carry
+/// nanoseconds, and a deadline read back must still equal the one the next event names.
+fn as_stored(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.trunc_subsecs(6)
 }

@@ -13,8 +13,10 @@ use tokio::sync::watch;
 /// What the projection notifies on commit.
 pub const CHANNEL: &str = "ringiflow_read_model_applied";
 
-/// The longest a reader may wait for a version before it is answered with what there is.
-pub const MAX_WAIT: Duration = Duration::from_secs(5);
+/// The longest a reader may wait for a version before it is answered with what there is. Well
+/// inside the gateway's 2.5 s call timeout and the 3 s edge timeout (SPEC §6), so a stale
+/// answer reaches the client instead of a timeout.
+pub const MAX_WAIT: Duration = Duration::from_secs(2);
 
 /// What a read at a minimum version found.
 #[derive(Debug, Clone, PartialEq, Eq)]

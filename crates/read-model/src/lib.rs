@@ -1,5 +1,6 @@
 //! The workflow read model in the read database (never the event store): the projection that
-//! keeps it up to date, a run of events per transaction, and the tenant-scoped queries over it.
+//! keeps it up to date, a run of events per transaction, and the tenant-scoped queries over it:
+//! filtered and sorted lists, "my tasks", text search and the dashboard.
 //!
 //! The projection is idempotent on `(aggregate_id, version)`: an event is applied only when it
 //! is exactly the next version of its workflow, so redelivered events change nothing, and an
@@ -7,19 +8,27 @@
 #![forbid(unsafe_code)]
 
 mod cursor;
+mod dashboard;
 mod fold;
 pub mod freshness;
 mod projection;
 mod queries;
+mod search;
 mod settings;
 pub mod shadow;
 mod views;
 
+pub use cursor::SortDirection;
+pub use dashboard::{dashboard, Dashboard, Zone};
 pub use projection::{
     apply, apply_batch, park, replay, stored_version, unpark, Applied, ApplyOutcome, Park,
     ProjectionError, Stopped, Unpark,
 };
-pub use queries::{get_workflow, list_workflows, QueryError, WorkflowPage, MAX_PAGE_SIZE};
+pub use queries::{
+    get_workflow, list_my_tasks, list_workflows, Assignee, Page, QueryError, WorkflowFilter,
+    WorkflowPage, WorkflowQuery, WorkflowSort, MAX_PAGE_SIZE,
+};
+pub use search::{search_workflows, MatchedField, SearchHit, SearchText, SearchTextError};
 pub use settings::{ConnectError, DatabaseSettings};
 pub use views::{
     AssignmentView, AttachmentView, CommentView, StepStatus, StepView, WorkflowDetail, WorkflowView,

@@ -478,13 +478,14 @@ async fn upsert_workflows(
              applicant_name, definition_id, definition_version, definition_name, due_date,
              current_step, current_approver_id, current_assignee_role, current_due_at,
              current_escalated_at, step_count, comment_count, attachment_count, created_at,
-             updated_at, submitted_at, completed_at, last_event_id, version)
+             updated_at, submitted_at, completed_at, last_event_id, version,
+             current_assigned_at, first_submitted_at)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
              $6::text[], $7::text[], $8::text[], $9::uuid[], $10::integer[], $11::text[],
              $12::date[], $13::integer[], $14::text[], $15::text[], $16::timestamptz[],
              $17::timestamptz[], $18::integer[], $19::integer[], $20::integer[],
              $21::timestamptz[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[],
-             $25::uuid[], $26::bigint[])
+             $25::uuid[], $26::bigint[], $27::timestamptz[], $28::timestamptz[])
          ON CONFLICT (id) DO UPDATE SET
              title = EXCLUDED.title, description = EXCLUDED.description,
              priority = EXCLUDED.priority, status = EXCLUDED.status,
@@ -500,7 +501,9 @@ async fn upsert_workflows(
              step_count = EXCLUDED.step_count, comment_count = EXCLUDED.comment_count,
              attachment_count = EXCLUDED.attachment_count, updated_at = EXCLUDED.updated_at,
              submitted_at = EXCLUDED.submitted_at, completed_at = EXCLUDED.completed_at,
-             last_event_id = EXCLUDED.last_event_id, version = EXCLUDED.version",
+             last_event_id = EXCLUDED.last_event_id, version = EXCLUDED.version,
+             current_assigned_at = EXCLUDED.current_assigned_at,
+             first_submitted_at = EXCLUDED.first_submitted_at",
     )
     .bind(column(rows, |r| r.id))
     .bind(column(rows, |r| r.tenant_id.as_str()))
@@ -536,6 +539,8 @@ async fn upsert_workflows(
     .bind(column(rows, |r| r.completed_at))
     .bind(column(rows, |r| r.last_event_id))
     .bind(column(rows, |r| r.version))
+    .bind(column(rows, |r| r.current.as_ref().map(|c| c.assigned_at)))
+    .bind(column(rows, |r| r.first_submitted_at))
     .execute(conn)
     .await?;
     Ok(())

@@ -1,25 +1,28 @@
 //! Tenant-scoped reads. Every query takes the caller's tenant and filters by it: a workflow of
 //! another tenant is indistinguishable from one that does not exist.
 
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, Key, KeyKind, Order, SortDirection};
 use crate::views::{
     AssignmentView, AttachmentView, CommentView, StepView, WorkflowDetail, WorkflowView,
 };
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
-use workflow_domain::{DefinitionRef, Priority, Status};
+use workflow_domain::{DefinitionId, DefinitionRef, Priority, Role, Status, UserId};
 
-/// The largest page [`list_workflows`] returns.
+/// The largest page a list returns.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("cursor was not issued by this service")]
+    #[error("cursor was not issued by this list with this order")]
     InvalidCursor,
     #[error("page size must be between 1 and {MAX_PAGE_SIZE}")]
     InvalidPageSize,
+    #[error("time zone {0} is not known")]
+    UnknownTimeZone(String),
     #[error("read database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -29,17 +32,135 @@ impl QueryError {
     pub fn is_transient(&self) -> bool {
         match self {
             QueryError::Database(error) => crate::is_transient(error),
-            QueryError::InvalidCursor | QueryError::InvalidPageSize => false,
+            QueryError::InvalidCursor
+            | QueryError::InvalidPageSize
+            | QueryError::UnknownTimeZone(_) => false,
         }
     }
 }
 
-/// One page of workflows, newest first. Each item carries the cursor that continues after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkflowPage {
-    pub items: Vec<(String, WorkflowView)>,
+/// One page of a list. Each item carries the cursor that continues after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<(String, T)>,
     pub has_next_page: bool,
+    /// Of the whole list, every page together.
+    pub total_count: u64,
 }
+
+pub type WorkflowPage = Page<WorkflowView>;
+
+/// Which workflows a list holds; each condition that is set narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkflowFilter {
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub applicant_id: Option<UserId>,
+    /// Only workflows whose current step waits for this user, as [`list_my_tasks`] lists them.
+    pub assignee: Option<Assignee>,
+    pub definition_id: Option<DefinitionId>,
+    /// Created at or after this instant.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before this instant.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only workflows in progress whose current step was due before this instant (now, for
+    /// "overdue").
+    pub overdue_at: Option<DateTime<Utc>>,
+}
+
+/// A user a step may wait for: directly, or through a role they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignee {
+    pub user_id: UserId,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkflowSort {
+    CreatedAt,
+    UpdatedAt,
+    /// Workflows without a due date come after every date.
+    DueDate,
+    Priority,
+}
+
+/// A list of workflows: which, and in what order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowQuery {
+    pub filter: WorkflowFilter,
+    pub sort: WorkflowSort,
+    pub direction: SortDirection,
+}
+
+/// Newest first.
+impl Default for WorkflowQuery {
+    fn default() -> Self {
+        Self {
+            filter: WorkflowFilter::default(),
+            sort: WorkflowSort::CreatedAt,
+            direction: SortDirection::Descending,
+        }
+    }
+}
+
+/// The list before filters and sorts existed: of one status (or all), newest first.
+impl From<Option<Status>> for WorkflowQuery {
+    fn from(status: Option<Status>) -> Self {
+        Self {
+            filter: WorkflowFilter {
+                status,
+                ..WorkflowFilter::default()
+            },
+            ..Self::default()
+        }
+    }
+}
+
+const fn key(sql: &'static str, kind: KeyKind) -> Key {
+    Key { sql, kind }
+}
+
+impl WorkflowSort {
+    /// When the caller names no direction: newest, most recently changed, soonest due, most
+    /// urgent first.
+    pub fn default_direction(self) -> SortDirection {
+        match self {
+            WorkflowSort::DueDate => SortDirection::Ascending,
+            WorkflowSort::CreatedAt | WorkflowSort::UpdatedAt | WorkflowSort::Priority => {
+                SortDirection::Descending
+            }
+        }
+    }
+
+    /// Each key is the expression of an index of the migrations, so the index serves the sort.
+    fn order(self, direction: SortDirection) -> Order {
+        const CREATED_AT: &[Key] = &[key("w.created_at", KeyKind::Timestamp)];
+        const UPDATED_AT: &[Key] = &[key("w.updated_at", KeyKind::Timestamp)];
+        const DUE_DATE: &[Key] = &[key(
+            "COALESCE(w.due_date, DATE '9999-12-31')",
+            KeyKind::Date,
+        )];
+        const PRIORITY: &[Key] = &[key("workflow_priority_rank(w.priority)", KeyKind::Int)];
+        let (name, keys) = match self {
+            WorkflowSort::CreatedAt => ("created_at", CREATED_AT),
+            WorkflowSort::UpdatedAt => ("updated_at", UPDATED_AT),
+            WorkflowSort::DueDate => ("due_date", DUE_DATE),
+            WorkflowSort::Priority => ("priority", PRIORITY),
+        };
+        Order {
+            name,
+            keys,
+            direction,
+        }
+    }
+}
+
+/// "My tasks": newest assignment first.
+const MY_TASKS: Order = Order {
+    name: "assigned_at",
+    keys: &[key("w.current_assigned_at", KeyKind::Timestamp)],
+    direction: SortDirection::Descending,
+};
 
 /// One workflow with its comments and attachments; `None` if it does not exist in the tenant.
 pub async fn get_workflow(
@@ -57,57 +178,198 @@ pub async fn get_workflow(
     Ok(row.map(DetailRow::into_detail).transpose()?)
 }
 
-/// `first` workflows (1..=[`MAX_PAGE_SIZE`]) after the `after` cursor, optionally of one status.
+/// `first` workflows (1..=[`MAX_PAGE_SIZE`]) of the list after the `after` cursor, which must
+/// come from the same list in the same order (the filter may differ, though the page then
+/// continues at the cursor's place in the other list).
 pub async fn list_workflows(
     pool: &PgPool,
     tenant_id: &str,
-    status: Option<Status>,
+    query: impl Into<WorkflowQuery>,
     first: u32,
     after: Option<&str>,
 ) -> Result<WorkflowPage, QueryError> {
-    if !(1..=MAX_PAGE_SIZE).contains(&first) {
-        return Err(QueryError::InvalidPageSize);
-    }
-    let after = after
-        .map(|raw| Cursor::decode(raw).ok_or(QueryError::InvalidCursor))
-        .transpose()?;
-    let mut query = select_workflows(Discussion::Omitted);
-    query.push("w.tenant_id = ").push_bind(tenant_id);
+    let WorkflowQuery {
+        filter,
+        sort,
+        direction,
+    } = query.into();
+    fetch_page(
+        pool,
+        |q| push_workflows(q, tenant_id, &filter),
+        &sort.order(direction),
+        first,
+        after,
+    )
+    .await
+}
+
+/// The workflows whose current step waits for `me`: assigned to them (directly, or delegated to
+/// them), or to a role they hold unless they applied for the workflow. Newest assignment first.
+pub async fn list_my_tasks(
+    pool: &PgPool,
+    tenant_id: &str,
+    me: &Assignee,
+    first: u32,
+    after: Option<&str>,
+) -> Result<WorkflowPage, QueryError> {
+    let filter = WorkflowFilter {
+        assignee: Some(me.clone()),
+        ..WorkflowFilter::default()
+    };
+    fetch_page(
+        pool,
+        |q| push_workflows(q, tenant_id, &filter),
+        &MY_TASKS,
+        first,
+        after,
+    )
+    .await
+}
+
+/// `FROM … WHERE …` of the tenant's workflows that pass the filter.
+fn push_workflows<'a>(
+    query: &mut QueryBuilder<'a, Postgres>,
+    tenant_id: &'a str,
+    filter: &'a WorkflowFilter,
+) {
+    query
+        .push(" FROM workflows w WHERE w.tenant_id = ")
+        .push_bind(tenant_id);
+    let WorkflowFilter {
+        status,
+        priority,
+        applicant_id,
+        assignee,
+        definition_id,
+        created_after,
+        created_before,
+        overdue_at,
+    } = filter;
     if let Some(status) = status {
         query.push(" AND w.status = ").push_bind(status.as_str());
     }
-    if let Some(after) = after {
-        // Row comparison matches the (created_at DESC, id DESC) index order, so the page
-        // starts right after the cursor's row even when several rows share a created_at.
+    if let Some(priority) = priority {
         query
-            .push(" AND (w.created_at, w.id) < (")
-            .push_bind(after.created_at)
-            .push(", ")
-            .push_bind(after.id)
-            .push(")");
+            .push(" AND w.priority = ")
+            .push_bind(priority.as_str());
     }
-    // One extra row answers has_next_page without a COUNT.
+    if let Some(applicant_id) = applicant_id {
+        query
+            .push(" AND w.applicant_id = ")
+            .push_bind(applicant_id.as_str());
+    }
+    if let Some(assignee) = assignee {
+        push_waiting_for(query, assignee);
+    }
+    if let Some(definition_id) = definition_id {
+        query
+            .push(" AND w.definition_id = ")
+            .push_bind(definition_id.as_uuid());
+    }
+    if let Some(after) = created_after {
+        query.push(" AND w.created_at >= ").push_bind(*after);
+    }
+    if let Some(before) = created_before {
+        query.push(" AND w.created_at < ").push_bind(*before);
+    }
+    if let Some(at) = overdue_at {
+        push_overdue(query, *at);
+    }
+}
+
+/// Appends: the workflow's current step waits for `who` — assigned to them (directly, or
+/// delegated to them, which assigns it to them), or to a role they hold unless they applied
+/// for the workflow, since the domain refuses an applicant deciding their own workflow through
+/// a role.
+pub(crate) fn push_waiting_for<'a>(query: &mut QueryBuilder<'a, Postgres>, who: &'a Assignee) {
+    let roles: Vec<&str> = who.roles.iter().map(Role::as_str).collect();
     query
-        .push(" ORDER BY w.created_at DESC, w.id DESC LIMIT ")
-        .push_bind(i64::from(first) + 1);
-    let mut rows: Vec<WorkflowRow> = query.build_query_as().fetch_all(pool).await?;
-    let has_next_page = rows.len() > first as usize;
-    rows.truncate(first as usize);
-    let items = rows
-        .into_iter()
-        .map(|row| {
-            let view = row.into_view()?;
-            let cursor = Cursor {
-                created_at: view.created_at,
-                id: view.id,
-            }
-            .encode();
-            Ok((cursor, view))
-        })
+        .push(" AND (w.current_approver_id = ")
+        .push_bind(who.user_id.as_str())
+        .push(" OR (w.current_assignee_role = ANY(")
+        .push_bind(roles)
+        .push(") AND w.applicant_id <> ")
+        .push_bind(who.user_id.as_str())
+        .push("))");
+}
+
+/// Appends: the workflow is in progress and its current step was due before `at`. The status
+/// is written out, not bound, so the planner matches the partial index on overdue steps.
+pub(crate) fn push_overdue(query: &mut QueryBuilder<'_, Postgres>, at: DateTime<Utc>) {
+    query
+        .push(format_args!(
+            " AND w.status = '{}' AND w.current_due_at < ",
+            Status::InProgress.as_str()
+        ))
+        .push_bind(at);
+}
+
+/// What a list holds per row: read from the row after the workflow's own columns.
+pub(crate) trait Listed: Sized {
+    /// Selected after the workflow's columns, each starting with a comma.
+    const COLUMNS: &'static str;
+
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error>;
+}
+
+impl Listed for WorkflowView {
+    const COLUMNS: &'static str = "";
+
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        WorkflowRow::from_row(row)?.into_view()
+    }
+}
+
+/// A page of the rows `rows` appends (`FROM …` naming the workflow `w`, then `WHERE …`) in
+/// `order`, and the number of all of them. Both statements read one snapshot, so the count
+/// matches the rows.
+pub(crate) async fn fetch_page<'q, T: Listed>(
+    pool: &PgPool,
+    rows: impl Fn(&mut QueryBuilder<'q, Postgres>),
+    order: &Order,
+    first: u32,
+    after: Option<&str>,
+) -> Result<Page<T>, QueryError> {
+    if !(1..=MAX_PAGE_SIZE).contains(&first) {
+        return Err(QueryError::InvalidPageSize);
+    }
+    let after: Option<Cursor> = after
+        .map(|raw| order.decode(raw).ok_or(QueryError::InvalidCursor))
+        .transpose()?;
+    let mut page = QueryBuilder::new(format!(
+        "SELECT {}{}{}",
+        workflow_columns(Discussion::Omitted),
+        T::COLUMNS,
+        order.key_columns()
+    ));
+    rows(&mut page);
+    if let Some(after) = &after {
+        order.push_after(&mut page, after);
+    }
+    order.push_order_by(&mut page);
+    // One extra row answers has_next_page.
+    page.push(" LIMIT ").push_bind(i64::from(first) + 1);
+    let mut count = QueryBuilder::new("SELECT count(*)");
+    rows(&mut count);
+
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let mut found: Vec<PgRow> = page.build().fetch_all(&mut *tx).await?;
+    let total: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+
+    let has_next_page = found.len() > first as usize;
+    found.truncate(first as usize);
+    let items = found
+        .iter()
+        .map(|row| Ok((order.encode(&order.cursor_of(row)?), T::from_row(row)?)))
         .collect::<Result<_, sqlx::Error>>()?;
-    Ok(WorkflowPage {
+    Ok(Page {
         items,
         has_next_page,
+        // A count is never negative.
+        total_count: total.unsigned_abs(),
     })
 }
 
@@ -140,10 +402,19 @@ fn approver_json(user: &str, role: &str) -> String {
 
 /// Workflows with their steps (and discussion), in one statement so all of it comes from the
 /// same snapshot. Callers append the conditions.
+fn select_workflows<'a>(discussion: Discussion) -> QueryBuilder<'a, Postgres> {
+    QueryBuilder::new(format!(
+        "SELECT {} FROM workflows w WHERE ",
+        workflow_columns(discussion)
+    ))
+}
+
+/// The columns of a workflow `w` (and its discussion) that [`WorkflowRow`] and [`DetailRow`]
+/// read.
 ///
 /// Nested values are built as JSON objects shaped like the views (and the domain types in
 /// them), so serde reads them without any per-field code.
-fn select_workflows<'a>(discussion: Discussion) -> QueryBuilder<'a, Postgres> {
+fn workflow_columns(discussion: Discussion) -> String {
     let discussion = match discussion {
         Discussion::Omitted => "",
         Discussion::Included => {
@@ -172,17 +443,17 @@ fn select_workflows<'a>(discussion: Discussion) -> QueryBuilder<'a, Postgres> {
                 ), '[]') AS attachments"
         }
     };
-    QueryBuilder::new(format!(
-        "SELECT w.id, w.tenant_id, w.title, w.description, w.priority, w.status, w.applicant_id,
+    format!(
+        "w.id, w.tenant_id, w.title, w.description, w.priority, w.status, w.applicant_id,
                 w.applicant_name, w.due_date, w.step_count, w.comment_count, w.attachment_count,
-                w.created_at, w.updated_at, w.submitted_at, w.completed_at, w.last_event_id,
-                w.version,
+                w.created_at, w.updated_at, w.submitted_at, w.first_submitted_at,
+                w.completed_at, w.last_event_id, w.version,
                 CASE WHEN w.definition_id IS NOT NULL THEN json_build_object(
                     'id', w.definition_id, 'version', w.definition_version,
                     'name', w.definition_name) END AS definition,
                 CASE WHEN w.current_step IS NOT NULL THEN json_build_object(
                     'step', w.current_step,
-                    'assignee', {current_assignee},
+                    'assignee', {current_assignee}, 'assigned_at', w.current_assigned_at,
                     'due_at', w.current_due_at, 'escalated_at', w.current_escalated_at)
                     END AS current,
                 COALESCE((
@@ -197,12 +468,10 @@ fn select_workflows<'a>(discussion: Discussion) -> QueryBuilder<'a, Postgres> {
                            ORDER BY s.step_no)
                     FROM workflow_steps s
                     WHERE s.workflow_id = w.id AND s.tenant_id = w.tenant_id
-                ), '[]') AS steps{discussion}
-         FROM workflows w
-         WHERE ",
+                ), '[]') AS steps{discussion}",
         current_assignee = approver_json("w.current_approver_id", "w.current_assignee_role"),
         step_approver = approver_json("s.approver_id", "s.approver_role"),
-    ))
+    )
 }
 
 #[derive(sqlx::FromRow)]
@@ -222,6 +491,7 @@ struct WorkflowRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     submitted_at: Option<DateTime<Utc>>,
+    first_submitted_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
     last_event_id: Uuid,
     version: i64,
@@ -278,6 +548,7 @@ impl WorkflowRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             submitted_at: self.submitted_at,
+            first_submitted_at: self.first_submitted_at,
             completed_at: self.completed_at,
             last_event_id: self.last_event_id,
             version: self.version,

@@ -82,6 +82,8 @@ pub struct AssignmentView {
     pub step: u32,
     /// A user, or anyone holding a role; after a delegation, the delegate.
     pub assignee: Approver,
+    /// When the step was assigned to `assignee`: a delegation is a new assignment.
+    pub assigned_at: DateTime<Utc>,
     pub due_at: Option<DateTime<Utc>>,
     /// When this assignment was escalated as overdue; a delegation starts a new assignment.
     pub escalated_at: Option<DateTime<Utc>>,
@@ -109,6 +111,8 @@ pub struct WorkflowView {
     pub updated_at: DateTime<Utc>,
     /// The latest submission: a resubmission after changes were requested moves it.
     pub submitted_at: Option<DateTime<Utc>>,
+    /// The first submission, which a resubmission leaves as it is.
+    pub first_submitted_at: Option<DateTime<Utc>>,
     /// When it was approved, rejected or cancelled.
     pub completed_at: Option<DateTime<Utc>>,
     pub last_event_id: Uuid,

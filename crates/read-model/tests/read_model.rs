@@ -1,5 +1,8 @@
 //! The projection and the queries against a real PostgreSQL (see `test_support`).
 
+/// Lists, "my tasks", search and the dashboard.
+mod queries;
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use read_model::shadow::{self, Scope, Switch};
 use read_model::{
@@ -79,6 +82,11 @@ impl History {
     /// When the event of `version` happens.
     fn at(&self, version: i64) -> DateTime<Utc> {
         self.start + Duration::seconds(version - 1)
+    }
+
+    /// Lets `time` pass before the next event.
+    fn pause(&mut self, time: Duration) {
+        self.start += time;
     }
 
     fn next(&mut self, event: WorkflowEvent) -> RecordedEvent {
@@ -228,6 +236,7 @@ async fn a_full_approval_is_reflected_row_and_steps() {
         Some(AssignmentView {
             step: 2,
             assignee: approver("carol"),
+            assigned_at: events[4].occurred_at,
             due_at: None,
             escalated_at: None,
         })
@@ -869,7 +878,8 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
     );
 
     sqlx::query(
-        "UPDATE workflows SET status = 'APPROVED', current_step = NULL, current_approver_id = NULL
+        "UPDATE workflows SET status = 'APPROVED', current_step = NULL, current_approver_id = NULL,
+             current_assigned_at = NULL
          WHERE id = $1",
     )
     .bind(h.id)
@@ -888,9 +898,14 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
         .unwrap();
     let ghost = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO workflows SELECT $1, tenant_id, title, description, priority, status,
+        "INSERT INTO workflows (id, tenant_id, title, description, priority, status,
              applicant_id, applicant_name, current_step, current_approver_id, step_count,
-             created_at, updated_at, submitted_at, completed_at, last_event_id, version
+             created_at, updated_at, submitted_at, first_submitted_at, completed_at,
+             last_event_id, version)
+         SELECT $1, tenant_id, title, description, priority, status,
+             applicant_id, applicant_name, current_step, current_approver_id, step_count,
+             created_at, updated_at, submitted_at, first_submitted_at, completed_at,
+             last_event_id, version
          FROM workflows WHERE id = $2",
     )
     .bind(ghost)
@@ -908,6 +923,10 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
     let ghost_line = format!("workflows {ghost}: in the read model but not in the events");
     let mut expected_lines = vec![
         format!("workflows {id}: current_approver_id is null in the read model, \"carol\" in the events"),
+        format!(
+            "workflows {id}: current_assigned_at is null in the read model, \"{}\" in the events",
+            events[4].occurred_at.format("%Y-%m-%dT%H:%M:%S%:z")
+        ),
         format!("workflows {id}: current_step is null in the read model, 2 in the events"),
         format!(
             "workflows {id}: status is \"APPROVED\" in the read model, \"IN_PROGRESS\" in the events"
@@ -918,7 +937,7 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
             events[5].event_id
         ),
     ];
-    expected_lines.insert(if ghost < id { 0 } else { 3 }, ghost_line);
+    expected_lines.insert(if ghost < id { 0 } else { 4 }, ghost_line);
     assert_eq!(lines, expected_lines);
     let other_tenant = Scope {
         tenant_id: Some("globex".into()),
@@ -1158,13 +1177,14 @@ async fn every_event_of_the_domain_shows_in_the_read_model() {
         Effect {
             name: "a role step waits for anyone holding the role until its deadline",
             events: waiting_for_managers(),
-            expect: |d, _| {
+            expect: |d, e| {
                 let wf = &d.workflow;
                 assert_eq!(
                     wf.current,
                     Some(AssignmentView {
                         step: 1,
                         assignee: approver("@manager"),
+                        assigned_at: e[2].occurred_at,
                         due_at: Some(deadline()),
                         escalated_at: None,
                     })
@@ -1204,13 +1224,14 @@ async fn every_event_of_the_domain_shows_in_the_read_model() {
                 ],
             ]
             .concat(),
-            expect: |d, _| {
+            expect: |d, e| {
                 let wf = &d.workflow;
                 assert_eq!(
                     wf.current,
                     Some(AssignmentView {
                         step: 1,
                         assignee: approver("dave"),
+                        assigned_at: e[5].occurred_at,
                         due_at: Some(deadline()),
                         escalated_at: None,
                     })
@@ -1292,6 +1313,7 @@ async fn every_event_of_the_domain_shows_in_the_read_model() {
                 assert_eq!(wf.status, Status::InProgress);
                 assert_eq!(wf.description, "二泊三日、領収書付き");
                 assert_eq!(wf.submitted_at, Some(e[7].occurred_at));
+                assert_eq!(wf.first_submitted_at, Some(e[1].occurred_at));
                 assert_eq!(wf.current.as_ref().map(|c| c.step), Some(1));
                 let steps: Vec<_> = wf
                     .steps

@@ -15,7 +15,7 @@ pub struct Context {
 
 /// An event-sourced aggregate. `Self` is the state once it exists; before its first event an
 /// aggregate is `None`. `Self` is serialisable so the store can keep snapshots of it.
-pub trait Aggregate: Sized + Clone + Serialize + DeserializeOwned {
+pub trait Aggregate: Sized + Clone + std::fmt::Debug + Serialize + DeserializeOwned {
     /// Recorded as `aggregate_type` with every event.
     const TYPE: &'static str;
     /// The shape (and meaning) of a serialised state, stored with every snapshot. Bump it

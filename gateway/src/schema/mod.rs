@@ -130,8 +130,15 @@ mod tests {
             .finish()
             .sdl();
         for expected in [
-            "workflow(id: ID!): Workflow!",
-            "workflows(status: WorkflowStatus, first: Int = 20, after: String): WorkflowConnection!",
+            "workflow(id: ID!, minVersion: Int): Workflow!",
+            "myTasks(first: Int = 20, after: String): WorkflowConnection!",
+            "searchWorkflows(text: String!, first: Int = 20, after: String): WorkflowSearchConnection!",
+            "dashboard(timeZone: String): Dashboard!",
+            "totalCount: Int!",
+            "stale: Boolean!",
+            "createDefinition(input: CreateDefinitionInput!): DefinitionCommandPayload!",
+            "requestChanges(input: RequestChangesInput!): WorkflowCommandPayload!",
+            "delegateStep(input: DelegateStepInput!): WorkflowCommandPayload!",
             "createWorkflow(input: CreateWorkflowInput!): WorkflowCommandPayload!",
             "submitWorkflow(input: SubmitWorkflowInput!): WorkflowCommandPayload!",
             "approveStep(input: ApproveStepInput!): WorkflowCommandPayload!",

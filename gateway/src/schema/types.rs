@@ -70,6 +70,9 @@ pub(crate) struct Workflow {
     /// In the order they were attached; filled by `workflow(id)`, empty in lists.
     attachments: Vec<AttachedDocument>,
     version: i64,
+    /// The read side had not reached the version asked for (`minVersion`) in time: this is an
+    /// older version.
+    stale: bool,
 }
 
 /// Who decides a step: one user, or anyone holding a role.
@@ -259,6 +262,7 @@ impl TryFrom<pb::Workflow> for Workflow {
                 .map(AttachedDocument::try_from)
                 .collect::<Result<_>>()?,
             version: workflow.version,
+            stale: workflow.stale,
         })
     }
 }

@@ -1,0 +1,303 @@
+//! The deadline watcher: escalates steps whose SLA deadline has passed.
+//!
+//! A process manager that reacts to the read model: every round it reads the overdue, not yet
+//! escalated workflows from the read database and sends command-svc an `EscalateStep` for each,
+//! as the tenant's `system` actor. It lives in projector-svc because that process already holds
+//! the read-database connection and runs for as long as the read model is kept, so watching
+//! deadlines needs no deployment of its own; it never reads the event store, and command-svc,
+//! deciding on the event store, stays the only judge of whether a step really is overdue.
+//!
+//! One replica running it is enough, but any number is harmless: a command's id is derived from
+//! the state the watcher saw (see [`command_id`]), so replicas that saw the same state send the
+//! same command and command-svc appends it once; replicas that saw different states are refused
+//! by the domain (a step is escalated once per assignment) or lose the optimistic-concurrency
+//! race. The same makes a round that repeats a command — because the read model has not caught
+//! up yet — a no-op.
+
+use chrono::{DateTime, Utc};
+use platform::auth::{Identity, Jwt};
+use platform::backoff::Backoff;
+use platform::errors::{self, ErrorCode};
+use platform::settings::AuthSettings;
+use proto::workflow::v1 as pb;
+use proto::workflow::v1::workflow_command_service_client::WorkflowCommandServiceClient;
+use sqlx::{PgPool, Row};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use uuid::Uuid;
+use workflow_domain::Role;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeadlineSettings {
+    /// Run the deadline watcher, which escalates overdue steps through command-svc.
+    #[arg(long, env = "RINGIFLOW_DEADLINE_WATCHER_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub deadline_watcher_enabled: bool,
+    /// gRPC endpoint of command-svc, where the watcher sends its escalations.
+    #[arg(
+        long,
+        env = "RINGIFLOW_COMMAND_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub command_url: String,
+    /// Milliseconds between two scans of the read model for overdue steps.
+    #[arg(long, env = "RINGIFLOW_DEADLINE_SCAN_INTERVAL_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub deadline_scan_interval_ms: u64,
+    /// Overdue steps escalated per scan, oldest deadline first.
+    #[arg(long, env = "RINGIFLOW_DEADLINE_BATCH", default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub deadline_batch: i64,
+    /// Signs the watcher's own tokens; must match command-svc's.
+    #[command(flatten)]
+    pub auth: AuthSettings,
+}
+
+/// Namespace of the command ids the watcher derives (UUID v5).
+const ESCALATION_COMMAND_IDS: Uuid = Uuid::from_u128(0x3c5d_9a2e_71f4_4b8a_8e26_d3a1_0f57_c9b4);
+
+/// The identity the watcher acts as, in each tenant.
+const WATCHER_USER_ID: &str = "deadline-watcher";
+const WATCHER_NAME: &str = "Deadline watcher";
+
+/// Lifetime of a watcher token, and how long before its expiry a new one replaces it, so a
+/// token never expires between signing and command-svc's check.
+const TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(15);
+const TOKEN_RENEW_BEFORE: Duration = Duration::from_secs(60);
+
+/// A command-svc that does not accept a connection this fast is treated as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The watcher's view of one overdue step: a row of the read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Overdue {
+    workflow_id: Uuid,
+    tenant_id: String,
+    step: u32,
+    due_at: DateTime<Utc>,
+    /// The read model's version of the workflow when the watcher saw it.
+    version: i64,
+}
+
+/// What one round did; a step counts once, under how its escalation ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    /// command-svc accepted the escalation (or had accepted this very command before).
+    pub escalated: usize,
+    /// command-svc refused it for good: already escalated, no longer current, not overdue yet
+    /// (the read model was behind), or not found.
+    pub settled: usize,
+    /// Worth another try next round: command-svc unreachable, a lost race, any other error.
+    pub failed: usize,
+}
+
+pub struct DeadlineWatcher {
+    pool: PgPool,
+    client: WorkflowCommandServiceClient<Channel>,
+    tokens: Tokens,
+    interval: Duration,
+    batch: i64,
+    shutdown: CancellationToken,
+}
+
+impl DeadlineWatcher {
+    /// Connects to command-svc lazily: the watcher starts while command-svc is down and keeps
+    /// trying each round.
+    pub fn new(
+        settings: &DeadlineSettings,
+        pool: PgPool,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(settings.command_url.clone())
+            .map_err(|e| {
+                anyhow::anyhow!("invalid command-svc url {:?}: {e}", settings.command_url)
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(platform::grpc::INTERNAL_TIMEOUT)
+            .connect_lazy();
+        Ok(Self {
+            pool,
+            client: WorkflowCommandServiceClient::new(channel),
+            tokens: Tokens::new(settings.auth.jwt()),
+            interval: Duration::from_millis(settings.deadline_scan_interval_ms),
+            batch: settings.deadline_batch,
+            shutdown,
+        })
+    }
+
+    /// Scans and escalates every interval until shutdown. A round with failures delays the
+    /// next one by a growing backoff on top of the interval, so an unreachable command-svc is
+    /// neither hammered nor flooding the log at the scan rate.
+    pub async fn run(mut self) {
+        tracing::info!(
+            interval_ms = self.interval.as_millis() as u64,
+            batch = self.batch,
+            "deadline watcher started"
+        );
+        let mut backoff = Backoff::default();
+        loop {
+            let delay = match self.round().await {
+                Ok(round) if round.failed == 0 => {
+                    backoff.reset();
+                    self.interval
+                }
+                Ok(_) => self.interval + backoff.next_delay(),
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot read overdue workflows; retrying");
+                    self.interval + backoff.next_delay()
+                }
+            };
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        tracing::info!("deadline watcher stopped");
+    }
+
+    /// Escalates the overdue steps the read model shows, oldest deadline first, up to the
+    /// batch size. Stops early on shutdown (after the call in flight) and when command-svc is
+    /// unavailable, since every further call would fail alike. `Err` only if the read database
+    /// could not be read.
+    pub async fn round(&mut self) -> Result<Round, sqlx::Error> {
+        let mut round = Round::default();
+        for overdue in self.overdue().await? {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let Overdue {
+                workflow_id,
+                ref tenant_id,
+                step,
+                due_at,
+                version,
+            } = overdue;
+            match self.escalate(&overdue).await {
+                Ok(result) => {
+                    round.escalated += 1;
+                    tracing::info!(%workflow_id, %tenant_id, step, %due_at, version = result.version, "overdue step escalated");
+                }
+                Err(status) => match errors::code_of(&status) {
+                    code @ (ErrorCode::FailedPrecondition | ErrorCode::NotFound) => {
+                        round.settled += 1;
+                        tracing::debug!(%workflow_id, %tenant_id, step, %due_at, seen_version = version, %code, error = status.message(), "no escalation needed");
+                    }
+                    code => {
+                        round.failed += 1;
+                        tracing::warn!(%workflow_id, %tenant_id, step, %due_at, %code, error = status.message(), "escalation failed; retrying next round");
+                        if code == ErrorCode::Unavailable {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        Ok(round)
+    }
+
+    /// The overdue steps the read model shows. Parked workflows are left out: their rows stop
+    /// at a dead letter, so what they show is known to be stale, and a step command-svc keeps
+    /// refusing would hold a place at the head of every batch; once `dlq replay` or `rebuild`
+    /// unparks a workflow, its overdue step is picked up again.
+    async fn overdue(&self) -> Result<Vec<Overdue>, sqlx::Error> {
+        // The status is a literal rather than a parameter so that a partial index with this
+        // predicate can serve the query.
+        sqlx::query(
+            "SELECT w.id, w.tenant_id, w.current_step, w.current_due_at, w.version
+             FROM workflows w
+             WHERE w.status = 'IN_PROGRESS'
+               AND w.current_due_at <= now()
+               AND w.current_escalated_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM parked_aggregates p WHERE p.aggregate_id = w.id)
+             ORDER BY w.current_due_at, w.id
+             LIMIT $1",
+        )
+        .bind(self.batch)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let step: i32 = row.try_get("current_step")?;
+            Ok(Overdue {
+                workflow_id: row.try_get("id")?,
+                tenant_id: row.try_get("tenant_id")?,
+                step: u32::try_from(step).map_err(|e| sqlx::Error::ColumnDecode {
+                    index: "current_step".into(),
+                    source: Box::new(e),
+                })?,
+                due_at: row.try_get("current_due_at")?,
+                version: row.try_get("version")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn escalate(&mut self, overdue: &Overdue) -> Result<pb::CommandResult, tonic::Status> {
+        let mut request = tonic::Request::new(pb::EscalateStepRequest {
+            command_id: command_id(overdue).to_string(),
+            workflow_id: overdue.workflow_id.to_string(),
+            // The command id already pins the state seen; the domain checks the rest.
+            expected_version: None,
+            step: overdue.step,
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", self.tokens.bearer(&overdue.tenant_id));
+        Ok(self.client.escalate_step(request).await?.into_inner())
+    }
+}
+
+/// The escalation's command id, the same for every round and replica that saw the same row.
+/// Besides the workflow, step and deadline it names the workflow version seen: a delegation
+/// hands the step on with the same deadline, and the new assignment must be escalated again
+/// rather than be answered with the result of the first escalation.
+fn command_id(overdue: &Overdue) -> Uuid {
+    let name = format!(
+        "{}/{}/{}/{}",
+        overdue.workflow_id,
+        overdue.step,
+        overdue.due_at.timestamp_micros(),
+        overdue.version
+    );
+    Uuid::new_v5(&ESCALATION_COMMAND_IDS, name.as_bytes())
+}
+
+/// The watcher's bearer tokens, one per tenant (the tenant is a claim), each reused until
+/// shortly before it expires. At most one entry per tenant with overdue steps.
+struct Tokens {
+    jwt: Jwt,
+    by_tenant: HashMap<String, (MetadataValue<Ascii>, Instant)>,
+}
+
+impl Tokens {
+    fn new(jwt: Jwt) -> Self {
+        Self {
+            jwt,
+            by_tenant: HashMap::new(),
+        }
+    }
+
+    fn bearer(&mut self, tenant_id: &str) -> MetadataValue<Ascii> {
+        let now = Instant::now();
+        if let Some((header, renew_at)) = self.by_tenant.get(tenant_id) {
+            if now < *renew_at {
+                return header.clone();
+            }
+        }
+        let identity = Identity {
+            tenant_id: tenant_id.to_owned(),
+            user_id: WATCHER_USER_ID.to_owned(),
+            display_name: WATCHER_NAME.to_owned(),
+            roles: vec![Role::SYSTEM.to_owned()],
+        };
+        let token = self.jwt.issue(&identity, TOKEN_TTL);
+        let header: MetadataValue<Ascii> = format!("Bearer {token}")
+            .parse()
+            .expect("a jwt is base64url and dots, always a valid header value");
+        let renew_at = now + TOKEN_TTL.to_std().expect("positive ttl") - TOKEN_RENEW_BEFORE;
+        self.by_tenant
+            .insert(tenant_id.to_owned(), (header.clone(), renew_at));
+        header
+    }
+}
