@@ -334,6 +334,7 @@ impl Stack {
         let args = vec![
             ("listen-addr", any_port.clone()),
             ("read-database-url", read_url),
+            ("event-store-url", events_url.clone()),
             ("database-max-connections", pool_size),
         ];
         let query = services

@@ -146,7 +146,7 @@ impl CommandHandler {
         });
         let history = self
             .store
-            .history::<A::Event>(tenant, aggregate_id, from_version)
+            .history::<A>(tenant, aggregate_id, from_version)
             .await?;
         let version = history.last().map_or(from_version, |event| event.version);
         let state = history

@@ -12,7 +12,7 @@ use read_model::{
 };
 use std::collections::HashMap;
 use tonic::Status;
-use workflow_domain::{Approver, DefinitionId, Role, UserId, ValidationError};
+use workflow_domain::{Approver, DefinitionId, RecordedEvent, Role, UserId, ValidationError};
 
 /// A workflow with its discussion, as GetWorkflow answers.
 pub(crate) fn workflow_detail(detail: WorkflowDetail) -> pb::Workflow {
@@ -282,5 +282,24 @@ fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// One stored event as an audit-trail entry; its data in the current shape of its type.
+pub(crate) fn history_entry(event: RecordedEvent) -> pb::HistoryEntry {
+    let mut tagged = serde_json::to_value(&event.event).expect("domain events are plain data");
+    let data = tagged
+        .get_mut("data")
+        .map(serde_json::Value::take)
+        .unwrap_or_default();
+    pb::HistoryEntry {
+        event_id: event.event_id.to_string(),
+        version: event.version,
+        event_type: event.event.event_type().to_owned(),
+        occurred_at: Some(timestamp(event.occurred_at)),
+        user_id: event.metadata.user_id,
+        correlation_id: event.metadata.correlation_id.to_string(),
+        causation_id: event.metadata.causation_id.to_string(),
+        data_json: data.to_string(),
     }
 }

@@ -6,10 +6,12 @@ mod convert;
 mod service;
 
 use anyhow::Context;
+use event_store::EventStore;
 use platform::auth::GrpcAuth;
 use platform::settings::{AuthSettings, TelemetrySettings};
 use proto::workflow::v1::workflow_query_service_server::{self, WorkflowQueryServiceServer};
 use read_model::freshness::Freshness;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +35,14 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     #[command(flatten)]
     pub database: read_model::DatabaseSettings,
+    /// PostgreSQL URL of the event store, read (only) for workflow histories.
+    #[arg(
+        long,
+        env = "RINGIFLOW_EVENT_STORE_URL",
+        default_value = "postgres://ringiflow@127.0.0.1:55432/ringiflow_events",
+        hide_env_values = true
+    )]
+    pub event_store_url: String,
     #[command(flatten)]
     pub auth: AuthSettings,
     #[command(flatten)]
@@ -56,9 +66,17 @@ impl Application {
         let freshness = Freshness::listen(&pool)
             .await
             .context("cannot listen for read-model notifications")?;
+        // Lazy and small: histories are occasional reads, and the service must start (and
+        // answer everything else) while the event store is away.
+        let events = EventStore::new(
+            PgPoolOptions::new()
+                .max_connections(4)
+                .connect_lazy(&settings.event_store_url)
+                .context("invalid event store url")?,
+        );
         let (router, reporter) = platform::grpc::router(SERVICES).await?;
         let queries = WorkflowQueryServiceServer::with_interceptor(
-            service::QueryService::new(pool.clone(), freshness),
+            service::QueryService::new(pool.clone(), freshness, events),
             GrpcAuth(Arc::new(settings.auth.jwt())),
         );
         let router = router.add_service(queries);

@@ -2,6 +2,7 @@
 
 use crate::convert;
 use chrono::Utc;
+use event_store::EventStore;
 use platform::auth::identity;
 use platform::errors::{self, invalid_argument, ErrorCode};
 use proto::workflow::v1::workflow_query_service_server::WorkflowQueryService;
@@ -10,6 +11,7 @@ use proto::workflow::v1::{
     ListWorkflowsRequest, ListWorkflowsResponse, SearchWorkflowsRequest, SearchWorkflowsResponse,
     Workflow,
 };
+use proto::workflow::v1::{GetWorkflowHistoryRequest, WorkflowHistory};
 use read_model::freshness::{Freshness, MAX_WAIT};
 use read_model::{QueryError, SearchText, Zone, MAX_PAGE_SIZE};
 use sqlx::PgPool;
@@ -23,11 +25,16 @@ const DEFAULT_PAGE_SIZE: u32 = 20;
 pub(crate) struct QueryService {
     pool: PgPool,
     freshness: Freshness,
+    events: EventStore,
 }
 
 impl QueryService {
-    pub(crate) fn new(pool: PgPool, freshness: Freshness) -> Self {
-        Self { pool, freshness }
+    pub(crate) fn new(pool: PgPool, freshness: Freshness, events: EventStore) -> Self {
+        Self {
+            pool,
+            freshness,
+            events,
+        }
     }
 }
 
@@ -117,6 +124,41 @@ impl WorkflowQueryService for QueryService {
             edges: page.items.into_iter().map(convert::search_edge).collect(),
             has_next_page: page.has_next_page,
             total_count: page.total_count,
+        }))
+    }
+
+    async fn get_workflow_history(
+        &self,
+        request: Request<GetWorkflowHistoryRequest>,
+    ) -> Result<Response<WorkflowHistory>, Status> {
+        let caller = identity(&request)?;
+        let id = WorkflowId::parse("workflow_id", &request.get_ref().workflow_id)
+            .map_err(|e| invalid_argument(&e.field, &e.message))?;
+        let events = self
+            .events
+            .load(&caller.tenant_id, id.as_uuid())
+            .await
+            .map_err(|error| {
+                if error.is_unavailable() {
+                    errors::status(
+                        ErrorCode::Unavailable,
+                        "event store unavailable",
+                        HashMap::new(),
+                    )
+                } else {
+                    errors::internal(&error)
+                }
+            })?;
+        // Another tenant's workflow has no events for this caller: exactly like a missing one.
+        if events.is_empty() {
+            return Err(errors::status(
+                ErrorCode::NotFound,
+                "workflow not found",
+                HashMap::new(),
+            ));
+        }
+        Ok(Response::new(WorkflowHistory {
+            entries: events.into_iter().map(convert::history_entry).collect(),
         }))
     }
 

@@ -129,6 +129,7 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
             &[
                 ("listen-addr", any_port),
                 ("read-database-url", read_url.as_str()),
+                ("event-store-url", events_url.as_str()),
             ],
         ),
         shutdown.clone(),

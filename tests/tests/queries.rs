@@ -186,3 +186,65 @@ async fn every_mutation_can_return_the_workflow_as_the_read_side_shows_it_after_
         "not visible to it at any version"
     );
 }
+
+#[tokio::test]
+async fn the_audit_trail_comes_from_the_event_store_with_who_and_which_request_chain() {
+    let stack = spawn_stack().await;
+    let alice = stack.token("acme", "alice");
+    let bob = stack.token("acme", "bob");
+    let id = stack
+        .create_workflow(&alice, "出張申請：札幌", &["bob"])
+        .await;
+    stack.submit(&alice, &id).await.ok();
+    stack
+        .command(
+            &bob,
+            "addComment",
+            json!({ "workflowId": id, "body": "承知しました" }),
+        )
+        .await
+        .ok();
+
+    // Read right after the commands, with no waiting: the store, not the projection, is the
+    // source.
+    let history = "query($id: ID!) { workflowHistory(id: $id) {
+        version eventType userId correlationId causationId occurredAt data } }";
+    let entries = query(&stack, &alice, history, json!({ "id": id })).await["workflowHistory"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let summary: Vec<(i64, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["version"].as_i64().unwrap(),
+                e["eventType"].as_str().unwrap(),
+                e["userId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "WorkflowCreated", "alice"),
+            (2, "WorkflowSubmitted", "alice"),
+            (3, "WorkflowStepAssigned", "alice"),
+            (4, "CommentAdded", "bob"),
+        ]
+    );
+    // One command, one cause: the submission's two events share command and request chain.
+    assert_eq!(entries[1]["causationId"], entries[2]["causationId"]);
+    assert_eq!(entries[1]["correlationId"], entries[2]["correlationId"]);
+    assert_ne!(entries[0]["causationId"], entries[1]["causationId"]);
+    assert_eq!(entries[0]["data"]["title"], "出張申請：札幌");
+    assert_eq!(entries[3]["data"]["body"], "承知しました");
+
+    let outsider = stack.token("globex", "alice");
+    assert_eq!(
+        stack
+            .graphql(Some(&outsider), history, json!({ "id": id }))
+            .await
+            .error_code(),
+        "NOT_FOUND"
+    );
+}

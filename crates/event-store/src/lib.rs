@@ -136,23 +136,26 @@ impl EventStore {
         aggregate_id: Uuid,
         version: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.history(tenant_id, aggregate_id, version).await
+        self.history::<Workflow>(tenant_id, aggregate_id, version)
+            .await
     }
 
-    /// The events after `version` of an aggregate whose events are `E`, in version order,
-    /// visible only to its own tenant.
-    pub async fn history<E: DeserializeOwned>(
+    /// The events after `version` of the aggregate `aggregate_id` of type `A`, in version
+    /// order, visible only to its own tenant; an aggregate of another type has none.
+    pub async fn history<A: Aggregate>(
         &self,
         tenant_id: &str,
         aggregate_id: Uuid,
         version: i64,
-    ) -> Result<Vec<RecordedEvent<E>>, StoreError> {
+    ) -> Result<Vec<RecordedEvent<A::Event>>, StoreError> {
         sqlx::query(&format!(
-            "{SELECT_EVENTS} WHERE aggregate_id = $1 AND tenant_id = $2 AND version > $3 ORDER BY version"
+            "{SELECT_EVENTS} WHERE aggregate_id = $1 AND tenant_id = $2 AND version > $3
+             AND aggregate_type = $4 ORDER BY version"
         ))
         .bind(aggregate_id)
         .bind(tenant_id)
         .bind(version)
+        .bind(A::TYPE)
         .fetch_all(&self.pool)
         .await?
         .iter()

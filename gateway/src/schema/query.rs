@@ -4,7 +4,9 @@ use super::types::{broken_contract, Priority, Workflow, WorkflowStatus};
 use super::{authorized, non_negative};
 use crate::errors::graphql_error;
 use async_graphql::connection::{Connection, ConnectionNameType, Edge, EdgeNameType};
-use async_graphql::{Context, Enum, InputObject, Object, OutputType, Result, SimpleObject, ID};
+use async_graphql::{
+    Context, Enum, InputObject, Json, Object, OutputType, Result, SimpleObject, ID,
+};
 use chrono::{DateTime, Utc};
 use proto::workflow::v1 as pb;
 
@@ -64,6 +66,25 @@ struct ListFields {
 #[derive(SimpleObject)]
 struct SearchEdgeFields {
     matched: Option<SearchMatch>,
+}
+
+/// One event of a workflow's audit trail.
+#[derive(SimpleObject)]
+struct HistoryEntry {
+    event_id: ID,
+    /// 1..n: the workflow version this event made.
+    version: i64,
+    /// e.g. `WorkflowStepCompleted`.
+    event_type: String,
+    occurred_at: DateTime<Utc>,
+    /// Who caused it (`deadline-watcher` for escalations).
+    user_id: String,
+    /// Shared by everything one request chain caused.
+    correlation_id: ID,
+    /// The command that caused it.
+    causation_id: ID,
+    /// The event's data, in the current shape of its type.
+    data: Json<serde_json::Value>,
 }
 
 #[derive(SimpleObject)]
@@ -306,6 +327,39 @@ impl QueryRoot {
             ));
         }
         Ok(connection)
+    }
+
+    /// The audit trail of a workflow, read from the event store: every event, oldest first.
+    async fn workflow_history(&self, ctx: &Context<'_>, id: ID) -> Result<Vec<HistoryEntry>> {
+        let (caller, backends) = authorized(ctx)?;
+        let request = caller.request(pb::GetWorkflowHistoryRequest { workflow_id: id.0 });
+        let history = backends
+            .query
+            .clone()
+            .get_workflow_history(request)
+            .await
+            .map_err(graphql_error)?
+            .into_inner();
+        history
+            .entries
+            .into_iter()
+            .map(|entry| {
+                Ok(HistoryEntry {
+                    occurred_at: super::types::optional_time(entry.occurred_at)?
+                        .ok_or_else(|| broken_contract("a history entry without its time"))?,
+                    data: Json(
+                        serde_json::from_str(&entry.data_json)
+                            .map_err(|_| broken_contract("history data that is not JSON"))?,
+                    ),
+                    event_id: ID(entry.event_id),
+                    version: entry.version,
+                    event_type: entry.event_type,
+                    user_id: entry.user_id,
+                    correlation_id: ID(entry.correlation_id),
+                    causation_id: ID(entry.causation_id),
+                })
+            })
+            .collect()
     }
 
     /// Counts for the caller's tenant; "today" in `timeZone` (an IANA name such as
