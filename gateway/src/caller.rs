@@ -10,6 +10,7 @@ use uuid::Uuid;
 pub(crate) const CORRELATION_ID: &str = "x-correlation-id";
 
 /// What one HTTP request says about its caller, before anything has been verified.
+#[derive(Clone)]
 pub(crate) struct Incoming {
     authorization: Option<HeaderValue>,
     correlation_id: Uuid,

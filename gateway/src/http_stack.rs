@@ -2,7 +2,7 @@
 
 use crate::backends::Backends;
 use crate::caller::{Incoming, CORRELATION_ID};
-use crate::schema::GatewaySchema;
+use crate::schema::{self, GatewaySchema};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
@@ -10,6 +10,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, StatusCode};
+use platform::auth::Jwt;
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -28,14 +29,19 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 struct AppState {
     schema: GatewaySchema,
     backends: Backends,
+    jwt: Jwt,
 }
 
-pub(crate) fn router(schema: GatewaySchema, backends: Backends) -> Router {
+pub(crate) fn router(schema: GatewaySchema, backends: Backends, jwt: Jwt) -> Router {
     let routes = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState { schema, backends });
+        .with_state(AppState {
+            schema,
+            backends,
+            jwt,
+        });
     with_middleware(routes)
 }
 
@@ -70,7 +76,12 @@ async fn graphql(
     let span = tracing::info_span!("graphql", %correlation_id);
     let response = state
         .schema
-        .execute(request.into_inner().data(incoming))
+        .execute(schema::prepare(
+            request.into_inner(),
+            incoming,
+            &state.backends,
+            &state.jwt,
+        ))
         .instrument(span)
         .await;
     // Echoed so a client can quote the id that appears in every service's logs.

@@ -20,8 +20,9 @@ impl Application {
     /// Binds the listener; backends are connected lazily, so this succeeds while they are down.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let backends = Backends::connect_lazy(&settings.command_url, &settings.query_url)?;
-        let schema = schema::build(backends.clone(), settings.auth.jwt());
-        let router = http_stack::router(schema, backends);
+        let jwt = settings.auth.jwt();
+        let schema = schema::build(backends.clone(), jwt.clone());
+        let router = http_stack::router(schema, backends, jwt);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding {}", settings.listen_addr))?;

@@ -7,17 +7,22 @@ use platform::auth::identity;
 use platform::errors::{self, invalid_argument, ErrorCode};
 use proto::workflow::v1::workflow_query_service_server::WorkflowQueryService;
 use proto::workflow::v1::{
+    BatchGetWorkflowsRequest, BatchGetWorkflowsResponse, GetWorkflowHistoryRequest, WorkflowHistory,
+};
+use proto::workflow::v1::{
     Dashboard, GetDashboardRequest, GetWorkflowRequest, ListMyTasksRequest, ListMyTasksResponse,
     ListWorkflowsRequest, ListWorkflowsResponse, SearchWorkflowsRequest, SearchWorkflowsResponse,
     Workflow,
 };
-use proto::workflow::v1::{GetWorkflowHistoryRequest, WorkflowHistory};
 use read_model::freshness::{Freshness, MAX_WAIT};
 use read_model::{QueryError, SearchText, Zone, MAX_PAGE_SIZE};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 use workflow_domain::WorkflowId;
+
+/// Most ids one BatchGetWorkflows call may ask for.
+const MAX_BATCH: usize = 100;
 
 /// Page size when the request leaves it at 0.
 const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -124,6 +129,35 @@ impl WorkflowQueryService for QueryService {
             edges: page.items.into_iter().map(convert::search_edge).collect(),
             has_next_page: page.has_next_page,
             total_count: page.total_count,
+        }))
+    }
+
+    async fn batch_get_workflows(
+        &self,
+        request: Request<BatchGetWorkflowsRequest>,
+    ) -> Result<Response<BatchGetWorkflowsResponse>, Status> {
+        let caller = identity(&request)?;
+        let raw = &request.get_ref().workflow_ids;
+        if raw.len() > MAX_BATCH {
+            return Err(invalid_argument(
+                "workflow_ids",
+                &format!("at most {MAX_BATCH} ids per call"),
+            ));
+        }
+        let ids = raw
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                WorkflowId::parse(&format!("workflow_ids[{i}]"), raw)
+                    .map(|id| id.as_uuid())
+                    .map_err(|e| invalid_argument(&e.field, &e.message))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let details = read_model::get_workflows(&self.pool, &caller.tenant_id, &ids)
+            .await
+            .map_err(query_error)?;
+        Ok(Response::new(BatchGetWorkflowsResponse {
+            workflows: details.into_iter().map(convert::workflow_detail).collect(),
         }))
     }
 

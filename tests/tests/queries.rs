@@ -45,6 +45,30 @@ async fn inbox_search_dashboard_and_filters_answer_for_the_callers_tenant_only()
         stack.workflow_at_version(&alice, id, version).await;
     }
 
+    // Several lookups in one request (one batched call to query-svc behind the gateway).
+    let both = query(
+        &stack,
+        &alice,
+        "query($a: ID!, $b: ID!) { a: workflow(id: $a) { id title } b: workflow(id: $b) { id title } }",
+        json!({ "a": trip, "b": server }),
+    )
+    .await;
+    assert_eq!(both["a"]["title"], "出張申請：大阪");
+    assert_eq!(both["b"]["title"], "Server purchase");
+    let lookup = "query($id: ID!) { workflow(id: $id) { id } }";
+    assert_eq!(
+        stack
+            .graphql(Some(&outsider), lookup, json!({ "id": trip }))
+            .await
+            .error_code(),
+        "NOT_FOUND"
+    );
+    let malformed = stack
+        .graphql(Some(&alice), lookup, json!({ "id": "not-a-uuid" }))
+        .await;
+    assert_eq!(malformed.error_code(), "INVALID_ARGUMENT");
+    assert_eq!(malformed.errors[0]["extensions"]["field"], "id");
+
     let inbox = "{ myTasks { totalCount edges { node { id currentStep } } } }";
     let bobs = query(&stack, &bob, inbox, json!({})).await;
     assert_eq!(ids(&bobs["myTasks"]), [trip.as_str()]);

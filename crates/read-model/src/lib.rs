@@ -25,8 +25,8 @@ pub use projection::{
     ProjectionError, Stopped, Unpark,
 };
 pub use queries::{
-    get_workflow, list_my_tasks, list_workflows, Assignee, Page, QueryError, WorkflowFilter,
-    WorkflowPage, WorkflowQuery, WorkflowSort, MAX_PAGE_SIZE,
+    get_workflow, get_workflows, list_my_tasks, list_workflows, Assignee, Page, QueryError,
+    WorkflowFilter, WorkflowPage, WorkflowQuery, WorkflowSort, MAX_PAGE_SIZE,
 };
 pub use search::{search_workflows, MatchedField, SearchHit, SearchText, SearchTextError};
 pub use settings::{ConnectError, DatabaseSettings};

@@ -1,6 +1,7 @@
 //! The GraphQL schema. Resolvers verify the caller, translate to the gRPC contract and back, and
 //! hold no state: validation beyond what the wire types force belongs to the backends.
 
+mod loader;
 mod mutation;
 mod query;
 mod types;
@@ -13,12 +14,25 @@ use platform::auth::Jwt;
 
 pub(crate) type GatewaySchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
 
-/// Every request must also carry an [`Incoming`] as request data.
+/// Every request must be [`prepare`]d.
 pub(crate) fn build(backends: Backends, jwt: Jwt) -> GatewaySchema {
     Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
         .data(backends)
         .data(jwt)
         .finish()
+}
+
+/// Attaches what the resolvers of one request need: what it says about its caller, and a
+/// workflow loader of its own (a batch is only ever for one caller).
+pub(crate) fn prepare(
+    request: async_graphql::Request,
+    incoming: Incoming,
+    backends: &Backends,
+    jwt: &Jwt,
+) -> async_graphql::Request {
+    let loader =
+        loader::WorkflowLoader::for_request(backends.clone(), jwt.clone(), incoming.clone());
+    request.data(incoming).data(loader)
 }
 
 /// The verified caller and the clients to call on its behalf.
@@ -64,7 +78,13 @@ mod tests {
         if let Some(authorization) = authorization {
             headers.insert(http::header::AUTHORIZATION, authorization.parse().unwrap());
         }
-        let request = async_graphql::Request::new(query).data(Incoming::from_headers(&headers));
+        let backends = Backends::connect_lazy("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap();
+        let request = prepare(
+            async_graphql::Request::new(query),
+            Incoming::from_headers(&headers),
+            &backends,
+            &jwt(),
+        );
         serde_json::to_value(schema().execute(request).await).unwrap()
     }
 
@@ -120,8 +140,13 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_backends_surface_as_unavailable() {
-        let response = execute(Some(bearer()), r#"{ workflow(id: "x") { id } }"#).await;
-        assert_eq!(codes(&response), ["UNAVAILABLE"]);
+        for query in [
+            r#"{ workflow(id: "6f9619ff-8b86-d011-b42d-00cf4fc964ff") { id } }"#,
+            r#"{ workflow(id: "6f9619ff-8b86-d011-b42d-00cf4fc964ff", minVersion: 3) { id } }"#,
+        ] {
+            let response = execute(Some(bearer()), query).await;
+            assert_eq!(codes(&response), ["UNAVAILABLE"], "{query}");
+        }
     }
 
     #[test]

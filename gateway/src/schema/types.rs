@@ -39,7 +39,7 @@ pub(crate) enum StepStatus {
     ChangesRequested,
 }
 
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject, Debug, Clone)]
 pub(crate) struct Workflow {
     id: ID,
     title: String,
@@ -76,20 +76,20 @@ pub(crate) struct Workflow {
 }
 
 /// Who decides a step: one user, or anyone holding a role.
-#[derive(SimpleObject, Debug, PartialEq, Eq)]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Approver {
     user_id: Option<String>,
     role: Option<String>,
 }
 
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject, Debug, Clone)]
 pub(crate) struct DefinitionRef {
     id: ID,
     version: u32,
     name: String,
 }
 
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject, Debug, Clone)]
 pub(crate) struct Comment {
     id: ID,
     author: Person,
@@ -97,7 +97,7 @@ pub(crate) struct Comment {
     created_at: DateTime<Utc>,
 }
 
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject, Debug, Clone)]
 pub(crate) struct AttachedDocument {
     id: ID,
     file_name: String,
@@ -109,13 +109,13 @@ pub(crate) struct AttachedDocument {
     attached_at: DateTime<Utc>,
 }
 
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject, Debug, Clone)]
 pub(crate) struct Person {
     user_id: String,
     display_name: String,
 }
 
-#[derive(SimpleObject, Debug)]
+#[derive(SimpleObject, Debug, Clone)]
 pub(crate) struct Step {
     number: u32,
     /// The user the route names; null for a role step (see `approver`).

@@ -1,0 +1,64 @@
+//! Every `workflow(id)` of one GraphQL request, batched into one `BatchGetWorkflows` call to
+//! query-svc (a DataLoader): aliases and repeated lookups never cost a round trip each.
+
+use super::types::Workflow;
+use crate::backends::Backends;
+use crate::caller::Incoming;
+use crate::errors::graphql_error;
+use async_graphql::dataloader::{DataLoader, Loader};
+use platform::auth::Jwt;
+use proto::workflow::v1 as pb;
+use std::collections::HashMap;
+
+/// Loads workflows for the caller of one request; it lives as long as that request.
+pub(crate) struct WorkflowLoader {
+    backends: Backends,
+    jwt: Jwt,
+    incoming: Incoming,
+}
+
+impl WorkflowLoader {
+    pub(crate) fn for_request(
+        backends: Backends,
+        jwt: Jwt,
+        incoming: Incoming,
+    ) -> DataLoader<Self> {
+        DataLoader::new(
+            Self {
+                backends,
+                jwt,
+                incoming,
+            },
+            tokio::spawn,
+        )
+    }
+}
+
+impl Loader<String> for WorkflowLoader {
+    type Value = Workflow;
+    type Error = async_graphql::Error;
+
+    /// Workflows the caller's tenant does not have are simply absent from the map.
+    async fn load(&self, ids: &[String]) -> Result<HashMap<String, Workflow>, Self::Error> {
+        let caller = self
+            .incoming
+            .authenticate(&self.jwt)
+            .map_err(graphql_error)?;
+        let request = caller.request(pb::BatchGetWorkflowsRequest {
+            workflow_ids: ids.to_vec(),
+        });
+        let found = self
+            .backends
+            .query
+            .clone()
+            .batch_get_workflows(request)
+            .await
+            .map_err(graphql_error)?
+            .into_inner();
+        found
+            .workflows
+            .into_iter()
+            .map(|workflow| Ok((workflow.id.clone(), Workflow::try_from(workflow)?)))
+            .collect()
+    }
+}
