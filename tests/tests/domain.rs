@@ -367,6 +367,14 @@ async fn another_tenant_gets_not_found_from_every_new_command() {
         ("cancelWorkflow", json!({})),
         ("addComment", json!({ "body": "x" })),
         ("escalateStep", json!({ "step": 1 })),
+        ("approveStep", json!({ "step": 1 })),
+        ("rejectStep", json!({ "step": 1, "reason": "x" })),
+        (
+            "attachDocument",
+            json!({ "fileName": "a.pdf", "mediaType": "application/pdf", "sizeBytes": 1,
+                    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                    "storageUri": "s3://b/a.pdf" }),
+        ),
     ] {
         assert_eq!(
             stack

@@ -116,6 +116,16 @@ async fn inbox_search_dashboard_and_filters_answer_for_the_callers_tenant_only()
         query(&stack, &bob, dashboard, json!({})).await["dashboard"]["pendingForMe"],
         1
     );
+    let outsiders = query(&stack, &outsider, dashboard, json!({})).await["dashboard"].clone();
+    assert!(
+        outsiders["byStatus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|count| count["count"] == 0),
+        "another tenant counts nothing of acme's: {outsiders}"
+    );
+    assert_eq!(outsiders["pendingForMe"], 0);
     let bad_zone = stack
         .graphql(
             Some(&alice),
