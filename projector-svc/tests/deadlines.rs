@@ -4,16 +4,18 @@
 //! The read model is built from the store's events with `read_model::apply_batch`, as far as
 //! each case needs, so a test decides exactly how far behind the store it is.
 
+mod support;
+
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
-use event_store::{Append, EventStore};
+use event_store::EventStore;
 use projector_svc::{DeadlineWatcher, Round, Settings};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use workflow_domain::{
-    Approver, Decision, Description, DisplayName, EventMetadata, Priority, RawApprover, RawStep,
-    RecordedEvent, Route, StepNo, Title, UserId, WorkflowEvent,
+    Approver, Decision, Description, DisplayName, Priority, RawApprover, RawStep, RecordedEvent,
+    Route, StepNo, Title, UserId, WorkflowEvent,
 };
 
 struct Setup {
@@ -65,7 +67,7 @@ impl Setup {
         watcher(&self.read, &self.command_url, CancellationToken::new())
     }
 
-    /// Appends one command's events to a workflow at `expected_version`, as `alice`.
+    /// Appends one command's events to a workflow at `expected_version`.
     async fn append(
         &self,
         tenant: &str,
@@ -73,25 +75,7 @@ impl Setup {
         expected_version: i64,
         events: &[WorkflowEvent],
     ) {
-        let metadata = EventMetadata {
-            tenant_id: tenant.into(),
-            user_id: "alice".into(),
-            correlation_id: Uuid::new_v4(),
-            causation_id: Uuid::new_v4(),
-            traceparent: None,
-        };
-        self.store
-            .append(Append {
-                aggregate_type: "workflow",
-                aggregate_id: id,
-                expected_version,
-                events,
-                metadata: &metadata,
-                command_type: "Test",
-                occurred_at: Utc::now(),
-            })
-            .await
-            .expect("append");
+        support::append(&self.store, tenant, id, expected_version, events).await;
     }
 
     /// A submitted workflow of `tenant` whose step 1 (bob's) is due at `due_at`.

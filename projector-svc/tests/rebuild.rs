@@ -3,8 +3,7 @@
 
 mod support;
 
-use chrono::Utc;
-use event_store::{Append, EventStore};
+use event_store::EventStore;
 use read_model::WorkflowView;
 use sqlx::PgPool;
 use std::process::Output;
@@ -12,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use support::{created, printed, stdout};
 use uuid::Uuid;
-use workflow_domain::{Approver, EventMetadata, StepNo, UserId, WorkflowEvent};
+use workflow_domain::{Approver, StepNo, UserId, WorkflowEvent};
 
 struct Databases {
     store: EventStore,
@@ -48,25 +47,7 @@ impl Databases {
         expected_version: i64,
         events: &[WorkflowEvent],
     ) {
-        let metadata = EventMetadata {
-            tenant_id: tenant.into(),
-            user_id: "alice".into(),
-            correlation_id: Uuid::new_v4(),
-            causation_id: Uuid::new_v4(),
-            traceparent: None,
-        };
-        self.store
-            .append(Append {
-                aggregate_type: "workflow",
-                aggregate_id: id,
-                expected_version,
-                events,
-                metadata: &metadata,
-                command_type: "Test",
-                occurred_at: Utc::now(),
-            })
-            .await
-            .expect("append");
+        support::append(&self.store, tenant, id, expected_version, events).await;
     }
 
     /// The read model as the live projector leaves it: every stored event applied in order.

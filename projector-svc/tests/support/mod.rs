@@ -230,6 +230,36 @@ pub fn printed(output: &Output) -> String {
     )
 }
 
+/// Appends one command's events to a workflow of `tenant` at `expected_version`, as `alice`:
+/// history written straight into the store, for tests that need one no command can make now.
+pub async fn append(
+    store: &event_store::EventStore,
+    tenant: &str,
+    id: Uuid,
+    expected_version: i64,
+    events: &[workflow_domain::WorkflowEvent],
+) {
+    let metadata = workflow_domain::EventMetadata {
+        tenant_id: tenant.into(),
+        user_id: "alice".into(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: Uuid::new_v4(),
+        traceparent: None,
+    };
+    store
+        .append(event_store::Append {
+            aggregate_type: "workflow",
+            aggregate_id: id,
+            expected_version,
+            events,
+            metadata: &metadata,
+            command_type: "Test",
+            occurred_at: chrono::Utc::now(),
+        })
+        .await
+        .expect("append");
+}
+
 // Each test binary uses its own part of these too.
 #[allow(unused_imports)]
 pub use test_support::events::{created, recorded as event};
