@@ -369,8 +369,10 @@ impl QueryRoot {
             .into_iter()
             .map(|entry| {
                 Ok(HistoryEntry {
-                    occurred_at: super::types::optional_time(entry.occurred_at)?
-                        .ok_or_else(|| broken_contract("a history entry without its time"))?,
+                    occurred_at: super::types::required_time(
+                        "history_entry.occurred_at",
+                        entry.occurred_at,
+                    )?,
                     data: Json(
                         serde_json::from_str(&entry.data_json)
                             .map_err(|_| broken_contract("history data that is not JSON"))?,

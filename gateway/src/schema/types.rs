@@ -245,8 +245,8 @@ impl TryFrom<pb::Workflow> for Workflow {
                         .map_err(|_| broken_contract("a due date that is not YYYY-MM-DD"))
                 })
                 .transpose()?,
-            created_at: required_time("created_at", workflow.created_at)?,
-            updated_at: required_time("updated_at", workflow.updated_at)?,
+            created_at: required_time("workflow.created_at", workflow.created_at)?,
+            updated_at: required_time("workflow.updated_at", workflow.updated_at)?,
             submitted_at: optional_time(workflow.submitted_at)?,
             completed_at: optional_time(workflow.completed_at)?,
             comment_count: workflow.comment_count,
@@ -323,7 +323,7 @@ impl TryFrom<pb::Comment> for Comment {
             id: ID(comment.id),
             author: author.into(),
             body: comment.body,
-            created_at: required_time("created_at", comment.created_at)?,
+            created_at: required_time("comment.created_at", comment.created_at)?,
         })
     }
 }
@@ -342,7 +342,7 @@ impl TryFrom<pb::AttachedDocument> for AttachedDocument {
             sha256: document.sha256,
             storage_uri: document.storage_uri,
             attached_by: attached.attached_by,
-            attached_at: required_time("attached_at", attached.attached_at)?,
+            attached_at: required_time("attachment.attached_at", attached.attached_at)?,
         })
     }
 }
@@ -365,8 +365,13 @@ pub(crate) fn optional_time(
         .ok_or_else(|| broken_contract("an out-of-range timestamp"))
 }
 
-fn required_time(field: &str, timestamp: Option<prost_types::Timestamp>) -> Result<DateTime<Utc>> {
-    optional_time(timestamp)?.ok_or_else(|| broken_contract(&format!("a workflow without {field}")))
+/// A timestamp the contract always sets; `field` names it in the INTERNAL error, e.g.
+/// `comment.created_at`.
+pub(crate) fn required_time(
+    field: &str,
+    timestamp: Option<prost_types::Timestamp>,
+) -> Result<DateTime<Utc>> {
+    optional_time(timestamp)?.ok_or_else(|| broken_contract(&format!("no {field}")))
 }
 
 #[cfg(test)]
