@@ -36,6 +36,7 @@ impl Tokens {
                 },
                 chrono::Duration::hours(12),
             )
+            .expect("the benchmark's jwt settings sign tokens")
         };
         Self {
             applicant: token(APPLICANT),

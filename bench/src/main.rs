@@ -278,7 +278,7 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
         pool.close().await;
     }
 
-    let tokens = Tokens::issue(&cli.auth.jwt());
+    let tokens = Tokens::issue(&cli.auth.jwt()?);
     let limit_db = if cli.runs(Workload::W1Limit) {
         match &pgbench {
             Some(_) => {

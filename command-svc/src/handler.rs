@@ -23,6 +23,9 @@ pub enum HandleError {
     Conflict { expected: i64, current_version: i64 },
     #[error("command id was already used for a different command")]
     CommandIdReused,
+    /// The id chosen for a new aggregate of type `aggregate` belongs to another tenant.
+    #[error("the {aggregate} id is not available")]
+    IdUnavailable { aggregate: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -125,6 +128,9 @@ impl CommandHandler {
                         current_version,
                     }),
                 }
+            }
+            Err(AppendError::IdUnavailable) => {
+                Err(HandleError::IdUnavailable { aggregate: A::TYPE })
             }
             Err(AppendError::Store(error)) => Err(error.into()),
         }

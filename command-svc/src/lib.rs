@@ -18,8 +18,9 @@ use proto::workflow::v1::definition_command_service_server::{
 use proto::workflow::v1::workflow_command_service_server::{
     WorkflowCommandServiceServer, SERVICE_NAME,
 };
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -49,6 +50,14 @@ pub struct Settings {
     /// Connection pool size for the event store.
     #[arg(long, env = "RINGIFLOW_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
+    /// Milliseconds a statement may run before PostgreSQL cancels it, so that the work of a
+    /// call the client gave up on stops in the database too; 0 for no limit.
+    #[arg(
+        long,
+        env = "RINGIFLOW_DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub database_statement_timeout_ms: u64,
     /// Run the outbox relay in this process (one replica leads at a time either way).
     #[arg(long, env = "RINGIFLOW_RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub relay_enabled: bool,
@@ -62,12 +71,33 @@ pub struct Settings {
     /// events after it; 0 disables snapshots.
     #[arg(long, env = "RINGIFLOW_SNAPSHOT_EVERY", default_value_t = 100)]
     pub snapshot_every: u32,
+    /// URI schemes an attachment's storage URI may use, comma-separated.
+    #[arg(
+        long,
+        env = "RINGIFLOW_ALLOWED_STORAGE_SCHEMES",
+        value_delimiter = ',',
+        default_value = "https,s3,gs",
+        value_parser = storage_scheme
+    )]
+    pub allowed_storage_schemes: Vec<String>,
     #[command(flatten)]
     pub kafka: KafkaSettings,
     #[command(flatten)]
     pub auth: AuthSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+}
+
+/// A URI scheme as RFC 3986 spells it, compared in lower case as attachments store it.
+fn storage_scheme(raw: &str) -> Result<String, String> {
+    let mut chars = raw.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    if valid {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(format!("'{raw}' is not a URI scheme"))
+    }
 }
 
 pub struct Application {
@@ -81,10 +111,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(&settings.event_store_url)
+            .context("invalid event store URL")?
+            .options([(
+                "statement_timeout",
+                format!("{}ms", settings.database_statement_timeout_ms),
+            )]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.database_max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(&settings.event_store_url)
+            .connect_with(options)
             .await
             .context("cannot connect to the event store")?;
         let store = EventStore::new(pool.clone());
@@ -94,11 +130,16 @@ impl Application {
             .context("event store migrations failed")?;
 
         let relay = if settings.relay_enabled {
-            let producer = messaging::producer_config(&settings.kafka)
-                .create()
-                .context("invalid kafka producer settings")?;
+            let producer: rdkafka::producer::FutureProducer =
+                messaging::producer_config(&settings.kafka)
+                    .create()
+                    .context("invalid kafka producer settings")?;
             let relay = relay::Relay {
                 pool,
+                dead_letters: messaging::dead_letter::DeadLetterProducer::with_producer(
+                    producer.clone(),
+                    &settings.kafka,
+                ),
                 producer,
                 kafka: settings.kafka.clone(),
                 batch_size: settings.relay_batch_size,
@@ -110,12 +151,15 @@ impl Application {
         };
 
         let handler = CommandHandler::new(store).with_snapshot_every(settings.snapshot_every);
-        let auth = GrpcAuth(Arc::new(settings.auth.jwt()));
+        let auth = GrpcAuth(Arc::new(settings.auth.jwt()?));
         let (router, health) =
             platform::grpc::router(&[SERVICE_NAME, DEFINITION_SERVICE_NAME]).await?;
         let router = router
             .add_service(WorkflowCommandServiceServer::with_interceptor(
-                service::CommandService::new(handler.clone()),
+                service::CommandService::new(
+                    handler.clone(),
+                    settings.allowed_storage_schemes.clone(),
+                ),
                 auth.clone(),
             ))
             .add_service(DefinitionCommandServiceServer::with_interceptor(

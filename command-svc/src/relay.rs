@@ -6,16 +6,17 @@
 //! publishing; rows stay in the outbox until the broker acknowledges them. The leader also
 //! deletes published rows once they are past their retention.
 
-use event_store::{OutboxConnection, StoreError, OUTBOX_CHANNEL};
+use event_store::{OutboxConnection, PendingEvent, StoreError, UnreadableEvent, OUTBOX_CHANNEL};
+use messaging::dead_letter::{self, DeadLetterKind, DeadLetterProducer, StoredEnvelope};
 use messaging::{encode, KafkaSettings, CE_SOURCE_COMMAND_SVC};
 use platform::backoff::Backoff;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use workflow_domain::RecordedEvent;
+use uuid::Uuid;
 
 /// Without a notification, the relay still looks at the outbox this often.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -27,6 +28,8 @@ const CLEANUP_BATCH: i64 = 10_000;
 pub struct Relay {
     pub pool: PgPool,
     pub producer: FutureProducer,
+    /// Shares `producer`; where rows that cannot be read go.
+    pub dead_letters: DeadLetterProducer,
     pub kafka: KafkaSettings,
     pub batch_size: i64,
     /// How long a published outbox row is kept.
@@ -42,9 +45,7 @@ impl Relay {
                 if error.is_unavailable() {
                     tracing::warn!(error = %error, "relay interrupted; retrying");
                 } else {
-                    // E.g. an event this build cannot read: skipping it would break its
-                    // aggregate's order, so publishing waits for someone to fix it.
-                    tracing::error!(error = %error, "relay stuck; retrying");
+                    tracing::error!(error = %error, "relay failed; retrying");
                 }
                 backoff.wait(&shutdown).await;
             }
@@ -67,9 +68,20 @@ impl Relay {
             }
         };
         tracing::info!("relay is the outbox leader");
-        if let Err(error) = messaging::ensure_topic(&self.kafka).await {
-            // The topic may exist already, or the broker may be down; publishing will tell.
-            tracing::warn!(error = %error, topic = %self.kafka.topic, "could not ensure topic");
+        for (topic, ensured) in [
+            (
+                &self.kafka.topic,
+                messaging::ensure_topic(&self.kafka).await,
+            ),
+            (
+                &self.kafka.topic,
+                dead_letter::ensure_topic(&self.kafka).await,
+            ),
+        ] {
+            if let Err(error) = ensured {
+                // The topic may exist already, or the broker may be down; publishing will tell.
+                tracing::warn!(error = %error, %topic, "could not ensure topic");
+            }
         }
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(OUTBOX_CHANNEL).await?;
@@ -90,7 +102,10 @@ impl Relay {
             }
             let published = self.publish(&pending).await;
             if published > 0 {
-                let positions: Vec<i64> = pending[..published].iter().map(|e| e.position).collect();
+                let positions: Vec<i64> = pending[..published]
+                    .iter()
+                    .map(|row| row.as_ref().map_or_else(|u| u.position, |e| e.position))
+                    .collect();
                 outbox.mark_published(&positions).await?;
                 tracing::debug!(
                     count = published,
@@ -135,36 +150,98 @@ impl Relay {
         }
     }
 
-    /// Produces the batch and returns how many events, from the start, the broker acknowledged.
+    /// Produces the batch and returns how many rows, from the start, are done with: the
+    /// broker acknowledged the event, or, for a row this build cannot read, its dead letter.
     /// Only that prefix is marked published: everything after the first failure is sent again
     /// next round, in the same order, so a later version never overtakes an earlier one for good.
-    async fn publish(&self, events: &[RecordedEvent]) -> usize {
-        let mut deliveries = Vec::with_capacity(events.len());
-        for event in events {
-            let message = encode(event, CE_SOURCE_COMMAND_SVC);
-            let record = FutureRecord::to(&self.kafka.topic)
-                .key(&message.key)
-                .payload(&message.payload)
-                .headers(message.headers);
-            match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((error, _)) => {
-                    tracing::warn!(error = %error, event_id = %event.event_id, "cannot enqueue event");
-                    break;
+    async fn publish(&self, rows: &[PendingEvent]) -> usize {
+        let mut done = 0;
+        let mut deliveries = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row {
+                Ok(event) => {
+                    let message = encode(event, CE_SOURCE_COMMAND_SVC);
+                    let record = FutureRecord::to(&self.kafka.topic)
+                        .key(&message.key)
+                        .payload(&message.payload)
+                        .headers(message.headers);
+                    match self.producer.send_result(record) {
+                        Ok(delivery) => deliveries.push((delivery, event.event_id)),
+                        Err((error, _)) => {
+                            tracing::warn!(error = %error, event_id = %event.event_id, "cannot enqueue event");
+                            break;
+                        }
+                    }
+                }
+                Err(unreadable) => {
+                    // What came before it must be acknowledged first, or the prefix rule breaks.
+                    let queued = deliveries.len();
+                    done += acknowledged(std::mem::take(&mut deliveries)).await;
+                    if done < queued || !self.dead_letter(unreadable).await {
+                        return done;
+                    }
+                    done += 1;
                 }
             }
         }
-        let mut acknowledged = 0;
-        for (delivery, event) in deliveries.into_iter().zip(events) {
-            match delivery.await {
-                Ok(Ok(_)) => acknowledged += 1,
-                Ok(Err((error, _))) => {
-                    tracing::warn!(error = %error, event_id = %event.event_id, "broker did not acknowledge event");
-                    break;
-                }
-                Err(_cancelled) => break,
-            }
-        }
-        acknowledged
+        done + acknowledged(deliveries).await
     }
+
+    /// Sets aside a row this build cannot read, so that it never holds up every other
+    /// aggregate's events: into the dead-letter topic, as what it would have been. Its later
+    /// events still go out; the projector holds them back until the hole is filled (a build
+    /// that reads it, then `projector-svc rebuild`), so nothing is applied on top of it.
+    async fn dead_letter(&self, row: &UnreadableEvent) -> bool {
+        let stored = StoredEnvelope {
+            event_id: row.event_id,
+            event_type: &row.event_type,
+            aggregate_type: &row.aggregate_type,
+            aggregate_id: row.aggregate_id,
+            tenant_id: &row.tenant_id,
+            version: row.version,
+            position: row.position,
+        };
+        let payload = serde_json::to_vec(&row.payload).expect("a JSON value serialises");
+        let message = dead_letter::unpublishable(&self.kafka.topic, stored, payload);
+        match self
+            .dead_letters
+            .send(&message, DeadLetterKind::Unpublishable, &row.problem)
+            .await
+        {
+            Ok((dlq_partition, dlq_offset)) => {
+                tracing::error!(
+                    event_id = %row.event_id,
+                    aggregate_id = %row.aggregate_id,
+                    version = row.version,
+                    position = row.position,
+                    dlq_topic = self.dead_letters.topic(),
+                    dlq_partition,
+                    dlq_offset,
+                    error = %row.problem,
+                    "stored event cannot be read; dead-lettered instead of published"
+                );
+                true
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, event_id = %row.event_id, "cannot dead-letter an unreadable event");
+                false
+            }
+        }
+    }
+}
+
+/// How many of `deliveries`, from the start, the broker acknowledged.
+async fn acknowledged(deliveries: Vec<(DeliveryFuture, Uuid)>) -> usize {
+    let mut count = 0;
+    for (delivery, event_id) in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => count += 1,
+            Ok(Err((error, _))) => {
+                tracing::warn!(error = %error, %event_id, "broker did not acknowledge event");
+                break;
+            }
+            Err(_cancelled) => break,
+        }
+    }
+    count
 }

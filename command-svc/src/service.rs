@@ -25,11 +25,16 @@ const CREATED_DEFINITION_IDS: Uuid = Uuid::from_u128(0x3c0d_9e2f_71a4_4b8e_8d15_
 
 pub struct CommandService {
     handler: CommandHandler,
+    /// URI schemes an attachment's `storage_uri` may use (lower case).
+    storage_schemes: Vec<String>,
 }
 
 impl CommandService {
-    pub fn new(handler: CommandHandler) -> Self {
-        Self { handler }
+    pub fn new(handler: CommandHandler, storage_schemes: Vec<String>) -> Self {
+        Self {
+            handler,
+            storage_schemes,
+        }
     }
 
     async fn run(
@@ -92,8 +97,7 @@ fn new_aggregate_id<T>(
     command_id: &str,
 ) -> Result<Uuid, Status> {
     if !client_id.is_empty() {
-        return Uuid::parse_str(client_id)
-            .map_err(|_| errors::invalid_argument(field, "must be a UUID"));
+        return Uuid::parse_str(client_id).map_err(|_| unusable_id(field));
     }
     let tenant = identity(request)?.tenant_id;
     let command_id = parse_command_id(command_id)?;
@@ -101,6 +105,12 @@ fn new_aggregate_id<T>(
         namespace,
         format!("{tenant}/{command_id}").as_bytes(),
     ))
+}
+
+/// The one answer to a client-chosen id that cannot be used, malformed or another tenant's
+/// alike, so that the answer tells nothing about other tenants.
+fn unusable_id(field: &str) -> Status {
+    errors::invalid_argument(field, "must be a UUID no other aggregate uses")
 }
 
 /// What every command request except creation carries besides its command.
@@ -342,9 +352,20 @@ impl WorkflowCommandService for CommandService {
         request: Request<pb::AttachDocumentRequest>,
     ) -> Result<Response<pb::CommandResult>, Status> {
         self.execute(request, |body| {
-            Ok(WorkflowCommand::AttachDocument {
-                attachment: proto::convert::attachment("attachment", body.attachment.as_ref())?,
-            })
+            let attachment = proto::convert::attachment("attachment", body.attachment.as_ref())?;
+            // Clients follow the URI to download the document: only the storage the deployment
+            // uses, never `javascript:`, `file:` or an internal `http:` address.
+            if !self
+                .storage_schemes
+                .iter()
+                .any(|scheme| scheme == attachment.storage_scheme())
+            {
+                return Err(ValidationError::new(
+                    "attachment.storage_uri",
+                    format!("scheme must be one of: {}", self.storage_schemes.join(", ")),
+                ));
+            }
+            Ok(WorkflowCommand::AttachDocument { attachment })
         })
         .await
     }
@@ -472,9 +493,7 @@ fn due_date(field: &str, raw: &str) -> Result<Option<NaiveDate>, ValidationError
     if raw.is_empty() {
         return Ok(None);
     }
-    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .map(Some)
-        .map_err(|_| ValidationError::new(field, "must be a date as YYYY-MM-DD"))
+    workflow_domain::parse_date(field, raw).map(Some)
 }
 
 fn invalid(error: ValidationError) -> Status {
@@ -536,6 +555,8 @@ fn to_status(error: HandleError) -> Status {
             current_version, ..
         } => errors::conflict(error.to_string(), current_version),
         HandleError::CommandIdReused => errors::invalid_argument("command_id", &error.to_string()),
+        // Named as the create requests name the id: `workflow_id`, `definition_id`.
+        HandleError::IdUnavailable { aggregate } => unusable_id(&format!("{aggregate}_id")),
         HandleError::Store(store) if store.is_unavailable() => {
             tracing::warn!(error = %store, "event store unavailable");
             errors::status(

@@ -77,7 +77,6 @@ impl Caller {
 mod tests {
     use super::*;
     use platform::auth::Identity;
-    use platform::settings::{Secret, LOCAL_JWT_SECRET};
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         pairs
@@ -116,7 +115,7 @@ mod tests {
 
     #[test]
     fn verified_callers_forward_the_header_unchanged_with_the_correlation_id() {
-        let jwt = Jwt::new(&Secret::new(LOCAL_JWT_SECRET.into()), "ringiflow");
+        let jwt = Jwt::local_development();
         let identity = Identity {
             tenant_id: "acme".into(),
             user_id: "alice".into(),
@@ -125,7 +124,7 @@ mod tests {
         };
         let authorization = format!(
             "Bearer {}",
-            jwt.issue(&identity, chrono::Duration::hours(1))
+            jwt.issue(&identity, chrono::Duration::hours(1)).unwrap()
         );
         let id = Uuid::new_v4();
         let incoming = Incoming::from_headers(&headers(&[
@@ -145,7 +144,7 @@ mod tests {
 
     #[test]
     fn missing_or_bad_tokens_are_unauthenticated() {
-        let jwt = Jwt::new(&Secret::new(LOCAL_JWT_SECRET.into()), "ringiflow");
+        let jwt = Jwt::local_development();
         for pairs in [
             &[][..],
             &[("authorization", "Bearer nope")][..],

@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     if let Some(Command::Token(token)) = &settings.command {
         // Telemetry stays off so stdout carries nothing but the token for scripts to capture.
-        println!("{}", token.issue(&settings.auth));
+        println!("{}", token.issue(&settings.auth)?);
         return Ok(());
     }
     platform::telemetry::init(&settings.telemetry);

@@ -60,17 +60,17 @@ pub struct TokenArgs {
 }
 
 impl TokenArgs {
-    pub fn issue(&self, auth: &AuthSettings) -> String {
+    pub fn issue(&self, auth: &AuthSettings) -> anyhow::Result<String> {
         let identity = Identity {
             tenant_id: self.tenant.clone(),
             user_id: self.user.clone(),
             display_name: self.name.clone(),
             roles: self.roles.clone(),
         };
-        auth.jwt().issue(
+        Ok(auth.jwt()?.issue(
             &identity,
             chrono::Duration::hours(i64::from(self.ttl_hours)),
-        )
+        )?)
     }
 }
 
@@ -90,15 +90,25 @@ mod tests {
     #[test]
     fn issued_tokens_verify_with_the_same_settings() {
         let settings = Settings::try_parse_from([
-            "gateway", "token", "--tenant", "acme", "--user", "alice", "--name", "Alice", "--role",
+            "gateway",
+            "--allow-dev-jwt-secret",
+            "true",
+            "token",
+            "--tenant",
+            "acme",
+            "--user",
+            "alice",
+            "--name",
+            "Alice",
+            "--role",
             "admin",
         ])
         .unwrap();
         let Some(Command::Token(args)) = &settings.command else {
             panic!("token subcommand expected")
         };
-        let token = args.issue(&settings.auth);
-        let identity = settings.auth.jwt().verify(&token).unwrap();
+        let token = args.issue(&settings.auth).unwrap();
+        let identity = settings.auth.jwt().unwrap().verify(&token).unwrap();
         assert_eq!(
             (identity.tenant_id.as_str(), identity.user_id.as_str()),
             ("acme", "alice")

@@ -20,7 +20,7 @@ impl Application {
     /// Binds the listener; backends are connected lazily, so this succeeds while they are down.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let backends = Backends::connect_lazy(&settings.command_url, &settings.query_url)?;
-        let jwt = settings.auth.jwt();
+        let jwt = settings.auth.jwt()?;
         let schema = schema::build(backends.clone(), jwt.clone());
         let router = http_stack::router(schema, backends, jwt);
         let listener = TcpListener::bind(settings.listen_addr)

@@ -119,7 +119,7 @@ impl DeadlineWatcher {
         Ok(Self {
             pool,
             client: WorkflowCommandServiceClient::new(channel),
-            tokens: Tokens::new(settings.auth.jwt()),
+            tokens: Tokens::new(settings.auth.jwt()?)?,
             interval: Duration::from_millis(settings.deadline_scan_interval_ms),
             batch: settings.deadline_batch,
             shutdown,
@@ -271,11 +271,21 @@ struct Tokens {
 }
 
 impl Tokens {
-    fn new(jwt: Jwt) -> Self {
-        Self {
+    /// Fails at start rather than at the first overdue step when the settings cannot sign
+    /// (a deployment that verifies with a public key only) or sign this long.
+    fn new(jwt: Jwt) -> anyhow::Result<Self> {
+        let probe = Identity {
+            tenant_id: "probe".to_owned(),
+            user_id: WATCHER_USER_ID.to_owned(),
+            display_name: WATCHER_NAME.to_owned(),
+            roles: vec![],
+        };
+        jwt.issue(&probe, TOKEN_TTL)
+            .map_err(|e| anyhow::anyhow!("the deadline watcher cannot sign its tokens: {e}"))?;
+        Ok(Self {
             jwt,
             by_tenant: HashMap::new(),
-        }
+        })
     }
 
     fn bearer(&mut self, tenant_id: &str) -> MetadataValue<Ascii> {
@@ -291,7 +301,10 @@ impl Tokens {
             display_name: WATCHER_NAME.to_owned(),
             roles: vec![Role::SYSTEM.to_owned()],
         };
-        let token = self.jwt.issue(&identity, TOKEN_TTL);
+        let token = self
+            .jwt
+            .issue(&identity, TOKEN_TTL)
+            .expect("checked at start: the settings sign tokens of this lifetime");
         let header: MetadataValue<Ascii> = format!("Bearer {token}")
             .parse()
             .expect("a jwt is base64url and dots, always a valid header value");

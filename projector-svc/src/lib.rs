@@ -39,6 +39,16 @@ use uuid::Uuid;
 /// in grpc.health.v1, turned NOT_SERVING when shutdown begins.
 const SERVICES: &[&str] = &[""];
 
+/// A grpc.health.v1 service name that is SERVING while the read model is complete and
+/// NOT_SERVING while any workflow is parked after a dead letter: what a monitor asks about.
+/// The projector itself stays healthy (""), so probes do not restart it over data that a person
+/// has to look at.
+pub const READ_MODEL_HEALTH: &str = "ringiflow.projector.v1.ReadModel";
+
+/// How often the read model's completeness is looked at; `dlq replay` in another process may
+/// unpark workflows at any time.
+const READ_MODEL_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "projector-svc",
@@ -251,17 +261,57 @@ impl Application {
         tracing::info!(port = self.port, "projector-svc health endpoint serving");
         let health = tokio::spawn(platform::grpc::serve(
             self.router,
-            self.reporter,
+            self.reporter.clone(),
             SERVICES,
             self.listener,
             self.shutdown.clone(),
         ));
         let watcher = self.watcher.map(|watcher| tokio::spawn(watcher.run()));
+        let completeness = tokio::spawn(report_completeness(
+            self.pool.clone(),
+            self.reporter.clone(),
+            self.shutdown.clone(),
+        ));
         self.projector.run(&self.shutdown).await;
+        completeness
+            .await
+            .context("read-model health task panicked")?;
         if let Some(watcher) = watcher {
             watcher.await.context("deadline watcher task panicked")?;
         }
         self.pool.close().await;
         health.await.context("health endpoint task panicked")?
+    }
+}
+
+/// Keeps [`READ_MODEL_HEALTH`] up to date until shutdown.
+async fn report_completeness(pool: PgPool, reporter: HealthReporter, shutdown: CancellationToken) {
+    use tonic_health::ServingStatus;
+    let mut reported = None;
+    while !shutdown.is_cancelled() {
+        match read_model::parked_count(&pool).await {
+            Ok(parked) => {
+                let status = if parked == 0 {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                if reported != Some(status) {
+                    if parked > 0 {
+                        tracing::error!(
+                            parked,
+                            "workflows are parked after dead letters; see `projector-svc dlq list`"
+                        );
+                    }
+                    reporter.set_service_status(READ_MODEL_HEALTH, status).await;
+                    reported = Some(status);
+                }
+            }
+            Err(error) => tracing::warn!(error = %error, "cannot count parked workflows"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(READ_MODEL_HEALTH_INTERVAL) => {}
+        }
     }
 }

@@ -103,9 +103,14 @@ impl Projector {
     }
 
     /// Applies a batch: runs of plain applies share one read-model transaction (one commit for
-    /// many events, each in its own savepoint); a message that needs more — undecodable,
-    /// contradicting, parked — ends the run and goes through [`Self::process`] alone, after
-    /// what came before it committed, so order within the partition is kept.
+    /// many events); a message that needs more — undecodable, contradicting, parked — ends the
+    /// run and goes through [`Self::process`] alone, after what came before it committed, so
+    /// order within the partition is kept.
+    ///
+    /// A run the database refuses as a whole (one of its events carries a value the read model
+    /// cannot store) is narrowed down: the rest of the batch goes through [`Self::process`] one
+    /// message at a time, which dead-letters just the offending event and parks its aggregate,
+    /// while every other event, and every other tenant, carries on.
     async fn process_batch(
         &self,
         batch: &[BorrowedMessage<'_>],
@@ -113,7 +118,28 @@ impl Projector {
     ) -> Result<(), Interrupted> {
         let mut rest = batch;
         while !rest.is_empty() {
-            let applied = retry!(shutdown, "apply events", self.apply_run(rest).await)?;
+            let applied = retry!(
+                shutdown,
+                "apply events",
+                match self.apply_run(rest).await {
+                    Err(error) if error.is_transient() => Err(error),
+                    settled => Ok(settled),
+                }
+            )?;
+            let applied = match applied {
+                Ok(applied) => applied,
+                Err(error) => {
+                    tracing::warn!(
+                        error = %error,
+                        messages = rest.len(),
+                        "the read model refused a run of events; applying them one at a time"
+                    );
+                    for message in rest {
+                        self.process(message, shutdown).await?;
+                    }
+                    return Ok(());
+                }
+            };
             rest = &rest[applied..];
             if let Some((special, tail)) = rest.split_first() {
                 self.process(special, shutdown).await?;
@@ -207,7 +233,12 @@ impl Projector {
                 );
                 return Ok(());
             }
-            Err(error) => (DeadLetterKind::Contradiction, error.to_string()),
+            Err(error @ ProjectionError::Contradiction { .. }) => {
+                (DeadLetterKind::Contradiction, error.to_string())
+            }
+            Err(error @ ProjectionError::Database(_)) => {
+                (DeadLetterKind::Refused, error.to_string())
+            }
         };
         let park = Park {
             aggregate_id: event.aggregate_id,

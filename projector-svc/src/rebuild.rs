@@ -12,10 +12,14 @@ use std::fmt;
 use std::process::ExitCode;
 use std::time::Instant;
 use uuid::Uuid;
-use workflow_domain::RecordedEvent;
+use workflow_domain::{Aggregate, RecordedEvent, Workflow};
 
 /// Events read and applied per shadow transaction.
 const BATCH: i64 = 1_000;
+
+/// The aggregate types the read model is built from; the store holds others too (definitions,
+/// and whatever later contexts append), which this projection never reads.
+const PROJECTED_TYPES: &[&str] = &[Workflow::TYPE];
 
 /// An event of the store the projection cannot apply.
 struct Failure {
@@ -76,6 +80,7 @@ impl Shadow {
         loop {
             let batch = store
                 .scan(
+                    PROJECTED_TYPES,
                     self.scope.tenant_id.as_deref(),
                     self.scope.aggregate_id,
                     after,
@@ -115,7 +120,7 @@ async fn catch_up(
         return Ok(());
     }
     let events = store
-        .after_versions(&behind)
+        .after_versions(PROJECTED_TYPES, &behind)
         .await
         .context("cannot read the event store")?;
     Ok(apply_all(conn, events, applied, failures).await?)

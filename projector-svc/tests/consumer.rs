@@ -4,26 +4,10 @@ mod support;
 
 use rdkafka::{Message, Offset};
 use std::time::Duration;
-use support::{created, event, harness};
+use support::{created, event, eventually, harness, health};
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 use uuid::Uuid;
 use workflow_domain::{Approver, RecordedEvent, StepNo, UserId, WorkflowEvent};
-
-/// grpc.health.v1 status of the whole server (the empty service name).
-async fn health(port: u16) -> ServingStatus {
-    let url = format!("http://127.0.0.1:{port}");
-    let channel = tonic::transport::Channel::from_shared(url).unwrap();
-    let mut client = HealthClient::new(channel.connect().await.expect("health endpoint reachable"));
-    let response = client
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap();
-    response.into_inner().status()
-}
 
 fn assigned() -> WorkflowEvent {
     WorkflowEvent::StepAssigned {
@@ -52,7 +36,12 @@ async fn events_are_applied_once_poison_is_set_aside_and_offsets_are_committed()
     let produced = 6;
 
     let running = h.start().await;
-    assert_eq!(health(running.port).await, ServingStatus::Serving);
+    assert_eq!(health(running.port, "").await, ServingStatus::Serving);
+    eventually("the read model reported complete", || async {
+        (health(running.port, projector_svc::READ_MODEL_HEALTH).await == ServingStatus::Serving)
+            .then_some(())
+    })
+    .await;
     h.wait_for_version(a, 3).await;
     h.wait_for_version(b, 1).await;
     running.stop().await;

@@ -8,6 +8,7 @@ use messaging::{encode, CE_SOURCE_COMMAND_SVC};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{Message, Offset};
 use support::{created, event, eventually, harness, printed, stdout};
+use tonic_health::pb::health_check_response::ServingStatus;
 use uuid::Uuid;
 use workflow_domain::{Approver, RecordedEvent, StepNo, UserId, WorkflowEvent};
 
@@ -270,5 +271,91 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
     ))
     .await;
     h.wait_for_version(a, 4).await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_the_read_database_refuses_stops_only_its_workflow() {
+    let h = harness().await;
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    // Decodes, and the fold accepts it, but PostgreSQL keeps no timestamp before 4713 BC: the
+    // kind of value that once froze every tenant's read side behind one retried batch.
+    let refused = event(
+        b,
+        3,
+        WorkflowEvent::StepAssigned {
+            step: StepNo::FIRST,
+            assignee: Approver::User(UserId::parse("user", "bob").unwrap()),
+            due_at: Some(chrono::DateTime::from_timestamp(-300_000_000_000, 0).unwrap()),
+        },
+    );
+    for message in [
+        event(a, 1, created()),
+        event(b, 1, created()),
+        event(b, 2, WorkflowEvent::Submitted {}),
+        refused.clone(),
+        event(
+            b,
+            4,
+            WorkflowEvent::Cancelled {
+                reason: None,
+                cancelled_by: UserId::parse("user", "alice").unwrap(),
+            },
+        ),
+        event(c, 1, created()),
+        event(a, 2, WorkflowEvent::Submitted {}),
+    ] {
+        h.publish(&message).await;
+    }
+    let running = h.start().await;
+
+    // Every other workflow, before and after it in the same batch, is applied.
+    h.wait_for_version(a, 2).await;
+    h.wait_for_version(c, 1).await;
+    eventually("everything committed", || async {
+        (h.committed_offset() == Offset::Offset(7)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.version_of(b).await,
+        2,
+        "nothing of b after the refused event"
+    );
+    assert!(parked(&h.pool, b).await.is_some(), "b is parked");
+    assert!(parked(&h.pool, a).await.is_none());
+
+    let dead = h.dead_letters(2).await;
+    let kinds: Vec<(Option<String>, Option<i64>)> = dead
+        .iter()
+        .map(|m| {
+            let read = DeadLetter::read(m);
+            (read.kind, read.original_offset)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some("refused".into()), Some(3)),
+            (Some("parked".into()), Some(4))
+        ]
+    );
+    let listed = h.command(&["dlq", "list"]).await;
+    assert!(listed.status.success(), "{}", printed(&listed));
+    assert!(
+        stdout(&listed).contains(&refused.event_id.to_string()),
+        "{}",
+        printed(&listed)
+    );
+    // The projector stays up; the read model says it is incomplete.
+    assert_eq!(
+        support::health(running.port, "").await,
+        ServingStatus::Serving
+    );
+    eventually("the read model reported incomplete", || async {
+        (support::health(running.port, projector_svc::READ_MODEL_HEALTH).await
+            == ServingStatus::NotServing)
+            .then_some(())
+    })
+    .await;
     running.stop().await;
 }

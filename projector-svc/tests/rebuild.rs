@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use support::{created, printed, stdout};
 use uuid::Uuid;
-use workflow_domain::{Approver, StepNo, UserId, WorkflowEvent};
+use workflow_domain::{
+    Aggregate, Approver, Definition, DefinitionEvent, DefinitionName, Route, StepNo, UserId,
+    WorkflowEvent,
+};
 
 struct Databases {
     store: EventStore,
@@ -286,4 +289,49 @@ async fn a_rebuild_while_the_live_projector_applies_loses_nothing() {
     running.stop().await;
     let verify = db.run(&["verify"]).await;
     assert!(verify.status.success(), "{}", printed(&verify));
+}
+
+#[tokio::test]
+async fn rebuild_and_verify_read_only_workflows_from_a_store_shared_with_other_aggregates() {
+    let db = databases().await;
+    let workflow = Uuid::new_v4();
+    db.append("acme", workflow, 0, &[created()]).await;
+    // A workflow definition, and an event of a type no build knows yet, in the same store.
+    db.store
+        .append(event_store::Append {
+            aggregate_type: Definition::TYPE,
+            aggregate_id: Uuid::new_v4(),
+            expected_version: 0,
+            events: &[DefinitionEvent::Created {
+                name: DefinitionName::parse("name", "出張申請").unwrap(),
+                route: Route::of_users("route", ["bob"]).unwrap(),
+            }],
+            metadata: &support::metadata("acme"),
+            command_type: "CreateDefinition",
+            occurred_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, version, event_type,
+                             schema_version, payload, metadata, occurred_at)
+         VALUES ($1, 'acme', 'invoice', $2, 1, 'InvoiceRaised', 1, '{}', '{}', now())",
+    )
+    .bind(Uuid::now_v7())
+    .bind(Uuid::new_v4())
+    .execute(db.store.pool())
+    .await
+    .unwrap();
+    db.project("acme", &[workflow]).await;
+
+    let verify = db.run(&["verify"]).await;
+    assert!(verify.status.success(), "{}", printed(&verify));
+    let rebuild = db.run(&["rebuild"]).await;
+    assert!(rebuild.status.success(), "{}", printed(&rebuild));
+    assert!(
+        stdout(&rebuild).contains("switched 1 workflows"),
+        "{}",
+        printed(&rebuild)
+    );
+    assert_eq!(get(&db.read, "acme", workflow).await.version, 1);
 }

@@ -77,7 +77,7 @@ impl Application {
         let (router, reporter) = platform::grpc::router(SERVICES).await?;
         let queries = WorkflowQueryServiceServer::with_interceptor(
             service::QueryService::new(pool.clone(), freshness, events),
-            GrpcAuth(Arc::new(settings.auth.jwt())),
+            GrpcAuth(Arc::new(settings.auth.jwt()?)),
         );
         let router = router.add_service(queries);
         let listener = TcpListener::bind(settings.listen_addr)

@@ -37,6 +37,8 @@ async fn spawn_app() -> TestApp {
         "127.0.0.1:0",
         "--read-database-url",
         &url,
+        "--allow-dev-jwt-secret",
+        "true",
     ]);
     let shutdown = CancellationToken::new();
     let app = Application::build(settings.clone(), shutdown.clone())
@@ -84,7 +86,9 @@ impl TestApp {
             .settings
             .auth
             .jwt()
-            .issue(&identity, chrono::Duration::hours(1));
+            .unwrap()
+            .issue(&identity, chrono::Duration::hours(1))
+            .unwrap();
         let mut request = tonic::Request::new(message);
         request
             .metadata_mut()

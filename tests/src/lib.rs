@@ -11,7 +11,6 @@ pub mod process;
 
 use clap::Parser;
 use platform::auth::{Identity, Jwt};
-use platform::settings::{Secret, LOCAL_JWT_SECRET};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::time::Duration;
@@ -51,9 +50,12 @@ fn init_logs() {
     }
 }
 
+/// A service's settings from `args`, signing and verifying with the public development
+/// secret as the local stack does.
 fn settings<S: Parser>(name: &str, args: &[(&str, &str)]) -> S {
     let argv = std::iter::once(name.to_owned()).chain(
         args.iter()
+            .chain(&[("allow-dev-jwt-secret", "true")])
             .flat_map(|(flag, value)| [format!("--{flag}"), (*value).to_owned()]),
     );
     S::try_parse_from(argv).unwrap_or_else(|e| panic!("{name} settings: {e}"))
@@ -165,7 +167,7 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
         brokers: brokers.to_owned(),
         event_store,
         read_db,
-        jwt: Jwt::new(&Secret::new(LOCAL_JWT_SECRET.to_owned()), "ringiflow"),
+        jwt: Jwt::local_development(),
         http: reqwest::Client::new(),
         shutdown,
         tasks,
@@ -222,7 +224,9 @@ impl TestStack {
             display_name: format!("{user} san"),
             roles: roles.iter().map(|role| (*role).to_owned()).collect(),
         };
-        self.jwt.issue(&identity, chrono::Duration::hours(1))
+        self.jwt
+            .issue(&identity, chrono::Duration::hours(1))
+            .expect("the development secret signs")
     }
 
     /// Runs the mutation `name(input: $input) { workflowId version }` with `input`.

@@ -89,6 +89,8 @@ impl Service {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
+            // Every service of the suite signs and verifies with the public development secret.
+            .env("RINGIFLOW_ALLOW_DEV_JWT_SECRET", "true")
             .envs(&self.env)
             .stdin(Stdio::null());
         if std::env::var_os("TEST_LOG").is_none() {

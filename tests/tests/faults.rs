@@ -257,10 +257,7 @@ impl ProcessStack {
 #[tokio::test]
 async fn killing_services_at_random_loses_no_acknowledged_command() {
     let mut stack = ProcessStack::start().await;
-    let jwt = platform::auth::Jwt::new(
-        &platform::settings::Secret::new(platform::settings::LOCAL_JWT_SECRET.to_owned()),
-        "ringiflow",
-    );
+    let jwt = platform::auth::Jwt::local_development();
     let token = |user: &str| {
         jwt.issue(
             &platform::auth::Identity {
@@ -271,6 +268,7 @@ async fn killing_services_at_random_loses_no_acknowledged_command() {
             },
             chrono::Duration::hours(1),
         )
+        .expect("the development secret signs")
     };
     let alice = CommandClient::new(stack.command_port, &token("alice"));
     let bob = CommandClient::new(stack.command_port, &token("bob"));

@@ -17,7 +17,10 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 use workflow_domain::{Aggregate, EventMetadata, RecordedEvent, Workflow, WorkflowEvent};
 
-pub use outbox::{OutboxConnection, OUTBOX_CHANNEL};
+pub use outbox::{
+    OutboxConnection, PendingEvent, UnreadableEvent, LEADER_CALL_TIMEOUT, LEADER_IDLE_TIMEOUT,
+    OUTBOX_CHANNEL,
+};
 pub use scan::ScannedEvent;
 pub use snapshot::Snapshot;
 pub use upcast::{UpcastError, Upcaster, UPCASTERS};
@@ -28,6 +31,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database did not answer in time (see `outbox::LEADER_CALL_TIMEOUT`).
+    #[error("the database did not answer in time")]
+    TimedOut,
     #[error("stored event {event_id} cannot be read: {problem}")]
     Corrupt { event_id: Uuid, problem: String },
     /// The event's payload version is one this build has no upcaster chain to: written by a
@@ -45,12 +51,13 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            )
+            StoreError::TimedOut
+                | StoreError::Database(
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                )
         )
     }
 }
@@ -60,6 +67,10 @@ pub enum AppendError {
     /// Another writer appended first; the aggregate is now at `current_version`.
     #[error("expected version {expected}, but the aggregate is at version {current_version}")]
     Conflict { expected: i64, current_version: i64 },
+    /// A new aggregate's id is another tenant's. Its caller must answer as it would for any
+    /// unusable id: anything else (a conflict, a version) would confirm that it exists.
+    #[error("the aggregate id is not available")]
+    IdUnavailable,
     /// This command id was already handled (by a concurrent retry); here is its result.
     #[error("command already processed")]
     DuplicateCommand(CommandRecord),
@@ -260,6 +271,10 @@ impl EventStore {
                 let current_version = self
                     .current_version(&append.metadata.tenant_id, append.aggregate_id)
                     .await?;
+                // Creating, and the tenant sees nothing there: the id is another tenant's.
+                if append.expected_version == 0 && current_version == 0 {
+                    return Err(AppendError::IdUnavailable);
+                }
                 Err(AppendError::Conflict {
                     expected: append.expected_version,
                     current_version,
@@ -277,7 +292,7 @@ impl EventStore {
     }
 
     /// As the tenant sees it: an id taken by another tenant's aggregate is at version 0 for
-    /// everyone else, so a conflict on it reveals nothing of that aggregate.
+    /// everyone else.
     async fn current_version(
         &self,
         tenant_id: &str,

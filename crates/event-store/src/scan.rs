@@ -1,5 +1,7 @@
-//! Whole-store reads for re-projection and verification: every event in (aggregate, version)
-//! order, through the same upcasting read path as every other reader.
+//! Whole-store reads for re-projection and verification: every event of the aggregate types a
+//! projection asks for, in (aggregate, version) order, through the same upcasting read path as
+//! every other reader. Other types' events are never read, so a store shared by many kinds of
+//! aggregate (definitions, later contexts, types this build does not know) rebuilds fine.
 
 use crate::{recorded_event, EventStore, StoreError, SELECT_EVENTS};
 use sqlx::QueryBuilder;
@@ -17,11 +19,13 @@ pub struct ScannedEvent {
 }
 
 impl EventStore {
-    /// Up to `limit` events after `after` in (aggregate, version) order, limited to a tenant
-    /// and/or an aggregate when given. Keyset pagination on `UNIQUE (aggregate_id, version)`:
-    /// every batch costs the same however far into the store it is.
+    /// Up to `limit` events of `aggregate_types` after `after` in (aggregate, version) order,
+    /// limited to a tenant and/or an aggregate when given. Keyset pagination on
+    /// `UNIQUE (aggregate_id, version)`: every batch costs the same however far into the store
+    /// it is.
     pub async fn scan(
         &self,
+        aggregate_types: &[&str],
         tenant_id: Option<&str>,
         aggregate_id: Option<Uuid>,
         after: (Uuid, i64),
@@ -33,6 +37,8 @@ impl EventStore {
             .push_bind(after.0)
             .push(", ")
             .push_bind(after.1)
+            .push(") AND aggregate_type = ANY(")
+            .push_bind(aggregate_types)
             .push(")");
         if let Some(tenant) = tenant_id {
             query.push(" AND tenant_id = ").push_bind(tenant);
@@ -47,9 +53,11 @@ impl EventStore {
         Ok(rows.iter().map(|row| self.scanned(row)).collect())
     }
 
-    /// The events of each given aggregate after the given version, in (aggregate, version) order.
+    /// The events of `aggregate_types` of each given aggregate after the given version, in
+    /// (aggregate, version) order.
     pub async fn after_versions(
         &self,
+        aggregate_types: &[&str],
         known: &[(Uuid, i64)],
     ) -> Result<Vec<ScannedEvent>, StoreError> {
         let (ids, versions): (Vec<Uuid>, Vec<i64>) = known.iter().copied().unzip();
@@ -58,10 +66,12 @@ impl EventStore {
                  SELECT e.aggregate_id, e.version FROM events e
                  JOIN UNNEST($1::uuid[], $2::bigint[]) AS known (aggregate_id, version)
                    ON e.aggregate_id = known.aggregate_id AND e.version > known.version)
+               AND aggregate_type = ANY($3)
              ORDER BY aggregate_id, version"
         ))
         .bind(ids)
         .bind(versions)
+        .bind(aggregate_types)
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(|row| self.scanned(row)).collect())

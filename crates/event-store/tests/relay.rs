@@ -49,7 +49,13 @@ async fn relay(pool: PgPool, run: Arc<Run>) -> usize {
             // Read the flag first: if every append had committed by then, an empty outbox
             // afterwards means everything is out.
             let appends_done = run.appends_done.load(SeqCst);
-            let pending = outbox.pending(7).await.unwrap();
+            let pending = outbox
+                .pending(7)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>();
             if pending.is_empty() && appends_done {
                 run.drained.store(true, SeqCst);
                 break;
@@ -174,7 +180,13 @@ async fn a_row_committed_late_below_a_published_position_is_still_published() {
         .await
         .unwrap()
         .expect("leads");
-    let first = outbox.pending(10).await.unwrap();
+    let first = outbox
+        .pending(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
     assert_eq!(
         first.iter().map(|e| e.aggregate_id).collect::<Vec<_>>(),
         [fast_id],
@@ -187,7 +199,13 @@ async fn a_row_committed_late_below_a_published_position_is_still_published() {
     outbox.mark_published(&[first[0].position]).await.unwrap();
 
     slow.commit().await.unwrap();
-    let second = outbox.pending(10).await.unwrap();
+    let second = outbox
+        .pending(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
     assert_eq!(
         second
             .iter()
@@ -195,4 +213,101 @@ async fn a_row_committed_late_below_a_published_position_is_still_published() {
             .collect::<Vec<_>>(),
         [(slow_id, slow_position)]
     );
+}
+
+/// A TCP proxy to PostgreSQL that can stop forwarding while keeping every connection open: a
+/// half-open connection, as after a network partition, that neither side sees closed.
+struct Blackhole {
+    address: std::net::SocketAddr,
+    frozen: Arc<AtomicBool>,
+}
+
+impl Blackhole {
+    async fn to(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let flag = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::pipe(client_read, server_write, flag.clone()));
+                tokio::spawn(Self::pipe(server_read, client_write, flag.clone()));
+            }
+        });
+        Self { address, frozen }
+    }
+
+    /// Forwards until frozen; then swallows what arrives and holds both ends open for good.
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: Arc<AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buffer = vec![0; 16 * 1024];
+        loop {
+            let read = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => read,
+            };
+            if frozen.load(SeqCst) {
+                let _held = (from, to);
+                return std::future::pending().await;
+            }
+            if to.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_leader_cut_off_by_a_half_open_connection_loses_leadership_within_seconds() {
+    let (url, pool) = test_support::fresh_database("relay_partition").await;
+    event_store::MIGRATOR.run(&pool).await.unwrap();
+    // The same database, reached through the proxy: host:port is what sits between @ and /.
+    let authority = url
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(authority, _)| authority.to_owned())
+        .expect("a test URL names user@host:port/database");
+    let blackhole = Blackhole::to(authority.clone()).await;
+    let proxied_url = url.replace(&authority, &blackhole.address.to_string());
+    let proxied = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&proxied_url)
+        .await
+        .unwrap();
+
+    let mut cut_off = OutboxConnection::try_lead(&proxied)
+        .await
+        .unwrap()
+        .expect("the first relay leads");
+    assert!(cut_off.pending(10).await.unwrap().is_empty());
+    assert!(
+        OutboxConnection::try_lead(&pool).await.unwrap().is_none(),
+        "a second relay waits while the first leads"
+    );
+
+    blackhole.frozen.store(true, SeqCst);
+    // The leader's own calls give up instead of waiting on the dead connection forever...
+    assert!(matches!(
+        cut_off.pending(10).await,
+        Err(event_store::StoreError::TimedOut)
+    ));
+    // ...and the server ends its idle session, releasing the lock, so a standby takes over.
+    let standby = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(leader) = OutboxConnection::try_lead(&pool).await.unwrap() {
+                return leader;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("a standby relay leads once the cut-off leader's session ends");
+    drop(standby);
 }

@@ -203,7 +203,13 @@ async fn the_outbox_hands_out_each_event_until_published_and_elects_one_relay() 
         "a second relay must wait"
     );
 
-    let pending = leader.pending(10).await.unwrap();
+    let pending = leader
+        .pending(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
     let order: Vec<(Uuid, i64)> = pending
         .iter()
         .map(|e| (e.aggregate_id, e.version))
@@ -213,7 +219,13 @@ async fn the_outbox_hands_out_each_event_until_published_and_elects_one_relay() 
         .mark_published(&[pending[0].position, pending[1].position])
         .await
         .unwrap();
-    let rest = leader.pending(10).await.unwrap();
+    let rest = leader
+        .pending(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
     assert_eq!(
         rest.iter()
             .map(|e| (e.aggregate_id, e.version))
@@ -390,6 +402,9 @@ async fn published_rows_past_retention_are_deleted_in_batches_and_unpublished_ro
         .pending(10)
         .await
         .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>()
         .iter()
         .map(|e| e.position)
         .collect();
@@ -417,7 +432,17 @@ async fn published_rows_past_retention_are_deleted_in_batches_and_unpublished_ro
         positions[3..],
         "the recent and the unpublished rows stay"
     );
-    assert_eq!(outbox.pending(10).await.unwrap().len(), 2);
+    assert_eq!(
+        outbox
+            .pending(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .len(),
+        2
+    );
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(store.pool())
         .await

@@ -178,7 +178,7 @@ async fn old_payload_shapes_load_as_current_events_and_fold() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.event)
+        .map(|e| e.unwrap().event)
         .collect();
     assert_eq!(pending[..5], expected);
     assert_eq!(pending[5], created());
@@ -233,13 +233,17 @@ async fn appends_record_the_current_version_of_each_event_type() {
         .await
         .unwrap()
         .expect("leads");
-    assert!(matches!(
-        outbox.pending(10).await,
-        Err(StoreError::UnknownSchema {
-            schema_version: 4,
-            ..
-        })
-    ));
+    // The relay gets the row as unreadable, in its place, rather than an error for them all.
+    let pending = outbox.pending(10).await.unwrap();
+    let unreadable = pending
+        .iter()
+        .find_map(|row| row.as_ref().err())
+        .expect("the row of the unknown version is unreadable");
+    assert!(
+        unreadable.problem.contains("version 4"),
+        "{}",
+        unreadable.problem
+    );
 }
 
 #[tokio::test]

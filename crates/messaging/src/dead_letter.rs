@@ -9,9 +9,9 @@
 use crate::settings::{producer_config, KafkaSettings};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
+use rdkafka::{Message, Timestamp};
 use std::time::Duration;
 use uuid::Uuid;
 use workflow_domain::WorkflowEvent;
@@ -59,8 +59,13 @@ pub enum DeadLetterKind {
     UnknownEventType,
     /// Decodes, but contradicts what the consumer has already applied.
     Contradiction,
+    /// Decodes, but the consumer's database refuses to store one of its values.
+    Refused,
     /// Its aggregate was parked by an earlier dead letter; applying it would build on a hole.
     Parked,
+    /// The relay could not read it from the event store (see [`unpublishable`]): it never
+    /// reached the event topic. A build that can read it, then `rebuild`, resolves it.
+    Unpublishable,
 }
 
 impl DeadLetterKind {
@@ -69,7 +74,9 @@ impl DeadLetterKind {
             DeadLetterKind::Undecodable => "undecodable",
             DeadLetterKind::UnknownEventType => "unknown_event_type",
             DeadLetterKind::Contradiction => "contradiction",
+            DeadLetterKind::Refused => "refused",
             DeadLetterKind::Parked => "parked",
+            DeadLetterKind::Unpublishable => "unpublishable",
         }
     }
 
@@ -85,6 +92,55 @@ impl DeadLetterKind {
     }
 }
 
+/// What the event store says of an event outside its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredEnvelope<'a> {
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: Uuid,
+    pub tenant_id: &'a str,
+    pub version: i64,
+    pub position: i64,
+}
+
+/// The message a stored event the relay cannot read stands for on `topic`: its envelope as the
+/// usual CloudEvents headers and the stored JSON payload, so that it is dead-lettered, listed
+/// and parked like any other message. It never had a partition or an offset: the offset it
+/// reports is its event-store position.
+pub fn unpublishable(topic: &str, stored: StoredEnvelope<'_>, payload: Vec<u8>) -> OwnedMessage {
+    let event_id = stored.event_id.to_string();
+    let aggregate_id = stored.aggregate_id.to_string();
+    let version = stored.version.to_string();
+    let position = stored.position.to_string();
+    let headers = [
+        (CE_ID, event_id.as_str()),
+        (CE_TYPE, stored.event_type),
+        ("ce_subject", &aggregate_id),
+        (CE_TENANT, stored.tenant_id),
+        ("ce_aggregatetype", stored.aggregate_type),
+        (CE_VERSION, &version),
+        ("ce_position", &position),
+        ("content-type", "application/json"),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(Header {
+            key,
+            value: Some(value),
+        })
+    });
+    OwnedMessage::new(
+        Some(payload),
+        Some(aggregate_id.into_bytes()),
+        topic.to_owned(),
+        Timestamp::NotAvailable,
+        -1,
+        stored.position,
+        Some(headers),
+    )
+}
+
 /// Produces dead letters with the durable producer settings of the event topic itself.
 pub struct DeadLetterProducer {
     producer: FutureProducer,
@@ -94,10 +150,18 @@ pub struct DeadLetterProducer {
 impl DeadLetterProducer {
     /// A producer for the dead-letter topic of `settings.topic`.
     pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
-        Ok(Self {
-            producer: producer_config(settings).create()?,
+        Ok(Self::with_producer(
+            producer_config(settings).create()?,
+            settings,
+        ))
+    }
+
+    /// Sharing a producer already made with [`producer_config`] (the relay's).
+    pub fn with_producer(producer: FutureProducer, settings: &KafkaSettings) -> Self {
+        Self {
+            producer,
             topic: topic_for(&settings.topic),
-        })
+        }
     }
 
     pub fn topic(&self) -> &str {
@@ -251,8 +315,6 @@ impl DeadLetter {
 mod tests {
     use super::*;
     use crate::{encode, CE_SOURCE_COMMAND_SVC};
-    use rdkafka::message::OwnedMessage;
-    use rdkafka::Timestamp;
     use workflow_domain::{EventMetadata, RecordedEvent};
 
     fn original() -> (RecordedEvent, OwnedMessage) {
@@ -349,6 +411,36 @@ mod tests {
         assert_eq!(read.envelope, Envelope::default());
         assert_eq!(read.kind.as_deref(), Some("undecodable"));
         assert_eq!(read.original_offset, Some(9));
+    }
+
+    #[test]
+    fn an_event_the_relay_cannot_read_is_listed_like_any_dead_letter() {
+        let (aggregate_id, event_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let stored = StoredEnvelope {
+            event_id,
+            event_type: "WorkflowReopened",
+            aggregate_type: "workflow",
+            aggregate_id,
+            tenant_id: "acme",
+            version: 4,
+            position: 1234,
+        };
+        let message = unpublishable("events", stored, br#"{"why":"?"}"#.to_vec());
+        let headers = dead_letter_headers(
+            &message,
+            DeadLetterKind::Unpublishable,
+            "unknown variant",
+            Utc::now(),
+        );
+        let read = DeadLetter::read(&as_dead_letter(&message, headers));
+        assert_eq!(read.envelope.aggregate_id(), Some(aggregate_id));
+        assert_eq!(read.envelope.event_id(), Some(event_id));
+        assert_eq!(read.envelope.tenant_id.as_deref(), Some("acme"));
+        assert_eq!(read.envelope.aggregate_version, Some(4));
+        assert_eq!(read.kind.as_deref(), Some("unpublishable"));
+        assert_eq!(read.original_topic.as_deref(), Some("events"));
+        assert_eq!(read.original_offset, Some(1234), "the event-store position");
+        assert!(crate::decode(&message).is_err(), "not an event message");
     }
 
     #[test]

@@ -302,8 +302,7 @@ fn date_to_proto(date: &NaiveDate) -> String {
 }
 
 fn date(field: &str, raw: &str) -> Result<NaiveDate, ValidationError> {
-    NaiveDate::parse_from_str(raw, DATE_FORMAT)
-        .map_err(|_| ValidationError::new(field, "must be a date as YYYY-MM-DD"))
+    workflow_domain::parse_date(field, raw)
 }
 
 /// Through `SystemTime`, whose conversion keeps `nanos` non-negative before 1970 as the

@@ -39,25 +39,84 @@ impl std::str::FromStr for Secret {
     }
 }
 
-/// The local stack's signing secret. Only for development: deployments set their own.
+/// The local stack's signing secret. It is published in this file, so a service accepts it
+/// only when told it runs for development ([`AuthSettings::allow_dev_jwt_secret`]).
 pub const LOCAL_JWT_SECRET: &str = "ringiflow-local-development-secret-0123456789";
+
+pub const DEFAULT_JWT_ISSUER: &str = "ringiflow";
+pub const DEFAULT_JWT_AUDIENCE: &str = "ringiflow";
+pub const DEFAULT_JWT_MAX_LIFETIME_SECONDS: u32 = 12 * 3600;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthSettings {
-    /// HS256 secret that signs access tokens (at least 32 bytes).
-    #[arg(long, env = "RINGIFLOW_JWT_SECRET", default_value = LOCAL_JWT_SECRET, hide_default_value = true, hide_env_values = true)]
-    pub jwt_secret: Secret,
+    /// HS256 secret that signs and verifies access tokens (at least 32 bytes). Required unless
+    /// a public key verifies the tokens instead (or the development secret is allowed).
+    #[arg(long, env = "RINGIFLOW_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// Accept the built-in development secret, which is public: only for the local stack and
+    /// tests. Without it a service refuses to start with that secret.
+    #[arg(long, env = "RINGIFLOW_ALLOW_DEV_JWT_SECRET", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_dev_jwt_secret: bool,
+    /// Public key(s) that verify RS256/PS256/ES256/EdDSA tokens from an identity provider: a PEM
+    /// public key (RSA, EC P-256/P-384 or Ed25519) or a JWKS file (`{"keys": [...]}`, matched on
+    /// `kid`). Read at start.
+    #[arg(long, env = "RINGIFLOW_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
     /// Required `iss` claim of access tokens.
-    #[arg(long, env = "RINGIFLOW_JWT_ISSUER", default_value = "ringiflow")]
+    #[arg(long, env = "RINGIFLOW_JWT_ISSUER", default_value = DEFAULT_JWT_ISSUER)]
     pub jwt_issuer: String,
+    /// Required `aud` claim of access tokens.
+    #[arg(long, env = "RINGIFLOW_JWT_AUDIENCE", default_value = DEFAULT_JWT_AUDIENCE)]
+    pub jwt_audience: String,
+    /// Longest lifetime (`exp` - `iat`) of an accepted token, in seconds.
+    #[arg(long, env = "RINGIFLOW_JWT_MAX_LIFETIME_SECONDS", default_value_t = DEFAULT_JWT_MAX_LIFETIME_SECONDS,
+          value_parser = clap::value_parser!(u32).range(60..=7 * 24 * 3600))]
+    pub jwt_max_lifetime_seconds: u32,
 }
 
 impl AuthSettings {
-    pub fn jwt(&self) -> crate::auth::Jwt {
-        if self.jwt_secret.expose() == LOCAL_JWT_SECRET {
-            tracing::warn!("using the local development jwt secret; set RINGIFLOW_JWT_SECRET in any shared environment");
-        }
-        crate::auth::Jwt::new(&self.jwt_secret, &self.jwt_issuer)
+    /// The verifier (and, with a secret, issuer) these settings describe, or why they are
+    /// unsafe or unusable.
+    pub fn jwt(&self) -> Result<crate::auth::Jwt, crate::auth::JwtConfigError> {
+        use crate::auth::JwtConfigError;
+        let secret = match (&self.jwt_secret, self.allow_dev_jwt_secret) {
+            (Some(secret), false) if secret.expose() == LOCAL_JWT_SECRET => {
+                return Err(JwtConfigError::DevSecret)
+            }
+            (Some(secret), _) => Some(secret.clone()),
+            (None, true) => {
+                tracing::warn!(
+                    "using the public development jwt secret (RINGIFLOW_ALLOW_DEV_JWT_SECRET)"
+                );
+                Some(Secret::new(LOCAL_JWT_SECRET.to_owned()))
+            }
+            (None, false) if self.jwt_public_key_file.is_none() => {
+                return Err(JwtConfigError::NoKey)
+            }
+            (None, false) => None,
+        };
+        let public_keys = match &self.jwt_public_key_file {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|error| JwtConfigError::PublicKey {
+                    path: path.display().to_string(),
+                    problem: error.to_string(),
+                })?;
+                crate::auth::public_keys(&bytes).map_err(|problem| JwtConfigError::PublicKey {
+                    path: path.display().to_string(),
+                    problem,
+                })?
+            }
+            None => Vec::new(),
+        };
+        Ok(crate::auth::Jwt::new(
+            crate::auth::JwtPolicy {
+                issuer: self.jwt_issuer.clone(),
+                audience: self.jwt_audience.clone(),
+                max_lifetime: chrono::Duration::seconds(self.jwt_max_lifetime_seconds.into()),
+            },
+            secret.as_ref(),
+            public_keys,
+        ))
     }
 }
 
@@ -84,6 +143,50 @@ pub struct TelemetrySettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn auth(secret: Option<&str>, allow_dev: bool) -> AuthSettings {
+        AuthSettings {
+            jwt_secret: secret.map(|s| Secret::new(s.to_owned())),
+            allow_dev_jwt_secret: allow_dev,
+            jwt_public_key_file: None,
+            jwt_issuer: "ringiflow".into(),
+            jwt_audience: "ringiflow".into(),
+            jwt_max_lifetime_seconds: 3600,
+        }
+    }
+
+    #[test]
+    fn the_public_development_secret_needs_the_dev_flag() {
+        use crate::auth::JwtConfigError;
+        assert!(matches!(
+            auth(Some(LOCAL_JWT_SECRET), false).jwt(),
+            Err(JwtConfigError::DevSecret)
+        ));
+        assert!(matches!(
+            auth(None, false).jwt(),
+            Err(JwtConfigError::NoKey)
+        ));
+        let dev = auth(None, true).jwt().unwrap();
+        let explicit_dev = auth(Some(LOCAL_JWT_SECRET), true).jwt().unwrap();
+        let own = auth(Some("an-operator-chosen-secret-of-32-bytes"), false)
+            .jwt()
+            .unwrap();
+        let alice = crate::auth::Identity {
+            tenant_id: "acme".into(),
+            user_id: "alice".into(),
+            display_name: "Alice".into(),
+            roles: vec![],
+        };
+        let dev_token = dev.issue(&alice, chrono::Duration::minutes(5)).unwrap();
+        assert!(explicit_dev.verify(&dev_token).is_ok());
+        assert!(own.verify(&dev_token).is_err(), "the dev secret's tokens");
+        let mut with_missing_key = auth(None, false);
+        with_missing_key.jwt_public_key_file = Some("/nonexistent/key.pem".into());
+        assert!(matches!(
+            with_missing_key.jwt(),
+            Err(JwtConfigError::PublicKey { .. })
+        ));
+    }
 
     #[test]
     fn secrets_never_print() {

@@ -42,12 +42,18 @@ pub enum ProjectionError {
 }
 
 impl ProjectionError {
-    /// Whether applying the same event again later can succeed. A contradiction never will:
-    /// the event has to be set aside for a person to look at.
+    /// Whether to wait and apply the same event again, rather than set it aside (dead-letter
+    /// it) for a person to look at. Set aside are exactly the events to blame themselves: one
+    /// that contradicts the read model, or whose values the database refuses (a data exception
+    /// such as a date out of range, or an integrity violation).
+    ///
+    /// Everything else — the database away, overloaded or losing a race, but also a schema that
+    /// does not match this build — is waited out: it is not the event's fault, and
+    /// dead-lettering would set aside every event of every tenant until someone noticed.
     pub fn is_transient(&self) -> bool {
         match self {
-            ProjectionError::Database(error) => crate::is_transient(error),
             ProjectionError::Contradiction { .. } => false,
+            ProjectionError::Database(error) => !crate::refuses_the_data(error),
         }
     }
 }
@@ -727,6 +733,13 @@ pub async fn unpark(
     } else {
         Unpark::UnseenDeadLetters
     })
+}
+
+/// How many workflows are parked: while any is, the read model is knowingly incomplete.
+pub async fn parked_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM parked_aggregates")
+        .fetch_one(pool)
+        .await
 }
 
 /// The version the read model holds for a workflow of any tenant (`None`: not created yet).

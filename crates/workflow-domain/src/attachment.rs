@@ -91,6 +91,14 @@ impl Attachment {
     pub fn storage_uri(&self) -> &str {
         &self.storage_uri
     }
+
+    /// The scheme of `storage_uri`, e.g. `s3`. Which schemes a deployment accepts is its
+    /// configuration, checked at the edge: recorded history stays readable whatever it says.
+    pub fn storage_scheme(&self) -> &str {
+        self.storage_uri
+            .split_once("://")
+            .map_or("", |(scheme, _)| scheme)
+    }
 }
 
 /// A bare file name: whoever downloads it must not be tricked into another directory.
@@ -107,8 +115,8 @@ fn file_name(raw: &str) -> Result<String, &'static str> {
     if raw.contains(['/', '\\']) {
         return Err("must not contain / or \\");
     }
-    if raw.chars().any(char::is_control) {
-        return Err("must not contain control characters");
+    if let Some(message) = crate::values::hidden_character(raw, false) {
+        return Err(message);
     }
     Ok(raw.to_owned())
 }

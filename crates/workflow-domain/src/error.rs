@@ -16,9 +16,13 @@ pub enum DomainError {
     #[error("step {step} is decided by someone else")]
     NotApprover { step: u32 },
     /// Separation of duties: holding the step's role does not let applicants approve their
-    /// own request. (A route that names the applicant as a user approver is deliberate.)
+    /// own request.
     #[error("the applicant may not decide step {step} through a role")]
     ApplicantHoldsRole { step: u32 },
+    /// Separation of duties for user steps. A new route naming its applicant is refused as an
+    /// invalid `route[i].approver`; this is for routes pinned before that rule existed.
+    #[error("the applicant may not decide step {step}")]
+    ApplicantIsApprover { step: u32 },
     #[error("only participants of the workflow may {action}")]
     NotParticipant { action: &'static str },
     #[error("only administrators may {action}")]
@@ -58,6 +62,7 @@ impl DomainError {
             DomainError::NotApplicant { .. }
             | DomainError::NotApprover { .. }
             | DomainError::ApplicantHoldsRole { .. }
+            | DomainError::ApplicantIsApprover { .. }
             | DomainError::NotParticipant { .. }
             | DomainError::NotAdmin { .. }
             | DomainError::NotSystem => ErrorCode::PermissionDenied,

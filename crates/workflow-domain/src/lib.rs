@@ -23,8 +23,9 @@ pub use envelope::{EventMetadata, RecordedEvent};
 pub use error::DomainError;
 pub use route::{Approver, RawApprover, RawStep, Route, SlaHours, StepField, StepSpec};
 pub use values::{
-    Actor, Comment, CommentBody, DefinitionId, DefinitionName, Description, DisplayName, Priority,
-    Reason, Role, StepNo, TenantId, Title, UserId, ValidationError, WorkflowId,
+    parse_date, Actor, Comment, CommentBody, DefinitionId, DefinitionName, Description,
+    DisplayName, Priority, Reason, Role, StepNo, TenantId, Title, UserId, ValidationError,
+    WorkflowId, DATES,
 };
 pub use workflow::{
     Assignment, Decision, Draft, DraftChanges, Progress, Status, Workflow, WorkflowCommand,

@@ -173,6 +173,22 @@ impl Route {
         )
     }
 
+    /// Separation of duties: refuses a route naming `user` as a step's approver, pointing at
+    /// the first such step as `route[i].approver` (0-based, like the contracts' lists).
+    pub fn refuse_approver(&self, user: &UserId) -> Result<(), ValidationError> {
+        match self
+            .0
+            .iter()
+            .position(|spec| spec.approver == Approver::User(user.clone()))
+        {
+            Some(i) => Err(ValidationError::new(
+                format!("route[{i}].approver"),
+                "must not be the applicant (separation of duties)",
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub fn spec(&self, step: StepNo) -> Option<&StepSpec> {
         self.0.get(step.index()?)
     }

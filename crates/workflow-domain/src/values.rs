@@ -4,6 +4,7 @@
 //! Deserialising skips the checks on purpose: serde reads recorded history, which was parsed
 //! when it was first accepted and must stay readable even if a limit tightens later.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -35,6 +36,41 @@ macro_rules! display_inner {
     };
 }
 
+/// Characters that change how text is shown without being seen: bidirectional overrides and
+/// isolates (U+202E makes `exe.pdf` read as `fdp.exe`), zero-width spaces and joiners used to
+/// split words past filters, the BOM, line/paragraph separators that break one-line displays,
+/// and tag characters. ZWJ (U+200D) and ZWNJ (U+200C) stay allowed: emoji sequences and
+/// several scripts need them.
+pub(crate) fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'                   // Arabic letter mark
+            | '\u{180E}'             // Mongolian vowel separator
+            | '\u{200B}'             // zero-width space
+            | '\u{200E}'..='\u{200F}' // left-to-right / right-to-left marks
+            | '\u{2028}'..='\u{202E}' // separators, bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{206F}' // bidi isolates, deprecated format characters
+            | '\u{FEFF}'             // zero-width no-break space (BOM)
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+            | '\u{E0000}'..='\u{E007F}' // tags
+    )
+}
+
+/// Why `text` must be refused, if it holds a character no one means to type: a control
+/// character other than the line breaks and tabs prose may hold, or an invisible one.
+pub(crate) fn hidden_character(text: &str, prose: bool) -> Option<&'static str> {
+    text.chars().find_map(|c| {
+        if c.is_control() && !(prose && matches!(c, '\n' | '\r' | '\t')) {
+            Some("must not contain control characters")
+        } else if is_invisible_format(c) {
+            Some("must not contain invisible or text-direction characters")
+        } else {
+            None
+        }
+    })
+}
+
 fn bounded_text(field: &str, raw: &str, min: usize, max: usize) -> Result<String, ValidationError> {
     let text = raw.trim();
     let chars = text.chars().count();
@@ -47,15 +83,8 @@ fn bounded_text(field: &str, raw: &str, min: usize, max: usize) -> Result<String
             format!("must be at most {max} characters"),
         ));
     }
-    // Line breaks are fine in prose; other control characters are never intended.
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
+    if let Some(message) = hidden_character(text, true) {
+        return Err(ValidationError::new(field, message));
     }
     Ok(text.to_owned())
 }
@@ -122,11 +151,11 @@ fn identifier(field: &str, raw: &str, max_bytes: usize) -> Result<String, Valida
             format!("must be at most {max_bytes} bytes"),
         ));
     }
-    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain whitespace or control characters",
-        ));
+    if raw.chars().any(char::is_whitespace) {
+        return Err(ValidationError::new(field, "must not contain whitespace"));
+    }
+    if let Some(message) = hidden_character(raw, false) {
+        return Err(ValidationError::new(field, message));
     }
     Ok(raw.to_owned())
 }
@@ -172,6 +201,25 @@ impl Role {
     pub const ADMIN: &'static str = "admin";
     /// The deadline watcher's identity: the only caller allowed to escalate overdue steps.
     pub const SYSTEM: &'static str = "system";
+}
+
+/// The calendar dates RingiFlow accepts: four-digit years, as `YYYY-MM-DD` can spell them.
+/// Every store and client holds these (PostgreSQL's `date` starts in 4713 BC, JavaScript's
+/// `Date` ends in 275760), so an accepted date can never stall a reader downstream.
+pub const DATES: std::ops::RangeInclusive<NaiveDate> = NaiveDate::from_yo_opt(1, 1).expect("valid")
+    ..=NaiveDate::from_ymd_opt(9999, 12, 31).expect("valid");
+
+/// A `YYYY-MM-DD` date within [`DATES`]: the one way dates enter from the wire.
+pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, ValidationError> {
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| ValidationError::new(field, "must be a date as YYYY-MM-DD"))?;
+    if !DATES.contains(&date) {
+        return Err(ValidationError::new(
+            field,
+            "must be between 0001-01-01 and 9999-12-31",
+        ));
+    }
+    Ok(date)
 }
 
 macro_rules! uuid_newtype {

@@ -382,7 +382,12 @@ impl Workflow {
     ) -> Result<&Assignment, DomainError> {
         let current = self.waiting_at(step, action)?;
         match &current.assignee {
-            Approver::User(user) if *user == actor.user_id => Ok(current),
+            Approver::User(user) if *user == actor.user_id => {
+                if actor.user_id == self.applicant_id {
+                    return Err(DomainError::ApplicantIsApprover { step: step.get() });
+                }
+                Ok(current)
+            }
             Approver::Role(role) if actor.holds(role) => {
                 if actor.user_id == self.applicant_id {
                     return Err(DomainError::ApplicantHoldsRole { step: step.get() });
@@ -465,16 +470,19 @@ impl Aggregate for Workflow {
                     route,
                     definition,
                     due_date,
-                } => Ok(vec![WorkflowEvent::Created {
-                    title,
-                    description,
-                    priority,
-                    applicant_id: actor.user_id.clone(),
-                    applicant_name: actor.display_name.clone(),
-                    route,
-                    definition,
-                    due_date,
-                }]),
+                } => {
+                    route.refuse_approver(&actor.user_id)?;
+                    Ok(vec![WorkflowEvent::Created {
+                        title,
+                        description,
+                        priority,
+                        applicant_id: actor.user_id.clone(),
+                        applicant_name: actor.display_name.clone(),
+                        route,
+                        definition,
+                        due_date,
+                    }])
+                }
                 _ => Err(DomainError::NotFound {
                     aggregate: Self::TYPE,
                 }),

@@ -59,10 +59,9 @@ fn non_negative(field: &str, value: i32) -> async_graphql::Result<u32> {
 mod tests {
     use super::*;
     use platform::auth::Identity;
-    use platform::settings::{Secret, LOCAL_JWT_SECRET};
 
     fn jwt() -> Jwt {
-        Jwt::new(&Secret::new(LOCAL_JWT_SECRET.into()), "ringiflow")
+        Jwt::local_development()
     }
 
     /// Backends that refuse connections: reaching one would surface as UNAVAILABLE.
@@ -97,7 +96,7 @@ mod tests {
         };
         format!(
             "Bearer {}",
-            jwt().issue(&identity, chrono::Duration::hours(1))
+            jwt().issue(&identity, chrono::Duration::hours(1)).unwrap()
         )
     }
 

@@ -57,6 +57,8 @@ pub async fn harness() -> Harness {
         &group,
         "--health-addr",
         "127.0.0.1:0",
+        "--allow-dev-jwt-secret",
+        "true",
     ]);
     messaging::ensure_topic(&settings.kafka)
         .await
@@ -198,6 +200,25 @@ pub async fn command(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run projector-svc")
 }
 
+/// grpc.health.v1 status of `service` ("" is the whole server) on the health endpoint.
+pub async fn health(
+    port: u16,
+    service: &str,
+) -> tonic_health::pb::health_check_response::ServingStatus {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let url = format!("http://127.0.0.1:{port}");
+    let channel = tonic::transport::Channel::from_shared(url).unwrap();
+    let mut client = HealthClient::new(channel.connect().await.expect("health endpoint reachable"));
+    let response = client
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .unwrap();
+    response.into_inner().status()
+}
+
 /// Polls `probe` until it gives a value, for at most [`CATCH_UP`].
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
@@ -230,6 +251,17 @@ pub fn printed(output: &Output) -> String {
     )
 }
 
+/// The metadata of a fresh command by `alice` of `tenant`.
+pub fn metadata(tenant: &str) -> workflow_domain::EventMetadata {
+    workflow_domain::EventMetadata {
+        tenant_id: tenant.into(),
+        user_id: "alice".into(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: Uuid::new_v4(),
+        traceparent: None,
+    }
+}
+
 /// Appends one command's events to a workflow of `tenant` at `expected_version`, as `alice`:
 /// history written straight into the store, for tests that need one no command can make now.
 pub async fn append(
@@ -239,13 +271,7 @@ pub async fn append(
     expected_version: i64,
     events: &[workflow_domain::WorkflowEvent],
 ) {
-    let metadata = workflow_domain::EventMetadata {
-        tenant_id: tenant.into(),
-        user_id: "alice".into(),
-        correlation_id: Uuid::new_v4(),
-        causation_id: Uuid::new_v4(),
-        traceparent: None,
-    };
+    let metadata = metadata(tenant);
     store
         .append(event_store::Append {
             aggregate_type: "workflow",

@@ -27,6 +27,52 @@ fn text_is_trimmed_and_bounded_in_characters() {
 }
 
 #[test]
+fn text_refuses_characters_that_hide_or_reorder_what_is_shown() {
+    for hidden in [
+        "請求書\u{202E}fdp.exe", // right-to-left override
+        "\u{202A}embedded",
+        "\u{2066}isolated\u{2069}",
+        "出張\u{200B}申請", // zero-width space
+        "\u{FEFF}bom",
+        "a\u{2028}b", // line separator
+        "\u{200F}mark",
+        "tag\u{E0041}",
+    ] {
+        let error = Title::parse("title", hidden).unwrap_err();
+        assert_eq!(error.field, "title", "{hidden:?}");
+        assert!(UserId::parse("sub", hidden).is_err(), "{hidden:?}");
+        assert!(CommentBody::parse("body", hidden).is_err(), "{hidden:?}");
+    }
+    // Joiners that scripts and emoji need stay.
+    assert!(Title::parse("title", "家族 👩\u{200D}👩\u{200D}👧").is_ok());
+    assert!(Title::parse("title", "می\u{200C}خواهم").is_ok());
+}
+
+#[test]
+fn dates_stay_within_four_digit_years() {
+    assert_eq!(
+        parse_date("due_date", "2025-04-30").unwrap(),
+        date(2025, 4, 30)
+    );
+    assert_eq!(parse_date("due_date", "0001-01-01").unwrap(), date(1, 1, 1));
+    assert_eq!(
+        parse_date("due_date", "9999-12-31").unwrap(),
+        date(9999, 12, 31)
+    );
+    for out_of_range in ["-5000-01-01", "0000-12-31", "+10000-01-01"] {
+        let error = parse_date("due_date", out_of_range).unwrap_err();
+        assert_eq!(error.field, "due_date", "{out_of_range}");
+    }
+    for malformed in ["2025-02-30", "30/04/2025", ""] {
+        assert_eq!(
+            parse_date("due_date", malformed).unwrap_err().message,
+            "must be a date as YYYY-MM-DD",
+            "{malformed}"
+        );
+    }
+}
+
+#[test]
 fn identifiers_and_ids() {
     assert!(StepNo::parse("step", 0).is_err());
     assert_eq!(step(u32::MAX).next(), step(u32::MAX), "never overflows");

@@ -323,20 +323,6 @@ fn who_may_decide_a_step() {
     let delegated = with(at_step_1(), [by("bob", delegate(1, "dave"))]);
     let delegated_twice = with(delegated.clone(), [by("dave", delegate(1, "erin"))]);
     let role_delegated = with(at_step_2(), [by("mia:manager", delegate(2, "dave"))]);
-    let own_approver = vec![
-        by(
-            "alice",
-            WorkflowCommand::Create {
-                title: Title::parse("title", "備品購入").unwrap(),
-                description: Description::parse("description", "").unwrap(),
-                priority: Priority::Low,
-                route: route(&["alice", "@manager"]),
-                definition: None,
-                due_date: None,
-            },
-        ),
-        by("alice", WorkflowCommand::Submit),
-    ];
     let not_approver = |n| Some(DomainError::NotApprover { step: n });
     /// (case, given, actor, step, the error every decision fails with, or None if allowed)
     type Row = (
@@ -421,13 +407,6 @@ fn who_may_decide_a_step() {
             2,
             not_approver(2),
         ),
-        (
-            "the applicant named by the route",
-            own_approver,
-            "alice",
-            1,
-            None,
-        ),
         ("the delegate", delegated.clone(), "dave", 1, None),
         (
             "the assignee who delegated",
@@ -489,6 +468,50 @@ fn who_may_decide_a_step() {
                 Some(error) => assert_eq!(outcome.as_ref(), Err(error), "{name}: {command}"),
             }
         }
+    }
+}
+
+#[test]
+fn the_applicant_is_never_a_steps_approver() {
+    let own_route = |steps: &[&str]| WorkflowCommand::Create {
+        title: Title::parse("title", "備品購入").unwrap(),
+        description: Description::parse("description", "").unwrap(),
+        priority: Priority::Low,
+        route: route(steps),
+        definition: None,
+        due_date: None,
+    };
+    // At create (an ad-hoc route, or a definition's pinned one: both arrive as `route`).
+    let error = wf(&[], by("alice", own_route(&["@manager", "alice"]))).unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidArgument);
+    assert_eq!(error.field(), Some("route[1].approver"));
+    // Someone else may create the same route: alice is then an ordinary approver.
+    assert!(wf(&[], by("bob", own_route(&["@manager", "alice"]))).is_ok());
+
+    // A route pinned before the rule existed: recorded history, never decided again.
+    let old_history = [
+        WorkflowEvent::Created {
+            title: Title::parse("title", "備品購入").unwrap(),
+            description: Description::parse("description", "").unwrap(),
+            priority: Priority::Low,
+            applicant_id: uid("alice"),
+            applicant_name: DisplayName::parse("name", "ALICE").unwrap(),
+            route: route(&["alice", "@manager"]),
+            definition: None,
+            due_date: None,
+        },
+        WorkflowEvent::Submitted {},
+        assigned(1, user("alice"), None),
+    ];
+    let state = old_history
+        .iter()
+        .try_fold(None, |state, event| Workflow::evolve(state, event))
+        .unwrap();
+    for decide in DECISIONS {
+        let error =
+            Workflow::decide(state.as_ref(), &by("alice", ()).context(), decide(1)).unwrap_err();
+        assert_eq!(error, DomainError::ApplicantIsApprover { step: 1 });
+        assert_eq!(error.code(), ErrorCode::PermissionDenied);
     }
 }
 
@@ -1040,6 +1063,11 @@ fn errors_map_to_the_codes_clients_see_and_name_their_field() {
         ),
         (
             DomainError::ApplicantHoldsRole { step: 1 },
+            ErrorCode::PermissionDenied,
+            None,
+        ),
+        (
+            DomainError::ApplicantIsApprover { step: 1 },
             ErrorCode::PermissionDenied,
             None,
         ),
