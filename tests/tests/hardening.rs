@@ -186,3 +186,81 @@ async fn invisible_characters_and_foreign_storage_schemes_are_refused() {
             .ok();
     }
 }
+
+#[tokio::test]
+async fn a_stored_event_the_relay_cannot_read_is_dead_lettered_and_the_rest_flows() {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::Message;
+
+    let stack = spawn_stack().await;
+    let alice = stack.token("acme", "alice");
+    // Written by a newer build: a payload version this build has no upcaster for.
+    let (unreadable, event_id) = (Uuid::new_v4(), Uuid::now_v7());
+    let metadata = serde_json::to_value(workflow_domain::EventMetadata {
+        tenant_id: "acme".into(),
+        user_id: "alice".into(),
+        correlation_id: Uuid::new_v4(),
+        causation_id: Uuid::new_v4(),
+        traceparent: None,
+    })
+    .unwrap();
+    sqlx::query(
+        "WITH e AS (
+             INSERT INTO events (event_id, tenant_id, aggregate_type, aggregate_id, version,
+                                 event_type, schema_version, payload, metadata, occurred_at)
+             VALUES ($1, 'acme', 'workflow', $2, 1, 'WorkflowCreated', 99, '{}', $3, now())
+             RETURNING position)
+         INSERT INTO outbox (position) SELECT position FROM e",
+    )
+    .bind(event_id)
+    .bind(unreadable)
+    .bind(metadata)
+    .execute(&stack.event_store)
+    .await
+    .unwrap();
+
+    // Everything after it in the outbox still reaches the read side...
+    let id = stack.create_workflow(&alice, "出張申請", &["bob"]).await;
+    stack.workflow_at_version(&alice, &id, 1).await;
+
+    // ...and the unreadable event waits in the dead-letter topic, saying what it is.
+    let settings = messaging::KafkaSettings {
+        brokers: stack.brokers.clone(),
+        topic: messaging::dead_letter::topic_for(&stack.topic),
+        topic_partitions: 1,
+        topic_replication: 1,
+    };
+    let consumer: StreamConsumer =
+        messaging::consumer_config(&settings, &format!("test-{}", Uuid::new_v4()))
+            .create()
+            .unwrap();
+    consumer.subscribe(&[&settings.topic]).unwrap();
+    let dead = tokio::time::timeout(tests::CATCH_UP, async {
+        loop {
+            let message = consumer.recv().await.expect("dead-letter topic readable");
+            let read = messaging::dead_letter::DeadLetter::read(&message);
+            if read.envelope.event_id() == Some(event_id) {
+                return (read, message.payload().map(<[u8]>::to_vec));
+            }
+        }
+    })
+    .await
+    .expect("the unreadable event is dead-lettered");
+    let (read, payload) = dead;
+    assert_eq!(read.kind.as_deref(), Some("unpublishable"));
+    assert_eq!(read.envelope.aggregate_id(), Some(unreadable));
+    assert_eq!(read.envelope.tenant_id.as_deref(), Some("acme"));
+    assert!(
+        read.error
+            .as_deref()
+            .is_some_and(|error| error.contains("version 99")),
+        "{read:?}"
+    );
+    assert_eq!(payload.as_deref(), Some(&b"{}"[..]));
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&stack.event_store)
+            .await
+            .unwrap();
+    assert_eq!(unpublished, 0, "nothing is left behind in the outbox");
+}
