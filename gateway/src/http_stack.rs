@@ -2,15 +2,19 @@
 
 use crate::backends::Backends;
 use crate::caller::{Incoming, CORRELATION_ID};
+use crate::errors::http_error;
+use crate::rate_limit::RateLimitLayer;
 use crate::schema::{self, GatewaySchema};
 use async_graphql::http::GraphiQLSource;
+use async_graphql::ParseRequestError;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, StatusCode};
 use platform::auth::Jwt;
+use platform::errors::ErrorCode;
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -32,9 +36,15 @@ struct AppState {
     jwt: Jwt,
 }
 
-pub(crate) fn router(schema: GatewaySchema, backends: Backends, jwt: Jwt) -> Router {
+pub(crate) fn router(
+    schema: GatewaySchema,
+    backends: Backends,
+    jwt: Jwt,
+    rate_limit: RateLimitLayer,
+) -> Router {
     let routes = Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        // Only the API is rate limited: the orchestrator's probes must never be refused.
+        .route("/graphql", get(graphiql).post(graphql).layer(rate_limit))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(AppState {
@@ -66,10 +76,38 @@ fn with_middleware(routes: Router) -> Router {
     )
 }
 
+/// Why a body is not one GraphQL request, said without the parser's internals (its Rust
+/// types), as a GraphQL error like every other.
+struct BadRequest(ParseRequestError);
+
+impl From<ParseRequestError> for BadRequest {
+    fn from(error: ParseRequestError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        let message = match self.0 {
+            // One operation per request: the cost limits and the rate limit are per request,
+            // and a batch would multiply both. HTTP keep-alive makes separate requests cheap.
+            ParseRequestError::UnsupportedBatch => {
+                "batch requests are not supported; send one operation per request".to_owned()
+            }
+            ParseRequestError::InvalidRequest(error) => {
+                format!("the body is not a GraphQL request: {error}")
+            }
+            ParseRequestError::PayloadTooLarge => "the request body is too large".to_owned(),
+            _ => "the body is not a GraphQL request".to_owned(),
+        };
+        http_error(ErrorCode::InvalidArgument, &message)
+    }
+}
+
 async fn graphql(
     State(state): State<AppState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: GraphQLRequest<BadRequest>,
 ) -> impl IntoResponse {
     let incoming = Incoming::from_headers(&headers);
     let correlation_id = incoming.correlation_id();
