@@ -1315,3 +1315,28 @@ async fn filters_with_times_the_read_model_cannot_compare_are_refused_naming_the
         .unwrap();
     assert_eq!(page.total_count, 0);
 }
+
+#[tokio::test]
+async fn pooled_statements_time_out_in_postgresql_and_migrations_are_exempt() {
+    let (url, _) = test_support::fresh_database("statement_timeout").await;
+    let settings = read_model::DatabaseSettings {
+        read_database_url: url,
+        database_max_connections: 2,
+        database_statement_timeout_ms: 200,
+    };
+    let pool = settings.connect_migrated().await.unwrap();
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(timeout, "200ms");
+    let error = sqlx::query("SELECT pg_sleep(5)")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    let code = error.as_database_error().and_then(|error| error.code());
+    assert_eq!(code.as_deref(), Some("57014"), "query_canceled: {error}");
+    // The schema is there: the migrations ran on their own connection.
+    let page = list_workflows(&pool, "acme", None, 1, None).await.unwrap();
+    assert_eq!(page.total_count, 0);
+}
