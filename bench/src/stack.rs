@@ -347,10 +347,17 @@ impl Stack {
         let query_url = format!("http://127.0.0.1:{}", query.port());
         tasks.push(("query-svc", services.spawn(query.run_until_stopped())));
 
+        // The benchmark's two users send far more than a person could: the rate limits stay in
+        // the stack (their cost is measured) but never refuse.
+        let unlimited = || "1000000".to_owned();
         let args = vec![
             ("listen-addr", any_port),
             ("command-url", command_url.clone()),
             ("query-url", query_url.clone()),
+            ("rate-limit-per-second", unlimited()),
+            ("rate-limit-burst", unlimited()),
+            ("tenant-rate-limit-per-second", unlimited()),
+            ("tenant-rate-limit-burst", unlimited()),
         ];
         let gateway = services
             .run(gateway::Application::build(

@@ -2,9 +2,11 @@
 
 use http::{HeaderMap, HeaderValue};
 use platform::auth::{AuthError, Jwt};
+use platform::errors::ErrorCode;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::Status;
 use uuid::Uuid;
+use workflow_domain::Role;
 
 /// The header (HTTP) and metadata key (gRPC) that carries the correlation id.
 pub(crate) const CORRELATION_ID: &str = "x-correlation-id";
@@ -30,11 +32,23 @@ impl Incoming {
 
     /// Verifies the bearer token. Only a verified caller can build downstream requests, so no
     /// backend is ever called on behalf of an unauthenticated request.
+    ///
+    /// A token carrying the `system` role is refused (PERMISSION_DENIED: it is genuine, but not
+    /// for this door). Only internal callers act as `system`, such as the deadline watcher,
+    /// which calls command-svc directly with its own credential; through the public edge the
+    /// role would let whoever holds such a token escalate any tenant's steps.
     pub(crate) fn authenticate(&self, jwt: &Jwt) -> Result<Caller, Status> {
         let header = self.authorization.as_ref().ok_or(AuthError::Missing)?;
         let not_ascii = || AuthError::Invalid("authorization is not visible ascii".into());
         let header = header.to_str().map_err(|_| not_ascii())?;
-        jwt.verify_header(Some(header))?;
+        let identity = jwt.verify_header(Some(header))?;
+        if identity.roles.iter().any(|role| role == Role::SYSTEM) {
+            return Err(platform::errors::status(
+                ErrorCode::PermissionDenied,
+                "tokens with the system role are not accepted at the gateway",
+                Default::default(),
+            ));
+        }
         Ok(Caller {
             authorization: MetadataValue::try_from(header).map_err(|_| not_ascii())?,
             correlation_id: self.correlation_id,
@@ -140,6 +154,32 @@ mod tests {
             request.metadata().get(CORRELATION_ID).unwrap(),
             id.to_string().as_str()
         );
+    }
+
+    #[test]
+    fn tokens_with_the_system_role_are_refused() {
+        let jwt = Jwt::new(&Secret::new(LOCAL_JWT_SECRET.into()), "ringiflow");
+        for roles in [vec!["system"], vec!["admin", "system"]] {
+            let identity = Identity {
+                tenant_id: "acme".into(),
+                user_id: "deadline-watcher".into(),
+                display_name: "Deadline watcher".into(),
+                roles: roles.iter().map(|role| role.to_string()).collect(),
+            };
+            let authorization = format!(
+                "Bearer {}",
+                jwt.issue(&identity, chrono::Duration::hours(1))
+            );
+            let status = Incoming::from_headers(&headers(&[("authorization", &authorization)]))
+                .authenticate(&jwt)
+                .err()
+                .unwrap();
+            assert_eq!(
+                platform::errors::code_of(&status),
+                ErrorCode::PermissionDenied,
+                "{roles:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,15 +2,19 @@
 
 use crate::backends::Backends;
 use crate::caller::{Incoming, CORRELATION_ID};
+use crate::errors::http_error;
+use crate::rate_limit::RateLimitLayer;
 use crate::schema::{self, GatewaySchema};
 use async_graphql::http::GraphiQLSource;
+use async_graphql::ParseRequestError;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, StatusCode};
 use platform::auth::Jwt;
+use platform::errors::ErrorCode;
 use std::time::Duration;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -32,9 +36,15 @@ struct AppState {
     jwt: Jwt,
 }
 
-pub(crate) fn router(schema: GatewaySchema, backends: Backends, jwt: Jwt) -> Router {
+pub(crate) fn router(
+    schema: GatewaySchema,
+    backends: Backends,
+    jwt: Jwt,
+    rate_limit: RateLimitLayer,
+) -> Router {
     let routes = Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        // Only the API is rate limited: the orchestrator's probes must never be refused.
+        .route("/graphql", get(graphiql).post(graphql).layer(rate_limit))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(AppState {
@@ -66,10 +76,38 @@ fn with_middleware(routes: Router) -> Router {
     )
 }
 
+/// Why a body is not one GraphQL request, said without the parser's internals (its Rust
+/// types), as a GraphQL error like every other.
+struct BadRequest(ParseRequestError);
+
+impl From<ParseRequestError> for BadRequest {
+    fn from(error: ParseRequestError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        let message = match self.0 {
+            // One operation per request: the cost limits and the rate limit are per request,
+            // and a batch would multiply both. HTTP keep-alive makes separate requests cheap.
+            ParseRequestError::UnsupportedBatch => {
+                "batch requests are not supported; send one operation per request".to_owned()
+            }
+            ParseRequestError::InvalidRequest(error) => {
+                format!("the body is not a GraphQL request: {error}")
+            }
+            ParseRequestError::PayloadTooLarge => "the request body is too large".to_owned(),
+            _ => "the body is not a GraphQL request".to_owned(),
+        };
+        http_error(ErrorCode::InvalidArgument, &message)
+    }
+}
+
 async fn graphql(
     State(state): State<AppState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: GraphQLRequest<BadRequest>,
 ) -> impl IntoResponse {
     let incoming = Incoming::from_headers(&headers);
     let correlation_id = incoming.correlation_id();
@@ -107,5 +145,140 @@ async fn readyz(State(state): State<AppState>) -> StatusCode {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limit::RateLimiter;
+    use crate::settings::RateLimitSettings;
+    use axum::body::Body;
+    use platform::auth::Identity;
+    use platform::settings::{Secret, LOCAL_JWT_SECRET};
+    use serde_json::Value;
+    use tower::ServiceExt as _;
+
+    fn jwt() -> Jwt {
+        Jwt::new(&Secret::new(LOCAL_JWT_SECRET.into()), "ringiflow")
+    }
+
+    /// The gateway's routes with a user limit of `burst` requests, then one per second.
+    fn app(burst: u32) -> Router {
+        let backends = Backends::connect_lazy("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap();
+        let limiter = RateLimiter::new(&RateLimitSettings {
+            rate_limit_per_second: 1,
+            rate_limit_burst: burst,
+            tenant_rate_limit_per_second: 1_000,
+            tenant_rate_limit_burst: 1_000,
+        });
+        router(
+            schema::build(backends.clone(), jwt(), true),
+            backends,
+            jwt(),
+            RateLimitLayer::new(limiter, jwt()),
+        )
+    }
+
+    fn bearer(tenant: &str, user: &str) -> String {
+        let identity = Identity {
+            tenant_id: tenant.into(),
+            user_id: user.into(),
+            display_name: user.into(),
+            roles: vec![],
+        };
+        format!(
+            "Bearer {}",
+            jwt().issue(&identity, chrono::Duration::hours(1))
+        )
+    }
+
+    async fn post(
+        app: &Router,
+        authorization: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut request =
+            http::Request::post("/graphql").header("content-type", "application/json");
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.unwrap();
+        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (parts.status, parts.headers, body)
+    }
+
+    #[tokio::test]
+    async fn batches_and_bodies_that_are_no_graphql_request_are_invalid_arguments() {
+        let app = app(100);
+        let typename = r#"{"query":"{ __typename }"}"#;
+        let cases = [
+            (
+                format!("[{typename},{typename}]"),
+                "batch requests are not supported",
+            ),
+            ("{not json".to_owned(), "the body is not a GraphQL request"),
+            (
+                r#"{"query": 5}"#.to_owned(),
+                "the body is not a GraphQL request",
+            ),
+        ];
+        for (body, expected) in cases {
+            let (status, _, response) = post(&app, None, &body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            let error = &response["errors"][0];
+            assert_eq!(error["extensions"]["code"], "INVALID_ARGUMENT", "{body}");
+            let message = error["message"].as_str().unwrap();
+            assert!(message.starts_with(expected), "{message}");
+            assert!(!message.contains("Error("), "no Rust internals: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_user_past_the_limit_gets_429_with_retry_after_and_others_carry_on() {
+        let app = app(2);
+        let alice = bearer("acme", "alice");
+        let query = r#"{"query":"{ __typename }"}"#;
+        for _ in 0..2 {
+            let (status, _, response) = post(&app, Some(&alice), query).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(response["data"]["__typename"], "QueryRoot");
+        }
+        let (status, headers, response) = post(&app, Some(&alice), query).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[http::header::RETRY_AFTER], "1");
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"],
+            "RESOURCE_EXHAUSTED"
+        );
+
+        let (status, _, _) = post(&app, Some(&bearer("acme", "bob")), query).await;
+        assert_eq!(status, StatusCode::OK, "another user of the tenant");
+        let (status, _, _) = post(&app, Some(&bearer("globex", "alice")), query).await;
+        assert_eq!(status, StatusCode::OK, "another tenant");
+        let probe = http::Request::get("/healthz").body(Body::empty()).unwrap();
+        let status = app.clone().oneshot(probe).await.unwrap().status();
+        assert_eq!(status, StatusCode::OK, "probes are never limited");
+    }
+
+    #[tokio::test]
+    async fn requests_without_a_valid_token_share_their_clients_limit() {
+        let app = app(2);
+        let query = r#"{"query":"{ __typename }"}"#;
+        let forged = Some("Bearer forged");
+        assert_eq!(post(&app, None, query).await.0, StatusCode::OK);
+        assert_eq!(post(&app, forged, query).await.0, StatusCode::OK);
+        assert_eq!(
+            post(&app, forged, query).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let alice = bearer("acme", "alice");
+        assert_eq!(post(&app, Some(&alice), query).await.0, StatusCode::OK);
     }
 }

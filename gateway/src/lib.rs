@@ -7,9 +7,10 @@ mod backends;
 mod caller;
 mod errors;
 mod http_stack;
+mod rate_limit;
 mod schema;
 mod settings;
 mod startup;
 
-pub use settings::{Command, Settings, TokenArgs};
+pub use settings::{Command, RateLimitSettings, Settings, TokenArgs};
 pub use startup::Application;

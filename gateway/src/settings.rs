@@ -25,6 +25,17 @@ pub struct Settings {
         default_value = "http://127.0.0.1:50052"
     )]
     pub query_url: String,
+    /// Whether clients may introspect the schema (GraphiQL and code generators need it). Off
+    /// where the schema should not be advertised; queries work the same either way.
+    #[arg(
+        long,
+        env = "RINGIFLOW_GRAPHQL_INTROSPECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub graphql_introspection: bool,
+    #[command(flatten)]
+    pub rate_limits: RateLimitSettings,
     #[command(flatten)]
     pub auth: AuthSettings,
     #[command(flatten)]
@@ -32,6 +43,26 @@ pub struct Settings {
     /// Without a subcommand the gateway serves.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How many requests one caller may send (see `rate_limit`). Requests beyond either limit are
+/// answered with HTTP 429 and RESOURCE_EXHAUSTED.
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitSettings {
+    /// Requests per second one user (a token's tenant and `sub`) may send on average. Requests
+    /// without a valid token count per client address.
+    #[arg(long, env = "RINGIFLOW_RATE_LIMIT_PER_SECOND", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_second: u32,
+    /// Requests one user may send at once, after being idle.
+    #[arg(long, env = "RINGIFLOW_RATE_LIMIT_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: u32,
+    /// Requests per second all users of one tenant together may send on average: ten users at
+    /// their full rate, so one tenant cannot take every other tenant's share of the backends.
+    #[arg(long, env = "RINGIFLOW_TENANT_RATE_LIMIT_PER_SECOND", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tenant_rate_limit_per_second: u32,
+    /// Requests all users of one tenant together may send at once.
+    #[arg(long, env = "RINGIFLOW_TENANT_RATE_LIMIT_BURST", default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tenant_rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -85,6 +116,28 @@ mod tests {
         assert_eq!(settings.command_url, "http://127.0.0.1:50051");
         assert_eq!(settings.query_url, "http://127.0.0.1:50052");
         assert!(settings.command.is_none());
+        assert!(settings.graphql_introspection);
+        let limits = settings.rate_limits;
+        assert_eq!(
+            (limits.rate_limit_per_second, limits.rate_limit_burst),
+            (100, 200)
+        );
+        assert_eq!(
+            (
+                limits.tenant_rate_limit_per_second,
+                limits.tenant_rate_limit_burst
+            ),
+            (1_000, 2_000)
+        );
+    }
+
+    #[test]
+    fn introspection_can_be_switched_off_and_rates_must_be_positive() {
+        let settings =
+            Settings::try_parse_from(["gateway", "--graphql-introspection", "false"]).unwrap();
+        assert!(!settings.graphql_introspection);
+        assert!(Settings::try_parse_from(["gateway", "--rate-limit-per-second", "0"]).is_err());
+        assert!(Settings::try_parse_from(["gateway", "--tenant-rate-limit-burst", "0"]).is_err());
     }
 
     #[test]

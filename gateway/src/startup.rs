@@ -1,6 +1,7 @@
 //! Wiring: settings in, a bound server out.
 
 use crate::backends::Backends;
+use crate::rate_limit::{RateLimitLayer, RateLimiter};
 use crate::settings::Settings;
 use crate::{http_stack, schema};
 use anyhow::Context as _;
@@ -21,8 +22,13 @@ impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let backends = Backends::connect_lazy(&settings.command_url, &settings.query_url)?;
         let jwt = settings.auth.jwt()?;
-        let schema = schema::build(backends.clone(), jwt.clone());
-        let router = http_stack::router(schema, backends, jwt);
+        let schema = schema::build(
+            backends.clone(),
+            jwt.clone(),
+            settings.graphql_introspection,
+        );
+        let rate_limit = RateLimitLayer::new(RateLimiter::new(&settings.rate_limits), jwt.clone());
+        let router = http_stack::router(schema, backends, jwt, rate_limit);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding {}", settings.listen_addr))?;
@@ -44,7 +50,11 @@ impl Application {
     /// requests finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(address = %self.address, "gateway listening");
-        axum::serve(self.listener, self.router)
+        // The peer address keys the rate limit of requests without a valid token.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(self.shutdown.cancelled_owned())
             .await
             .context("serving http")?;

@@ -58,6 +58,7 @@ const READ_MODEL_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::fro
     // --read-database-url ...`), not only before it.
     mut_arg("read_database_url", |arg| arg.global(true)),
     mut_arg("database_max_connections", |arg| arg.global(true)),
+    mut_arg("database_statement_timeout_ms", |arg| arg.global(true)),
     mut_arg("brokers", |arg| arg.global(true)),
     mut_arg("topic", |arg| arg.global(true)),
     mut_arg("topic_partitions", |arg| arg.global(true)),

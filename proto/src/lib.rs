@@ -3,6 +3,17 @@
 
 pub mod convert;
 
+/// Limits that are part of the query contract: query-svc refuses more, and clients size their
+/// calls by the same constants instead of repeating the numbers.
+pub mod limits {
+    /// The page size of a list whose request leaves it at 0.
+    pub const DEFAULT_PAGE_SIZE: u32 = 20;
+    /// Most ids one `BatchGetWorkflows` call may ask for.
+    pub const MAX_BATCH_GET_WORKFLOWS: usize = 100;
+    /// Most entries one `GetWorkflowHistory` page holds, and the page size when none is asked.
+    pub const MAX_HISTORY_PAGE_SIZE: u32 = 100;
+}
+
 pub mod workflow {
     pub mod v1 {
         tonic::include_proto!("ringiflow.workflow.v1");

@@ -1,5 +1,5 @@
-//! query-svc: `ringiflow.workflow.v1.WorkflowQueryService` over the read database. It never
-//! reads the event store, and every answer is limited to the caller's tenant.
+//! query-svc: `ringiflow.workflow.v1.WorkflowQueryService` over the read database, and over the
+//! event store for workflow histories only. Every answer is limited to the caller's tenant.
 #![forbid(unsafe_code)]
 
 mod convert;
@@ -11,7 +11,6 @@ use platform::auth::GrpcAuth;
 use platform::settings::{AuthSettings, TelemetrySettings};
 use proto::workflow::v1::workflow_query_service_server::{self, WorkflowQueryServiceServer};
 use read_model::freshness::Freshness;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +21,10 @@ use tonic_health::server::HealthReporter;
 
 /// Reported SERVING through grpc.health.v1 while the server runs.
 const SERVICES: &[&str] = &[workflow_query_service_server::SERVICE_NAME];
+
+/// Pooled connections to the event store, which only histories read. The gateway prices a
+/// history accordingly, so one request cannot queue many of them.
+const EVENT_STORE_CONNECTIONS: u32 = 4;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -67,12 +70,18 @@ impl Application {
             .await
             .context("cannot listen for read-model notifications")?;
         // Lazy and small: histories are occasional reads, and the service must start (and
-        // answer everything else) while the event store is away.
+        // answer everything else) while the event store is away. Its statements time out like
+        // the read database's.
         let events = EventStore::new(
-            PgPoolOptions::new()
-                .max_connections(4)
-                .connect_lazy(&settings.event_store_url)
-                .context("invalid event store url")?,
+            settings
+                .database
+                .pool_options(EVENT_STORE_CONNECTIONS)
+                .connect_lazy_with(
+                    settings
+                        .database
+                        .connect_options(&settings.event_store_url)
+                        .context("invalid event store url")?,
+                ),
         );
         let (router, reporter) = platform::grpc::router(SERVICES).await?;
         let queries = WorkflowQueryServiceServer::with_interceptor(

@@ -5,6 +5,7 @@ use chrono::Utc;
 use event_store::EventStore;
 use platform::auth::identity;
 use platform::errors::{self, invalid_argument, ErrorCode};
+use proto::limits::{DEFAULT_PAGE_SIZE, MAX_BATCH_GET_WORKFLOWS, MAX_HISTORY_PAGE_SIZE};
 use proto::workflow::v1::workflow_query_service_server::WorkflowQueryService;
 use proto::workflow::v1::{
     BatchGetWorkflowsRequest, BatchGetWorkflowsResponse, GetWorkflowHistoryRequest, WorkflowHistory,
@@ -20,12 +21,6 @@ use sqlx::PgPool;
 use std::collections::HashMap;
 use tonic::{Request, Response, Status};
 use workflow_domain::WorkflowId;
-
-/// Most ids one BatchGetWorkflows call may ask for.
-const MAX_BATCH: usize = 100;
-
-/// Page size when the request leaves it at 0.
-const DEFAULT_PAGE_SIZE: u32 = 20;
 
 pub(crate) struct QueryService {
     pool: PgPool,
@@ -138,10 +133,10 @@ impl WorkflowQueryService for QueryService {
     ) -> Result<Response<BatchGetWorkflowsResponse>, Status> {
         let caller = identity(&request)?;
         let raw = &request.get_ref().workflow_ids;
-        if raw.len() > MAX_BATCH {
+        if raw.len() > MAX_BATCH_GET_WORKFLOWS {
             return Err(invalid_argument(
                 "workflow_ids",
-                &format!("at most {MAX_BATCH} ids per call"),
+                &format!("at most {MAX_BATCH_GET_WORKFLOWS} ids per call"),
             ));
         }
         let ids = raw
@@ -166,11 +161,25 @@ impl WorkflowQueryService for QueryService {
         request: Request<GetWorkflowHistoryRequest>,
     ) -> Result<Response<WorkflowHistory>, Status> {
         let caller = identity(&request)?;
-        let id = WorkflowId::parse("workflow_id", &request.get_ref().workflow_id)
+        let request = request.into_inner();
+        let id = WorkflowId::parse("workflow_id", &request.workflow_id)
             .map_err(|e| invalid_argument(&e.field, &e.message))?;
-        let events = self
+        let page_size = match request.page_size {
+            0 => MAX_HISTORY_PAGE_SIZE,
+            size if size <= MAX_HISTORY_PAGE_SIZE => size,
+            _ => {
+                return Err(invalid_argument(
+                    "page_size",
+                    &format!("must be between 1 and {MAX_HISTORY_PAGE_SIZE}"),
+                ))
+            }
+        };
+        if request.after_version < 0 {
+            return Err(invalid_argument("after_version", "must not be negative"));
+        }
+        let mut events = self
             .events
-            .load(&caller.tenant_id, id.as_uuid())
+            .load_after(&caller.tenant_id, id.as_uuid(), request.after_version)
             .await
             .map_err(|error| {
                 if error.is_unavailable() {
@@ -184,15 +193,19 @@ impl WorkflowQueryService for QueryService {
                 }
             })?;
         // Another tenant's workflow has no events for this caller: exactly like a missing one.
-        if events.is_empty() {
+        // A later page of either is simply empty, as is the page after the last event.
+        if events.is_empty() && request.after_version == 0 {
             return Err(errors::status(
                 ErrorCode::NotFound,
                 "workflow not found",
                 HashMap::new(),
             ));
         }
+        let has_next_page = events.len() > page_size as usize;
+        events.truncate(page_size as usize);
         Ok(Response::new(WorkflowHistory {
             entries: events.into_iter().map(convert::history_entry).collect(),
+            has_next_page,
         }))
     }
 
@@ -236,6 +249,7 @@ fn query_error(error: QueryError) -> Status {
             "page_size",
             &format!("must be between 1 and {MAX_PAGE_SIZE}"),
         ),
+        QueryError::TimeOutOfRange(field) => invalid_argument(field, &error.to_string()),
         error if error.is_transient() => {
             tracing::warn!(error = %error, "read database unavailable");
             errors::status(

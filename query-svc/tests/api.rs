@@ -791,8 +791,38 @@ async fn list_filters_sorts_counts_and_refuses_a_cursor_of_another_sort() {
             },
             "created_after",
         ),
+        (
+            ListWorkflowsRequest {
+                created_after: Some(start_of_year(-5000)),
+                ..Default::default()
+            },
+            "created_after",
+        ),
+        (
+            ListWorkflowsRequest {
+                created_before: Some(start_of_year(10_000)),
+                ..Default::default()
+            },
+            "created_before",
+        ),
+        (
+            ListWorkflowsRequest {
+                after: forged_cursor("created_at:DESC", start_of_year(-5000).seconds * 1_000_000),
+                ..Default::default()
+            },
+            "after",
+        ),
+        (
+            ListWorkflowsRequest {
+                sort: WorkflowSort::DueDate.into(),
+                after: forged_cursor("due_date:ASC", i64::from(i32::MIN)),
+                ..Default::default()
+            },
+            "after",
+        ),
     ] {
         let status = client.list_workflows(list(request)).await.unwrap_err();
+        assert_eq!(code_of(&status), ErrorCode::InvalidArgument, "{field}");
         assert_eq!(field_of(&status), field);
     }
     app.stop().await;
@@ -1064,4 +1094,21 @@ fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
         seconds: at.timestamp(),
         nanos: at.timestamp_subsec_nanos() as i32,
     }
+}
+
+fn start_of_year(year: i32) -> prost_types::Timestamp {
+    let at = chrono::NaiveDate::from_ymd_opt(year, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    timestamp(at)
+}
+
+/// A cursor of the list ordered by `order` (e.g. `created_at:DESC`) ending at the key `raw`, as
+/// a client could forge one: the read model's cursors are base64 of `order:key:id`.
+fn forged_cursor(order: &str, raw: i64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{order}:{raw}:{}", Uuid::new_v4()))
 }

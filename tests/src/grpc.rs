@@ -98,6 +98,22 @@ impl CommandClient {
         };
         Ok(self.inner.approve_step(request).await?.into_inner())
     }
+
+    /// What the deadline watcher sends (its token carries the `system` role).
+    pub async fn escalate(
+        &mut self,
+        command_id: &str,
+        workflow_id: &str,
+        step: u32,
+    ) -> Result<pb::CommandResult, Status> {
+        let request = pb::EscalateStepRequest {
+            command_id: command_id.to_owned(),
+            workflow_id: workflow_id.to_owned(),
+            step,
+            expected_version: None,
+        };
+        Ok(self.inner.escalate_step(request).await?.into_inner())
+    }
 }
 
 /// Retries a command while the service is unreachable (it is being killed and restarted).

@@ -52,7 +52,7 @@ fn init_logs() {
 
 /// A service's settings from `args`, signing and verifying with the public development
 /// secret as the local stack does.
-fn settings<S: Parser>(name: &str, args: &[(&str, &str)]) -> S {
+pub fn settings<S: Parser>(name: &str, args: &[(&str, &str)]) -> S {
     let argv = std::iter::once(name.to_owned()).chain(
         args.iter()
             .chain(&[("allow-dev-jwt-secret", "true")])

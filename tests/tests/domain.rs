@@ -343,13 +343,21 @@ async fn escalation_is_for_the_deadline_watcher_and_only_once_a_step_is_overdue(
             .error_code(),
         "PERMISSION_DENIED"
     );
+    // The gateway takes no `system` token: the watcher calls command-svc directly.
     assert_eq!(
         stack
             .command(&watcher, "escalateStep", escalate())
             .await
             .error_code(),
-        "FAILED_PRECONDITION",
-        "the SLA of one hour has not passed"
+        "PERMISSION_DENIED"
+    );
+    let direct = tests::grpc::CommandClient::new(stack.command_port, &watcher)
+        .escalate(&uuid::Uuid::new_v4().to_string(), &id, 1)
+        .await
+        .expect_err("the SLA of one hour has not passed");
+    assert_eq!(
+        platform::errors::code_of(&direct),
+        platform::errors::ErrorCode::FailedPrecondition
     );
 }
 

@@ -22,12 +22,15 @@ pub enum ErrorCode {
     Unauthenticated,
     /// A dependency is down or overloaded; safe to retry with backoff.
     Unavailable,
+    /// The caller sent more requests than its share (a rate limit); retry after the delay the
+    /// answer names.
+    ResourceExhausted,
     /// A bug or an unexpected infrastructure failure.
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::InvalidArgument,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
@@ -35,6 +38,7 @@ impl ErrorCode {
         ErrorCode::PermissionDenied,
         ErrorCode::Unauthenticated,
         ErrorCode::Unavailable,
+        ErrorCode::ResourceExhausted,
         ErrorCode::Internal,
     ];
 
@@ -47,6 +51,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::Unauthenticated => "UNAUTHENTICATED",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::ResourceExhausted => "RESOURCE_EXHAUSTED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -218,7 +218,7 @@ impl Jwt {
         ));
         for key in candidates {
             outcome = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
-                .map_err(|error| AuthError::Invalid(error.to_string()));
+                .map_err(|error| AuthError::Invalid(refusal(&error)));
             if outcome.is_ok() {
                 break;
             }
@@ -285,6 +285,22 @@ impl Jwt {
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, signing)
                 .expect("HS256 encoding of plain claims cannot fail"),
         )
+    }
+}
+
+/// Why a token was refused, in words for the client: never the parser's own text, which
+/// names Rust types and positions.
+fn refusal(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".to_owned(),
+        ErrorKind::InvalidAudience => "the token is for another audience".to_owned(),
+        ErrorKind::InvalidIssuer => "the token is from another issuer".to_owned(),
+        ErrorKind::InvalidSignature => "the token's signature does not verify".to_owned(),
+        ErrorKind::InvalidAlgorithm => "the token's algorithm does not match its key".to_owned(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim} claim"),
+        _ => "malformed token".to_owned(),
     }
 }
 

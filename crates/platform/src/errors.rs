@@ -10,7 +10,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 pub const ERROR_DOMAIN: &str = "ringiflow";
 
 /// One row per code: gRPC code, HTTP status. The GraphQL `extensions.code` is `code.as_str()`.
-const TABLE: [(ErrorCode, Code, u16); 8] = [
+const TABLE: [(ErrorCode, Code, u16); 9] = [
     (ErrorCode::InvalidArgument, Code::InvalidArgument, 400),
     (ErrorCode::NotFound, Code::NotFound, 404),
     (ErrorCode::Conflict, Code::Aborted, 409),
@@ -18,6 +18,7 @@ const TABLE: [(ErrorCode, Code, u16); 8] = [
     (ErrorCode::PermissionDenied, Code::PermissionDenied, 403),
     (ErrorCode::Unauthenticated, Code::Unauthenticated, 401),
     (ErrorCode::Unavailable, Code::Unavailable, 503),
+    (ErrorCode::ResourceExhausted, Code::ResourceExhausted, 429),
     (ErrorCode::Internal, Code::Internal, 500),
 ];
 
@@ -79,12 +80,8 @@ pub fn internal(error: &dyn std::fmt::Display) -> Status {
 /// What a status means to RingiFlow clients: our `ErrorInfo.reason` when present (so CONFLICT
 /// and FAILED_PRECONDITION stay distinct), otherwise the closest code for the gRPC code.
 pub fn code_of(status: &Status) -> ErrorCode {
-    if let Some(info) = status.get_details_error_info() {
-        if info.domain == ERROR_DOMAIN {
-            if let Some(code) = ErrorCode::parse(&info.reason) {
-                return code;
-            }
-        }
+    if let Some(code) = ringiflow_code(status) {
+        return code;
     }
     match status.code() {
         Code::InvalidArgument | Code::OutOfRange => ErrorCode::InvalidArgument,
@@ -93,11 +90,28 @@ pub fn code_of(status: &Status) -> ErrorCode {
         Code::FailedPrecondition => ErrorCode::FailedPrecondition,
         Code::PermissionDenied => ErrorCode::PermissionDenied,
         Code::Unauthenticated => ErrorCode::Unauthenticated,
+        // A foreign RESOURCE_EXHAUSTED comes from a transport or proxy limit of a dependency,
+        // not from a rate limit of the caller's: to the caller, that dependency is overloaded.
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Cancelled => {
             ErrorCode::Unavailable
         }
         _ => ErrorCode::Internal,
     }
+}
+
+/// Whether a RingiFlow service wrote this status (our `ErrorInfo`), so its message was written
+/// for the caller. Any other status comes from a transport or a library, whose message can
+/// describe internals (addresses, byte counts) and must not reach a client.
+pub fn is_ringiflow(status: &Status) -> bool {
+    ringiflow_code(status).is_some()
+}
+
+/// The code of a status carrying our `ErrorInfo`.
+fn ringiflow_code(status: &Status) -> Option<ErrorCode> {
+    status
+        .get_details_error_info()
+        .filter(|info| info.domain == ERROR_DOMAIN)
+        .and_then(|info| ErrorCode::parse(&info.reason))
 }
 
 /// The error-info metadata of a status (e.g. `current_version`, `field`), empty when absent.
@@ -146,5 +160,23 @@ mod tests {
             ErrorCode::Unavailable
         );
         assert_eq!(code_of(&Status::unknown("?")), ErrorCode::Internal);
+        assert!(!is_ringiflow(&Status::out_of_range(
+            "decoded message length too large"
+        )));
+        assert!(is_ringiflow(&invalid_argument(
+            "title",
+            "must not be empty"
+        )));
+    }
+
+    #[test]
+    fn rate_limits_are_resource_exhausted_and_http_429() {
+        let status = status(ErrorCode::ResourceExhausted, "slow down", HashMap::new());
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(code_of(&status), ErrorCode::ResourceExhausted);
+        assert_eq!(
+            http_status(ErrorCode::ResourceExhausted),
+            http::StatusCode::TOO_MANY_REQUESTS
+        );
     }
 }

@@ -9,7 +9,19 @@ use base64::Engine as _;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
+use std::ops::RangeInclusive;
 use uuid::Uuid;
+
+/// The years of every time a query binds. PostgreSQL holds `timestamptz` from 4713 BC to
+/// 294276 AD and `date` from 4713 BC to 5874897 AD, chrono ±262143 years: a time outside both
+/// fails the statement, which would surface as an internal error. Years 1..=9999 are what RFC
+/// 3339 writes, far inside both, so a time a caller sends is refused as bad input instead.
+pub(crate) const YEARS: RangeInclusive<i32> = 1..=9999;
+
+/// Whether the read model can compare `at` with what it stores.
+pub(crate) fn in_range(at: DateTime<Utc>) -> bool {
+    YEARS.contains(&at.year())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SortDirection {
@@ -60,13 +72,17 @@ pub(crate) enum KeyValue {
 }
 
 impl KeyKind {
-    /// Reads what [`KeyValue::to_i64`] wrote; `None` if no value of this kind writes it.
+    /// Reads what [`KeyValue::to_i64`] wrote; `None` if no value of this kind writes it, or if
+    /// it is a time outside [`YEARS`], which no stored row has: a forged cursor.
     fn decode(self, raw: i64) -> Option<KeyValue> {
         Some(match self {
-            KeyKind::Timestamp => KeyValue::Timestamp(DateTime::from_timestamp_micros(raw)?),
-            KeyKind::Date => {
-                KeyValue::Date(NaiveDate::from_num_days_from_ce_opt(raw.try_into().ok()?)?)
-            }
+            KeyKind::Timestamp => KeyValue::Timestamp(
+                DateTime::from_timestamp_micros(raw).filter(|at| in_range(*at))?,
+            ),
+            KeyKind::Date => KeyValue::Date(
+                NaiveDate::from_num_days_from_ce_opt(raw.try_into().ok()?)
+                    .filter(|date| YEARS.contains(&date.year()))?,
+            ),
             KeyKind::Int => KeyValue::Int(raw.try_into().ok()?),
             KeyKind::Float => KeyValue::Float(f64::from_bits(raw as u64)),
         })
@@ -275,5 +291,32 @@ mod tests {
         ] {
             assert_eq!(ascending.decode(garbage), None, "{garbage}");
         }
+    }
+
+    #[test]
+    fn cursors_with_times_no_row_can_have_are_refused() {
+        let id = Uuid::new_v4();
+        let ascending = order("test", SortDirection::Ascending);
+        for year in [-5000, 0, 10_000] {
+            let date = NaiveDate::from_ymd_opt(year, 1, 1).unwrap();
+            let micros = date
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_micros();
+            let days = date.num_days_from_ce();
+            for forged in [
+                format!("test:ASC:1:{micros}:3:4:{id}"),
+                format!("test:ASC:1:2:{days}:4:{id}"),
+            ] {
+                let forged = URL_SAFE_NO_PAD.encode(forged);
+                assert_eq!(ascending.decode(&forged), None, "year {year}");
+            }
+        }
+        let last_day = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+        let accepted = format!("test:ASC:1:2:{}:4:{id}", last_day.num_days_from_ce());
+        assert!(ascending
+            .decode(&URL_SAFE_NO_PAD.encode(accepted))
+            .is_some());
     }
 }

@@ -1,7 +1,7 @@
 //! Tenant-scoped reads. Every query takes the caller's tenant and filters by it: a workflow of
 //! another tenant is indistinguishable from one that does not exist.
 
-use crate::cursor::{Cursor, Key, KeyKind, Order, SortDirection};
+use crate::cursor::{self, Cursor, Key, KeyKind, Order, SortDirection};
 use crate::views::{
     AssignmentView, AttachmentView, CommentView, StepView, WorkflowDetail, WorkflowView,
 };
@@ -15,6 +15,11 @@ use workflow_domain::{DefinitionId, DefinitionRef, Priority, Role, Status, UserI
 /// The largest page a list returns.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
+/// How many of a workflow's latest comments, and of its latest attachments, its detail holds:
+/// a workflow with thousands of them stays readable in one answer, and the counts (and the
+/// event store's history) still account for every one.
+const DISCUSSION_LIMIT: u32 = 100;
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("cursor was not issued by this list with this order")]
@@ -23,6 +28,9 @@ pub enum QueryError {
     InvalidPageSize,
     #[error("time zone {0} is not known")]
     UnknownTimeZone(String),
+    /// A filter's time lies outside the years the read model can compare; names the filter.
+    #[error("must be within the years {} to {}", cursor::YEARS.start(), cursor::YEARS.end())]
+    TimeOutOfRange(&'static str),
     #[error("read database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -34,7 +42,8 @@ impl QueryError {
             QueryError::Database(error) => crate::is_transient(error),
             QueryError::InvalidCursor
             | QueryError::InvalidPageSize
-            | QueryError::UnknownTimeZone(_) => false,
+            | QueryError::UnknownTimeZone(_)
+            | QueryError::TimeOutOfRange(_) => false,
         }
     }
 }
@@ -162,7 +171,8 @@ const MY_TASKS: Order = Order {
     direction: SortDirection::Descending,
 };
 
-/// One workflow with its comments and attachments; `None` if it does not exist in the tenant.
+/// One workflow with its latest comments and attachments; `None` if it does not exist in the
+/// tenant.
 pub async fn get_workflow(
     pool: &PgPool,
     tenant_id: &str,
@@ -174,7 +184,8 @@ pub async fn get_workflow(
         .next())
 }
 
-/// The workflows among `ids` that the tenant has, with their discussion, in one statement;
+/// The workflows among `ids` that the tenant has, with the latest of their discussion
+/// ([`DISCUSSION_LIMIT`] comments and as many attachments), in one statement;
 /// the others are left out. What a client asking for several workflows at once needs, instead
 /// of one round trip each.
 pub async fn get_workflows(
@@ -211,6 +222,14 @@ pub async fn list_workflows(
         sort,
         direction,
     } = query.into();
+    for (field, at) in [
+        ("created_after", filter.created_after),
+        ("created_before", filter.created_before),
+    ] {
+        if at.is_some_and(|at| !cursor::in_range(at)) {
+            return Err(QueryError::TimeOutOfRange(field));
+        }
+    }
     fetch_page(
         pool,
         |q| push_workflows(q, tenant_id, &filter),
@@ -434,8 +453,10 @@ fn select_workflows<'a>(discussion: Discussion) -> QueryBuilder<'a, Postgres> {
 /// them), so serde reads them without any per-field code.
 fn workflow_columns(discussion: Discussion) -> String {
     let discussion = match discussion {
-        Discussion::Omitted => "",
-        Discussion::Included => {
+        Discussion::Omitted => String::new(),
+        // The latest ones, newest first through the (workflow_id, version) indexes, then put
+        // back in the order they happened.
+        Discussion::Included => format!(
             ",
                 COALESCE((
                     SELECT json_agg(json_build_object(
@@ -444,8 +465,9 @@ fn workflow_columns(discussion: Discussion) -> String {
                                'author_name', c.author_name, 'body', c.body,
                                'created_at', c.created_at)
                            ORDER BY c.version)
-                    FROM workflow_comments c
-                    WHERE c.workflow_id = w.id AND c.tenant_id = w.tenant_id
+                    FROM (SELECT * FROM workflow_comments c
+                          WHERE c.workflow_id = w.id AND c.tenant_id = w.tenant_id
+                          ORDER BY c.version DESC LIMIT {DISCUSSION_LIMIT}) c
                 ), '[]') AS comments,
                 COALESCE((
                     SELECT json_agg(json_build_object(
@@ -456,10 +478,11 @@ fn workflow_columns(discussion: Discussion) -> String {
                                    'storage_uri', a.storage_uri),
                                'attached_by', a.attached_by, 'attached_at', a.attached_at)
                            ORDER BY a.version)
-                    FROM workflow_attachments a
-                    WHERE a.workflow_id = w.id AND a.tenant_id = w.tenant_id
+                    FROM (SELECT * FROM workflow_attachments a
+                          WHERE a.workflow_id = w.id AND a.tenant_id = w.tenant_id
+                          ORDER BY a.version DESC LIMIT {DISCUSSION_LIMIT}) a
                 ), '[]') AS attachments"
-        }
+        ),
     };
     format!(
         "w.id, w.tenant_id, w.title, w.description, w.priority, w.status, w.applicant_id,

@@ -147,7 +147,8 @@ pub struct AttachmentView {
     pub attached_at: DateTime<Utc>,
 }
 
-/// One workflow with its whole discussion, in the order it happened: what [`get_workflow`] returns.
+/// One workflow with the latest of its discussion (its counts say how much there is), in the
+/// order it happened: what [`get_workflow`] returns.
 ///
 /// [`get_workflow`]: crate::get_workflow
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,8 @@ impl WorkflowLoader {
             },
             tokio::spawn,
         )
+        // Larger batches would be refused whole; more lookups become several calls.
+        .max_batch_size(proto::limits::MAX_BATCH_GET_WORKFLOWS)
     }
 }
 
@@ -38,7 +40,9 @@ impl Loader<String> for WorkflowLoader {
     type Value = Workflow;
     type Error = async_graphql::Error;
 
-    /// Workflows the caller's tenant does not have are simply absent from the map.
+    /// Workflows the caller's tenant does not have are simply absent from the map. `ids` are
+    /// canonical (see `schema::canonical`), as query-svc's answers are, so each answer is found
+    /// under the id it was asked for.
     async fn load(&self, ids: &[String]) -> Result<HashMap<String, Workflow>, Self::Error> {
         let caller = self
             .incoming

@@ -1,6 +1,7 @@
 //! The GraphQL schema. Resolvers verify the caller, translate to the gRPC contract and back, and
 //! hold no state: validation beyond what the wire types force belongs to the backends.
 
+mod limits;
 mod loader;
 mod mutation;
 mod query;
@@ -8,18 +9,26 @@ mod types;
 
 use crate::backends::Backends;
 use crate::caller::{Caller, Incoming};
-use crate::errors::graphql_error;
-use async_graphql::{Context, EmptySubscription, Schema};
+use crate::errors::{graphql_error, ErrorCodes};
+use async_graphql::{Context, EmptySubscription, Schema, ID};
 use platform::auth::Jwt;
 
 pub(crate) type GatewaySchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
 
 /// Every request must be [`prepare`]d.
-pub(crate) fn build(backends: Backends, jwt: Jwt) -> GatewaySchema {
-    Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+pub(crate) fn build(backends: Backends, jwt: Jwt, introspection: bool) -> GatewaySchema {
+    let schema = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
         .data(backends)
         .data(jwt)
-        .finish()
+        .limit_depth(limits::MAX_DEPTH)
+        .limit_complexity(limits::MAX_COMPLEXITY)
+        .extension(limits::ShapeLimit)
+        .extension(ErrorCodes);
+    if introspection {
+        schema.finish()
+    } else {
+        schema.disable_introspection().finish()
+    }
 }
 
 /// Attaches what the resolvers of one request need: what it says about its caller, and a
@@ -37,11 +46,28 @@ pub(crate) fn prepare(
 
 /// The verified caller and the clients to call on its behalf.
 fn authorized<'a>(ctx: &Context<'a>) -> async_graphql::Result<(Caller, &'a Backends)> {
-    let caller = ctx
-        .data::<Incoming>()?
-        .authenticate(ctx.data::<Jwt>()?)
+    let caller = data::<Incoming>(ctx)?
+        .authenticate(data::<Jwt>(ctx)?)
         .map_err(graphql_error)?;
-    Ok((caller, ctx.data::<Backends>()?))
+    Ok((caller, data::<Backends>(ctx)?))
+}
+
+/// What [`build`] or [`prepare`] attached; missing, it is a wiring bug, reported as INTERNAL
+/// (async-graphql's own error would name a Rust type and carry no code).
+fn data<'a, T: std::any::Any + Send + Sync>(ctx: &Context<'a>) -> async_graphql::Result<&'a T> {
+    ctx.data::<T>().map_err(|error| {
+        graphql_error(platform::errors::internal(&format_args!(
+            "request data missing: {}",
+            error.message
+        )))
+    })
+}
+
+/// A UUID in its canonical form (lower-case, hyphenated), which is how query-svc answers and
+/// what lookups within the gateway compare: `{6F9619FF-…}` finds the same workflow as
+/// `6f9619ff-…`. Anything else is passed on unchanged for the backend to refuse by its name.
+fn canonical(id: ID) -> String {
+    uuid::Uuid::parse_str(&id).map_or(id.0, |uuid| uuid.to_string())
 }
 
 /// GraphQL has no unsigned integer; a negative value is refused here because the wire type
@@ -65,26 +91,30 @@ mod tests {
     }
 
     /// Backends that refuse connections: reaching one would surface as UNAVAILABLE.
-    fn schema() -> GatewaySchema {
-        build(
-            Backends::connect_lazy("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap(),
-            jwt(),
-        )
+    fn backends() -> Backends {
+        Backends::connect_lazy("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap()
     }
 
     async fn execute(authorization: Option<String>, query: &str) -> serde_json::Value {
+        execute_on(&build(backends(), jwt(), true), authorization, query).await
+    }
+
+    async fn execute_on(
+        schema: &GatewaySchema,
+        authorization: Option<String>,
+        query: &str,
+    ) -> serde_json::Value {
         let mut headers = http::HeaderMap::new();
         if let Some(authorization) = authorization {
             headers.insert(http::header::AUTHORIZATION, authorization.parse().unwrap());
         }
-        let backends = Backends::connect_lazy("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap();
         let request = prepare(
             async_graphql::Request::new(query),
             Incoming::from_headers(&headers),
-            &backends,
+            &backends(),
             &jwt(),
         );
-        serde_json::to_value(schema().execute(request).await).unwrap()
+        serde_json::to_value(schema.execute(request).await).unwrap()
     }
 
     fn bearer() -> String {
@@ -148,6 +178,231 @@ mod tests {
         }
     }
 
+    const ID: &str = "6f9619ff-8b86-d011-b42d-00cf4fc964ff";
+
+    /// Every field of a workflow.
+    const FULL_WORKFLOW: &str = "id title description priority status
+        applicant { userId displayName } currentStep currentApproverId
+        currentAssignee { userId role } currentDueAt currentEscalatedAt
+        steps { number approverId approver { userId role } status slaHours dueAt escalatedAt
+                decidedBy decidedAt comment delegatedBy delegatedTo }
+        definition { id version name } dueDate createdAt updatedAt submittedAt completedAt
+        commentCount attachmentCount comments { id author { userId displayName } body createdAt }
+        attachments { id fileName mediaType sizeBytes sha256 storageUri attachedBy attachedAt }
+        version stale";
+
+    /// `count` root fields `field`, aliased, as a query (or as `operation`).
+    fn aliased(operation: &str, count: usize, field: &str) -> String {
+        let fields: String = (0..count).map(|i| format!(" a{i}: {field}")).collect();
+        format!("{operation} {{{fields} }}")
+    }
+
+    /// `__schema { types { fields { type { ofType { … name } } } } }`, `depth` fields deep.
+    fn introspection_of_depth(depth: usize) -> String {
+        let of_types = depth - 5;
+        format!(
+            "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
+            "ofType { ".repeat(of_types),
+            "} ".repeat(of_types)
+        )
+    }
+
+    /// Refused as a whole, before any backend was asked.
+    fn refused(response: &serde_json::Value) -> bool {
+        let codes = codes(response);
+        !codes.is_empty()
+            && codes.iter().all(|code| *code == "INVALID_ARGUMENT")
+            && response["data"].is_null()
+    }
+
+    /// Admitted: it got as far as the backends, which are unreachable here.
+    fn reached_the_backends(response: &serde_json::Value) -> bool {
+        let codes = codes(response);
+        !codes.is_empty() && codes.iter().all(|code| *code == "UNAVAILABLE")
+    }
+
+    #[tokio::test]
+    async fn the_abusive_requests_of_the_issue_are_refused_before_any_backend_call() {
+        let submit = format!(r#"submitWorkflow(input: {{ workflowId: "{ID}" }}) {{ version }}"#);
+        let cases = [
+            ("300 dashboards", aliased("", 300, "dashboard { overdue }")),
+            (
+                "100 reads at a minimum version",
+                aliased(
+                    "",
+                    100,
+                    &format!(r#"workflow(id: "{ID}", minVersion: 3) {{ id }}"#),
+                ),
+            ),
+            (
+                "60 histories",
+                aliased(
+                    "",
+                    60,
+                    &format!(r#"workflowHistory(id: "{ID}") {{ version }}"#),
+                ),
+            ),
+            (
+                "100 short searches",
+                aliased("", 100, r#"searchWorkflows(text: "a") { totalCount }"#),
+            ),
+            ("40 mutations", aliased("mutation", 40, &submit)),
+            ("25 levels deep", introspection_of_depth(25)),
+        ];
+        for (name, query) in cases {
+            let response = execute(Some(bearer()), &query).await;
+            assert!(refused(&response), "{name}: {response}");
+        }
+    }
+
+    #[tokio::test]
+    async fn each_costly_field_is_priced_by_what_it_costs_the_backends() {
+        let wait = format!(r#"workflow(id: "{ID}", minVersion: 3) {{ id }}"#);
+        let history = format!(r#"workflowHistory(id: "{ID}") {{ version }}"#);
+        let search = r#"searchWorkflows(text: "a", first: 5) { totalCount }"#;
+        let submit = format!(r#"submitWorkflow(input: {{ workflowId: "{ID}" }}) {{ version }}"#);
+        let cases = [
+            ("reads at a minimum version", "", wait.as_str(), 9),
+            ("histories", "", &history, 3),
+            ("searches", "", search, 9),
+            ("dashboards", "", "dashboard { overdue }", 9),
+            ("mutations", "mutation", &submit, 19),
+        ];
+        for (name, operation, field, most) in cases {
+            let admitted = execute(Some(bearer()), &aliased(operation, most, field)).await;
+            assert!(reached_the_backends(&admitted), "{most} {name}: {admitted}");
+            let one_more = execute(Some(bearer()), &aliased(operation, most + 1, field)).await;
+            assert!(refused(&one_more), "{} {name}: {one_more}", most + 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn large_legitimate_reads_are_admitted() {
+        let queries = [
+            format!(
+                "{{ workflows(first: 100) {{ totalCount pageInfo {{ hasNextPage endCursor }}
+                     edges {{ cursor node {{ {FULL_WORKFLOW} }} }} }} }}"
+            ),
+            // 101 lookups, batched at query-svc's maximum.
+            aliased(
+                "",
+                101,
+                &format!(
+                    r#"workflow(id: "{ID}") {{ id title status version applicant {{ userId }}
+                         steps {{ number status approver {{ userId role }} }} }}"#
+                ),
+            ),
+            format!(
+                r#"mutation {{ createWorkflow(input: {{ title: "t", route: [] }}) {{
+                     workflow {{ {FULL_WORKFLOW} }} }} }}"#
+            ),
+        ];
+        for query in queries {
+            let response = execute(Some(bearer()), &query).await;
+            assert!(reached_the_backends(&response), "{response}");
+        }
+    }
+
+    /// The introspection query of GraphiQL and code generators, with `ofType` nine deep.
+    fn introspection_query() -> String {
+        let type_ref = format!(
+            "kind name {} kind name {}",
+            "ofType { kind name ".repeat(8),
+            "} ".repeat(8)
+        );
+        format!(
+            "query IntrospectionQuery {{ __schema {{
+                queryType {{ name }} mutationType {{ name }} subscriptionType {{ name }}
+                types {{ ...FullType }}
+                directives {{ name description locations args {{ ...InputValue }} }} }} }}
+             fragment FullType on __Type {{ kind name description
+                fields(includeDeprecated: true) {{ name description args {{ ...InputValue }}
+                    type {{ ...TypeRef }} isDeprecated deprecationReason }}
+                inputFields {{ ...InputValue }} interfaces {{ ...TypeRef }}
+                enumValues(includeDeprecated: true) {{ name description isDeprecated
+                    deprecationReason }}
+                possibleTypes {{ ...TypeRef }} }}
+             fragment InputValue on __InputValue {{ name description type {{ ...TypeRef }}
+                defaultValue }}
+             fragment TypeRef on __Type {{ ofType {{ {type_ref} }} kind name }}"
+        )
+    }
+
+    #[tokio::test]
+    async fn introspection_is_answered_unless_switched_off() {
+        let response = execute(None, &introspection_query()).await;
+        assert!(response.get("errors").is_none(), "{response}");
+        assert_eq!(
+            response["data"]["__schema"]["queryType"]["name"],
+            "QueryRoot"
+        );
+
+        // Switched off, async-graphql answers the introspection fields with null.
+        let closed = build(backends(), jwt(), false);
+        let response = execute_on(&closed, None, &introspection_query()).await;
+        assert_eq!(
+            response,
+            serde_json::json!({ "data": { "__schema": null } })
+        );
+        let one_type = r#"{ __type(name: "Workflow") { fields { name } } }"#;
+        let response = execute_on(&closed, None, one_type).await;
+        assert_eq!(response, serde_json::json!({ "data": { "__type": null } }));
+        let typename = execute_on(&closed, None, "{ __typename }").await;
+        assert_eq!(typename["data"]["__typename"], "QueryRoot");
+    }
+
+    #[tokio::test]
+    async fn every_error_of_the_request_itself_is_an_invalid_argument() {
+        let malformed = [
+            r#"mutation { createWorkflow(input: { title: "t", dueDate: "2026-13-45" }) { version } }"#,
+            r#"mutation { createWorkflow(input: { title: "t", dueDate: "-5000-01-01x" }) { version } }"#,
+            "{ workflows { edges { nope } } }",
+            r#"{ workflows(first: "ten") { totalCount } }"#,
+            "{ workflows( { }",
+            "subscription { workflows }",
+        ];
+        for query in malformed {
+            let response = execute(Some(bearer()), query).await;
+            assert!(refused(&response), "{query}: {response}");
+        }
+        let request = async_graphql::Request::new(
+            "query($first: Int) { workflows(first: $first) { totalCount } }",
+        )
+        .variables(async_graphql::Variables::from_json(
+            serde_json::json!({ "first": "ten" }),
+        ));
+        let request = prepare(
+            request,
+            Incoming::from_headers(&http::HeaderMap::new()),
+            &backends(),
+            &jwt(),
+        );
+        let response = build(backends(), jwt(), true).execute(request).await;
+        let response = serde_json::to_value(response).unwrap();
+        assert!(refused(&response), "{response}");
+    }
+
+    #[test]
+    fn uuids_are_canonical_whatever_their_spelling() {
+        for spelling in [
+            ID.to_owned(),
+            ID.to_uppercase(),
+            format!("{{{}}}", ID.to_uppercase()),
+            ID.replace('-', ""),
+            format!("urn:uuid:{ID}"),
+        ] {
+            assert_eq!(
+                canonical(async_graphql::ID(spelling.clone())),
+                ID,
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            canonical(async_graphql::ID("not-a-uuid".into())),
+            "not-a-uuid"
+        );
+    }
+
     #[test]
     fn the_sdl_has_the_documented_shape() {
         let sdl = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
@@ -158,6 +413,7 @@ mod tests {
             "myTasks(first: Int = 20, after: String): WorkflowConnection!",
             "searchWorkflows(text: String!, first: Int = 20, after: String): WorkflowSearchConnection!",
             "dashboard(timeZone: String): Dashboard!",
+            "workflowHistory(id: ID!, first: Int! = 100, afterVersion: Int! = 0): [HistoryEntry!]!",
             "totalCount: Int!",
             "stale: Boolean!",
             "createDefinition(input: CreateDefinitionInput!): DefinitionCommandPayload!",

@@ -1,9 +1,10 @@
 //! Commands, executed by command-svc. `commandId` is the idempotency key: a client retrying a
 //! mutation sends the same one, and the gateway only invents one when the client did not.
 
+use super::limits;
 use super::types::Priority;
 use super::types::Workflow;
-use super::{authorized, non_negative};
+use super::{authorized, canonical, non_negative};
 use crate::backends::Backends;
 use crate::errors::graphql_error;
 use async_graphql::{
@@ -206,6 +207,7 @@ struct WorkflowCommandPayload {
 #[ComplexObject]
 impl WorkflowCommandPayload {
     /// Waits up to 2 s for the projection; `stale: true` if it did not get there.
+    #[graphql(complexity = "limits::single(limits::WAIT, child_complexity)")]
     async fn workflow(&self, ctx: &Context<'_>) -> Result<Workflow> {
         super::query::workflow(ctx, self.workflow_id.0.clone(), Some(self.version)).await
     }
@@ -222,7 +224,7 @@ impl From<pb::CommandResult> for WorkflowCommandPayload {
 }
 
 fn command_id(id: Option<ID>) -> String {
-    id.map_or_else(|| Uuid::new_v4().to_string(), |id| id.0)
+    id.map_or_else(|| Uuid::new_v4().to_string(), canonical)
 }
 
 impl WorkflowTarget {
@@ -230,7 +232,7 @@ impl WorkflowTarget {
     fn into_wire(self) -> (String, String, Option<i64>) {
         (
             command_id(self.command_id),
-            self.workflow_id.0,
+            canonical(self.workflow_id),
             self.expected_version,
         )
     }
@@ -318,6 +320,7 @@ fn date(date: NaiveDate) -> String {
 #[Object]
 impl MutationRoot {
     /// Creates a draft workflow with an inline route.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn create_workflow(
         &self,
         ctx: &Context<'_>,
@@ -326,13 +329,13 @@ impl MutationRoot {
         let route = route(input.route)?;
         let message = pb::CreateWorkflowRequest {
             command_id: command_id(input.command_id),
-            workflow_id: input.workflow_id.map(|id| id.0).unwrap_or_default(),
+            workflow_id: input.workflow_id.map(canonical).unwrap_or_default(),
             title: input.title,
             description: input.description,
             priority: pb::Priority::from(input.priority).into(),
             route,
             due_date: input.due_date.map(date).unwrap_or_default(),
-            definition_id: input.definition_id.map(|id| id.0).unwrap_or_default(),
+            definition_id: input.definition_id.map(canonical).unwrap_or_default(),
         };
         send(ctx, message, |mut client, request| async move {
             client.create_workflow(request).await
@@ -341,6 +344,7 @@ impl MutationRoot {
     }
 
     /// Edits a draft (or a workflow sent back for changes) as its applicant.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn update_draft(
         &self,
         ctx: &Context<'_>,
@@ -370,6 +374,7 @@ impl MutationRoot {
     }
 
     /// Sends a draft to its first approver; after requested changes, restarts the route.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn submit_workflow(
         &self,
         ctx: &Context<'_>,
@@ -388,6 +393,7 @@ impl MutationRoot {
     }
 
     /// Approves the current step as its approver.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn approve_step(
         &self,
         ctx: &Context<'_>,
@@ -409,6 +415,7 @@ impl MutationRoot {
     }
 
     /// Rejects the current step as its approver, which ends the workflow.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn reject_step(
         &self,
         ctx: &Context<'_>,
@@ -430,6 +437,7 @@ impl MutationRoot {
     }
 
     /// Sends the workflow back to its applicant, who edits and resubmits it.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn request_changes(
         &self,
         ctx: &Context<'_>,
@@ -451,6 +459,7 @@ impl MutationRoot {
     }
 
     /// Hands the current step to another user of the tenant, who then decides it.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn delegate_step(
         &self,
         ctx: &Context<'_>,
@@ -473,6 +482,7 @@ impl MutationRoot {
     }
 
     /// Cancels a workflow that has not ended, as its applicant.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn cancel_workflow(
         &self,
         ctx: &Context<'_>,
@@ -492,6 +502,7 @@ impl MutationRoot {
     }
 
     /// Comments on a workflow the caller takes part in.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn add_comment(
         &self,
         ctx: &Context<'_>,
@@ -511,6 +522,7 @@ impl MutationRoot {
     }
 
     /// Records a document's metadata on a workflow the caller takes part in.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn attach_document(
         &self,
         ctx: &Context<'_>,
@@ -542,6 +554,7 @@ impl MutationRoot {
     }
 
     /// Marks an overdue step as escalated; for the deadline watcher (`system` role).
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn escalate_step(
         &self,
         ctx: &Context<'_>,
@@ -562,6 +575,7 @@ impl MutationRoot {
     }
 
     /// Creates a workflow definition (version 1). Administrators only.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn create_definition(
         &self,
         ctx: &Context<'_>,
@@ -569,7 +583,7 @@ impl MutationRoot {
     ) -> Result<DefinitionCommandPayload> {
         let message = pb::CreateDefinitionRequest {
             command_id: command_id(input.command_id),
-            definition_id: input.definition_id.map(|id| id.0).unwrap_or_default(),
+            definition_id: input.definition_id.map(canonical).unwrap_or_default(),
             name: input.name,
             route: route(input.route)?,
         };
@@ -580,6 +594,7 @@ impl MutationRoot {
     }
 
     /// Publishes a new version of a definition; workflows created before keep theirs.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn publish_definition_version(
         &self,
         ctx: &Context<'_>,
@@ -587,7 +602,7 @@ impl MutationRoot {
     ) -> Result<DefinitionCommandPayload> {
         let message = pb::PublishDefinitionVersionRequest {
             command_id: command_id(input.command_id),
-            definition_id: input.definition_id.0,
+            definition_id: canonical(input.definition_id),
             expected_version: input.expected_version,
             route: route(input.route)?,
             name: input.name,
@@ -599,6 +614,7 @@ impl MutationRoot {
     }
 
     /// Archives a definition: no new workflows from it.
+    #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn archive_definition(
         &self,
         ctx: &Context<'_>,
@@ -606,7 +622,7 @@ impl MutationRoot {
     ) -> Result<DefinitionCommandPayload> {
         let message = pb::ArchiveDefinitionRequest {
             command_id: command_id(input.command_id),
-            definition_id: input.definition_id.0,
+            definition_id: canonical(input.definition_id),
             expected_version: input.expected_version,
         };
         send_definition(ctx, message, |mut client, request| async move {

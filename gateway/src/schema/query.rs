@@ -1,8 +1,9 @@
 //! Reads, answered by query-svc from the read model.
 
+use super::limits;
 use super::loader::WorkflowLoader;
 use super::types::{broken_contract, Priority, Workflow, WorkflowStatus};
-use super::{authorized, non_negative};
+use super::{authorized, canonical, data, non_negative};
 use crate::errors::graphql_error;
 use async_graphql::connection::{Connection, ConnectionNameType, Edge, EdgeNameType};
 use async_graphql::dataloader::DataLoader;
@@ -191,10 +192,15 @@ fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
 
 #[Object]
 impl QueryRoot {
-    /// One workflow of the caller's tenant, with its steps, comments and attachments. With
-    /// `minVersion` (the `version` a mutation returned), waits up to 2 s for the read side to
-    /// catch up; if it does not, the answer has `stale: true`. Without it, every such lookup of
-    /// a request is answered by one batched call.
+    /// One workflow of the caller's tenant, with its steps and its latest 100 comments and
+    /// attachments (`commentCount` and `attachmentCount` count all of them; `workflowHistory`
+    /// holds every one). With `minVersion` (the `version` a mutation returned), waits up to 2 s
+    /// for the read side to catch up; if it does not, the answer has `stale: true`. Without it,
+    /// the lookups of a request are answered by batched calls.
+    #[graphql(complexity = "limits::single(
+        if min_version.is_some() { limits::WAIT } else { limits::LOOKUP },
+        child_complexity,
+    )")]
     async fn workflow(
         &self,
         ctx: &Context<'_>,
@@ -202,19 +208,16 @@ impl QueryRoot {
         min_version: Option<i64>,
     ) -> Result<Workflow> {
         if min_version.is_some() {
-            return workflow(ctx, id.0, min_version).await;
+            return workflow(ctx, canonical(id), min_version).await;
         }
         // Verified here too, so a bad token is reported for this field as everywhere else.
         authorized(ctx)?;
         // Checked before batching: one malformed id must not fail the other lookups.
-        if uuid::Uuid::parse_str(&id).is_err() {
-            return Err(graphql_error(platform::errors::invalid_argument(
-                "id",
-                "must be a UUID",
-            )));
-        }
-        ctx.data::<DataLoader<WorkflowLoader>>()?
-            .load_one(id.0)
+        let id = uuid::Uuid::parse_str(&id).map_err(|_| {
+            graphql_error(platform::errors::invalid_argument("id", "must be a UUID"))
+        })?;
+        data::<DataLoader<WorkflowLoader>>(ctx)?
+            .load_one(id.to_string())
             .await?
             .ok_or_else(|| {
                 graphql_error(platform::errors::status(
@@ -227,6 +230,7 @@ impl QueryRoot {
 
     /// The caller's tenant's workflows, filtered and sorted, a page at a time.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "limits::page(limits::LIST, first, child_complexity)")]
     async fn workflows(
         &self,
         ctx: &Context<'_>,
@@ -235,7 +239,7 @@ impl QueryRoot {
         #[graphql(desc = "Default: CREATED_AT.")] sort: Option<WorkflowSortField>,
         #[graphql(desc = "Default: newest, latest or most urgent first; earliest due date first.")]
         direction: Option<SortDirection>,
-        #[graphql(default = 20)] first: Option<i32>,
+        #[graphql(default_with = "limits::default_page()")] first: Option<i32>,
         after: Option<String>,
     ) -> Result<WorkflowConnection> {
         let (caller, backends) = authorized(ctx)?;
@@ -254,7 +258,7 @@ impl QueryRoot {
             applicant_id: filter.applicant_id.unwrap_or_default(),
             assignee_id: filter.assignee_id.unwrap_or_default(),
             assignee_roles: filter.assignee_roles,
-            definition_id: filter.definition_id.map(|id| id.0).unwrap_or_default(),
+            definition_id: filter.definition_id.map(canonical).unwrap_or_default(),
             created_after: filter.created_after.map(timestamp),
             created_before: filter.created_before.map(timestamp),
             overdue: filter.overdue,
@@ -284,10 +288,11 @@ impl QueryRoot {
 
     /// Steps waiting for the caller: assigned to them, to a role they hold, or delegated to
     /// them; most recently assigned first.
+    #[graphql(complexity = "limits::page(limits::LIST, first, child_complexity)")]
     async fn my_tasks(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: Option<i32>,
+        #[graphql(default_with = "limits::default_page()")] first: Option<i32>,
         after: Option<String>,
     ) -> Result<WorkflowConnection> {
         let (caller, backends) = authorized(ctx)?;
@@ -307,11 +312,12 @@ impl QueryRoot {
 
     /// Workflows whose title, description or comments contain `text` (Japanese substrings of
     /// any length, English words case-insensitively), best matches first.
+    #[graphql(complexity = "limits::page(limits::SEARCH, first, child_complexity)")]
     async fn search_workflows(
         &self,
         ctx: &Context<'_>,
         text: String,
-        #[graphql(default = 20)] first: Option<i32>,
+        #[graphql(default_with = "limits::default_page()")] first: Option<i32>,
         after: Option<String>,
     ) -> Result<SearchConnection> {
         let (caller, backends) = authorized(ctx)?;
@@ -353,10 +359,30 @@ impl QueryRoot {
         Ok(connection)
     }
 
-    /// The audit trail of a workflow, read from the event store: every event, oldest first.
-    async fn workflow_history(&self, ctx: &Context<'_>, id: ID) -> Result<Vec<HistoryEntry>> {
+    /// The audit trail of a workflow, read from the event store: its events, oldest first,
+    /// `first` (1..=100) at a time. Fewer than `first` entries means there are no more; the next
+    /// page starts after the `version` of the last entry (`afterVersion`).
+    #[graphql(complexity = "limits::page(limits::HISTORY, Some(first), child_complexity)")]
+    async fn workflow_history(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default_with = "proto::limits::MAX_HISTORY_PAGE_SIZE as i32")] first: i32,
+        #[graphql(default)] after_version: i64,
+    ) -> Result<Vec<HistoryEntry>> {
         let (caller, backends) = authorized(ctx)?;
-        let request = caller.request(pb::GetWorkflowHistoryRequest { workflow_id: id.0 });
+        let page_size = non_negative("first", first)?;
+        if page_size == 0 {
+            return Err(graphql_error(platform::errors::invalid_argument(
+                "first",
+                "must be at least 1",
+            )));
+        }
+        let request = caller.request(pb::GetWorkflowHistoryRequest {
+            workflow_id: canonical(id),
+            page_size,
+            after_version,
+        });
         let history = backends
             .query
             .clone()
@@ -390,6 +416,7 @@ impl QueryRoot {
 
     /// Counts for the caller's tenant; "today" in `timeZone` (an IANA name such as
     /// `Asia/Tokyo` or an offset such as `+09:00`; UTC when absent).
+    #[graphql(complexity = "limits::single(limits::DASHBOARD, child_complexity)")]
     async fn dashboard(&self, ctx: &Context<'_>, time_zone: Option<String>) -> Result<Dashboard> {
         let (caller, backends) = authorized(ctx)?;
         let request = caller.request(pb::GetDashboardRequest {

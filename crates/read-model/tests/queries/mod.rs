@@ -1242,3 +1242,101 @@ async fn the_migration_backfills_assignments_and_first_submissions() {
     assert_eq!(backfilled[3].first_submitted_at, resubmitted.submitted_at);
     assert!(resubmitted.first_submitted_at < resubmitted.submitted_at);
 }
+
+#[tokio::test]
+async fn a_detail_holds_the_latest_hundred_comments_and_attachments_and_counts_them_all() {
+    let pool = read_db().await;
+    let mut h = History::new("acme", start());
+    let mut events = vec![h.next(created_as(DRAFT))];
+    events.extend((1..=130).map(|n| h.next(commented("bob", &format!("comment {n}")))));
+    events.extend((1..=105).map(|n| h.next(super::attached(&format!("scan-{n}.pdf")))));
+    apply_all(&pool, &events).await;
+
+    let detail = read_model::get_workflow(&pool, "acme", h.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.workflow.comment_count, 130);
+    assert_eq!(detail.workflow.attachment_count, 105);
+    let bodies: Vec<&str> = detail.comments.iter().map(|c| c.body.as_str()).collect();
+    let latest: Vec<String> = (31..=130).map(|n| format!("comment {n}")).collect();
+    assert_eq!(bodies, latest, "the latest 100, oldest of them first");
+    let files: Vec<&str> = detail
+        .attachments
+        .iter()
+        .map(|a| a.document.file_name())
+        .collect();
+    let latest: Vec<String> = (6..=105).map(|n| format!("scan-{n}.pdf")).collect();
+    assert_eq!(files, latest);
+}
+
+#[tokio::test]
+async fn filters_with_times_the_read_model_cannot_compare_are_refused_naming_the_field() {
+    let pool = read_db().await;
+    let year = |year: i32| {
+        NaiveDate::from_ymd_opt(year, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+    };
+    let cases = [
+        (year(-5000), None, "created_after"),
+        (year(0), None, "created_after"),
+        (year(2026), Some(year(10_000)), "created_before"),
+    ];
+    for (after, before, field) in cases {
+        let query = WorkflowQuery {
+            filter: WorkflowFilter {
+                created_after: Some(after),
+                created_before: before,
+                ..WorkflowFilter::default()
+            },
+            ..WorkflowQuery::default()
+        };
+        let error = list_workflows(&pool, "acme", query, 10, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, QueryError::TimeOutOfRange(f) if f == field),
+            "{field}: {error:?}"
+        );
+    }
+    let widest = WorkflowQuery {
+        filter: WorkflowFilter {
+            created_after: Some(year(1)),
+            created_before: Some(year(9999)),
+            ..WorkflowFilter::default()
+        },
+        ..WorkflowQuery::default()
+    };
+    let page = list_workflows(&pool, "acme", widest, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.total_count, 0);
+}
+
+#[tokio::test]
+async fn pooled_statements_time_out_in_postgresql_and_migrations_are_exempt() {
+    let (url, _) = test_support::fresh_database("statement_timeout").await;
+    let settings = read_model::DatabaseSettings {
+        read_database_url: url,
+        database_max_connections: 2,
+        database_statement_timeout_ms: 200,
+    };
+    let pool = settings.connect_migrated().await.unwrap();
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(timeout, "200ms");
+    let error = sqlx::query("SELECT pg_sleep(5)")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    let code = error.as_database_error().and_then(|error| error.code());
+    assert_eq!(code.as_deref(), Some("57014"), "query_canceled: {error}");
+    // The schema is there: the migrations ran on their own connection.
+    let page = list_workflows(&pool, "acme", None, 1, None).await.unwrap();
+    assert_eq!(page.total_count, 0);
+}
