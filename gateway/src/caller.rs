@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn tokens_with_the_system_role_are_refused() {
-        let jwt = Jwt::new(&Secret::new(LOCAL_JWT_SECRET.into()), "ringiflow");
+        let jwt = Jwt::local_development();
         for roles in [vec!["system"], vec!["admin", "system"]] {
             let identity = Identity {
                 tenant_id: "acme".into(),
@@ -168,7 +168,7 @@ mod tests {
             };
             let authorization = format!(
                 "Bearer {}",
-                jwt.issue(&identity, chrono::Duration::hours(1))
+                jwt.issue(&identity, chrono::Duration::hours(1)).unwrap()
             );
             let status = Incoming::from_headers(&headers(&[("authorization", &authorization)]))
                 .authenticate(&jwt)

@@ -155,12 +155,11 @@ mod tests {
     use crate::settings::RateLimitSettings;
     use axum::body::Body;
     use platform::auth::Identity;
-    use platform::settings::{Secret, LOCAL_JWT_SECRET};
     use serde_json::Value;
     use tower::ServiceExt as _;
 
     fn jwt() -> Jwt {
-        Jwt::new(&Secret::new(LOCAL_JWT_SECRET.into()), "ringiflow")
+        Jwt::local_development()
     }
 
     /// The gateway's routes with a user limit of `burst` requests, then one per second.
@@ -189,7 +188,7 @@ mod tests {
         };
         format!(
             "Bearer {}",
-            jwt().issue(&identity, chrono::Duration::hours(1))
+            jwt().issue(&identity, chrono::Duration::hours(1)).unwrap()
         )
     }
 

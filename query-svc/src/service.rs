@@ -177,9 +177,15 @@ impl WorkflowQueryService for QueryService {
         if request.after_version < 0 {
             return Err(invalid_argument("after_version", "must not be negative"));
         }
+        // One more than the page, to know whether another page follows.
         let mut events = self
             .events
-            .load_after(&caller.tenant_id, id.as_uuid(), request.after_version)
+            .history_page::<workflow_domain::Workflow>(
+                &caller.tenant_id,
+                id.as_uuid(),
+                request.after_version,
+                i64::from(page_size) + 1,
+            )
             .await
             .map_err(|error| {
                 if error.is_unavailable() {

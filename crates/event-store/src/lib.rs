@@ -159,14 +159,28 @@ impl EventStore {
         aggregate_id: Uuid,
         version: i64,
     ) -> Result<Vec<RecordedEvent<A::Event>>, StoreError> {
+        self.history_page::<A>(tenant_id, aggregate_id, version, i64::MAX)
+            .await
+    }
+
+    /// Like [`Self::history`], at most `limit` events: a page of an audit trail, read no further
+    /// than the page.
+    pub async fn history_page<A: Aggregate>(
+        &self,
+        tenant_id: &str,
+        aggregate_id: Uuid,
+        version: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent<A::Event>>, StoreError> {
         sqlx::query(&format!(
             "{SELECT_EVENTS} WHERE aggregate_id = $1 AND tenant_id = $2 AND version > $3
-             AND aggregate_type = $4 ORDER BY version"
+             AND aggregate_type = $4 ORDER BY version LIMIT $5"
         ))
         .bind(aggregate_id)
         .bind(tenant_id)
         .bind(version)
         .bind(A::TYPE)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?
         .iter()
