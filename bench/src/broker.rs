@@ -80,6 +80,12 @@ impl OwnBroker {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let db = broker.dir.join("tansu.db");
+        tokio::task::spawn_blocking(move || {
+            test_support::tansu::index_headers(&db, Duration::from_secs(30))
+        })
+        .await?
+        .map_err(anyhow::Error::msg)?;
         Ok(broker)
     }
 

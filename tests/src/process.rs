@@ -153,6 +153,8 @@ impl Broker {
         .in_dir(storage.0.clone());
         process.start();
         wait_for_port(port, "broker").await;
+        test_support::tansu::index_headers(&storage.0.join("tansu.db"), Duration::from_secs(30))
+            .expect("the broker's header index");
         Self {
             port,
             process,

@@ -2,6 +2,8 @@
 //! server at `RINGIFLOW_TEST_DATABASE_URL`, so tests run in parallel without sharing state.
 #![forbid(unsafe_code)]
 
+pub mod tansu;
+
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
