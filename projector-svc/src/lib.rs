@@ -226,6 +226,10 @@ impl Application {
             .subscribe(&[&settings.kafka.topic])
             .with_context(|| format!("cannot subscribe to {}", settings.kafka.topic))?;
         let (router, reporter) = platform::grpc::router(SERVICES).await?;
+        // Unknown until the first look at the parked workflows (see `report_completeness`).
+        reporter
+            .set_service_status(READ_MODEL_HEALTH, tonic_health::ServingStatus::Unknown)
+            .await;
         let listener = TcpListener::bind(settings.health_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.health_addr))?;

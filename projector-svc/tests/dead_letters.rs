@@ -278,30 +278,33 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
 async fn an_event_the_read_database_refuses_stops_only_its_workflow() {
     let h = harness().await;
     let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    // Decodes, and the fold accepts it, but PostgreSQL keeps no timestamp before 4713 BC: the
-    // kind of value that once froze every tenant's read side behind one retried batch.
+    // Decodes, and the fold accepts it, but PostgreSQL stores no NUL in text: the kind of value
+    // that once froze every tenant's read side behind one batch retried forever.
     let refused = event(
         b,
-        3,
-        WorkflowEvent::StepAssigned {
+        4,
+        WorkflowEvent::StepCompleted {
             step: StepNo::FIRST,
-            assignee: Approver::User(UserId::parse("user", "bob").unwrap()),
-            due_at: Some(chrono::DateTime::from_timestamp(-300_000_000_000, 0).unwrap()),
+            decision: workflow_domain::Decision::Approved,
+            decided_by: UserId::parse("user", "bob").unwrap(),
+            comment: "ok\u{0}".to_owned(),
         },
     );
     for message in [
         event(a, 1, created()),
         event(b, 1, created()),
         event(b, 2, WorkflowEvent::Submitted {}),
-        refused.clone(),
         event(
             b,
-            4,
-            WorkflowEvent::Cancelled {
-                reason: None,
-                cancelled_by: UserId::parse("user", "alice").unwrap(),
+            3,
+            WorkflowEvent::StepAssigned {
+                step: StepNo::FIRST,
+                assignee: Approver::User(UserId::parse("user", "bob").unwrap()),
+                due_at: None,
             },
         ),
+        refused.clone(),
+        event(b, 5, WorkflowEvent::Approved {}),
         event(c, 1, created()),
         event(a, 2, WorkflowEvent::Submitted {}),
     ] {
@@ -313,13 +316,13 @@ async fn an_event_the_read_database_refuses_stops_only_its_workflow() {
     h.wait_for_version(a, 2).await;
     h.wait_for_version(c, 1).await;
     eventually("everything committed", || async {
-        (h.committed_offset() == Offset::Offset(7)).then_some(())
+        (h.committed_offset() == Offset::Offset(8)).then_some(())
     })
     .await;
     assert_eq!(
         h.version_of(b).await,
-        2,
-        "nothing of b after the refused event"
+        3,
+        "nothing of b from the refused event on"
     );
     assert!(parked(&h.pool, b).await.is_some(), "b is parked");
     assert!(parked(&h.pool, a).await.is_none());
@@ -335,8 +338,8 @@ async fn an_event_the_read_database_refuses_stops_only_its_workflow() {
     assert_eq!(
         kinds,
         [
-            (Some("refused".into()), Some(3)),
-            (Some("parked".into()), Some(4))
+            (Some("refused".into()), Some(4)),
+            (Some("parked".into()), Some(5))
         ]
     );
     let listed = h.command(&["dlq", "list"]).await;

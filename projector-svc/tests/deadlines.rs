@@ -47,6 +47,8 @@ async fn setup() -> Setup {
             &store_url,
             "--relay-enabled",
             "false",
+            "--allow-dev-jwt-secret",
+            "true",
         ]),
         shutdown.clone(),
     )
@@ -135,6 +137,8 @@ fn watcher(read: &PgPool, command_url: &str, shutdown: CancellationToken) -> Dea
         command_url,
         "--deadline-scan-interval-ms",
         "50",
+        "--allow-dev-jwt-secret",
+        "true",
     ]);
     DeadlineWatcher::new(&settings.deadlines, read.clone(), shutdown).expect("watcher")
 }

@@ -38,7 +38,10 @@ pub fn index_headers(db: &Path, wait: Duration) -> Result<(), String> {
     let started = Instant::now();
     while count(db, "table", "header") == 0 {
         if started.elapsed() > wait {
-            return Err(format!("no broker schema in {} after {wait:?}", db.display()));
+            return Err(format!(
+                "no broker schema in {} after {wait:?}",
+                db.display()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
