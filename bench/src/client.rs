@@ -251,6 +251,19 @@ impl GraphQl {
         Ok(body.get("data").cloned().unwrap_or(Value::Null))
     }
 
+    /// Any document, as `token`: the HTTP status and the body, whatever they are.
+    pub async fn raw(&self, token: &str, query: &str) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(token)
+            .json(&json!({ "query": query }))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
     pub async fn command(&self, step: Step, workflow_id: &str, title: &str) -> anyhow::Result<Ack> {
         let (token, field, query, variables) = match step {
             Step::Create => (

@@ -15,6 +15,7 @@ mod client;
 mod cpu;
 mod env;
 mod fill;
+mod isolation;
 mod limit;
 mod report;
 mod stack;
@@ -44,6 +45,8 @@ enum Workload {
     W3,
     W4,
     W5,
+    /// One tenant's abusive requests against another tenant's read latency (issue 9).
+    Isolation,
 }
 
 #[derive(Debug, Parser)]
@@ -313,6 +316,9 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
     if cli.runs(Workload::W3) {
         segments.push(Segment::W3);
     }
+    if cli.runs(Workload::Isolation) {
+        segments.push(Segment::Isolation);
+    }
     if cli.runs(Workload::W1) || limit_db.is_some() {
         segments.extend(cli.concurrency.iter().map(|&c| Segment::W1(c)));
     }
@@ -432,6 +438,7 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
 enum Segment {
     W2(f64),
     W3,
+    Isolation,
     W1(usize),
 }
 
@@ -440,6 +447,7 @@ impl Segment {
         match self {
             Segment::W2(rate) => format!("w2-{rate}"),
             Segment::W3 => "w3".to_owned(),
+            Segment::Isolation => "isolation".to_owned(),
             Segment::W1(concurrency) => format!("w1-c{concurrency}"),
         }
     }
@@ -551,6 +559,62 @@ async fn run_segment(
                     }
                 }
             }
+        }
+        Segment::Isolation => {
+            seed(stack, grpc, 2_000).await?;
+            note_drain(
+                &mut report.notes,
+                "before isolation",
+                stack.quiesce().await?,
+            );
+            let victim_workflow: String =
+                sqlx::query_scalar("SELECT id::text FROM workflows ORDER BY random() LIMIT 1")
+                    .fetch_one(&stack.read_db)
+                    .await?;
+            // A gateway as deployed, rate limits included: they are part of what is measured.
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let gateway = gateway::Application::build(
+                stack::settings(
+                    "gateway",
+                    &[
+                        ("listen-addr", "127.0.0.1:0".to_owned()),
+                        ("command-url", stack.command_url.clone()),
+                        ("query-url", stack.query_url.clone()),
+                    ],
+                )?,
+                shutdown.clone(),
+            )
+            .await?;
+            let url = format!("http://127.0.0.1:{}/graphql", gateway.port());
+            let serving = tokio::spawn(gateway.run_until_stopped());
+            let jwt = cli.auth.jwt()?;
+            let tokens = client::Tokens::issue(&jwt);
+            let attacker_token = jwt.issue(
+                &platform::auth::Identity {
+                    tenant_id: "mallory-corp".to_owned(),
+                    user_id: "mallory".to_owned(),
+                    display_name: "Mallory".to_owned(),
+                    roles: vec![],
+                },
+                chrono::Duration::hours(1),
+            )?;
+            for attackers in [8, 32] {
+                eprintln!(
+                    "==> isolation: a victim read at 50/s, alone and under {attackers} attackers"
+                );
+                let result = isolation::run(
+                    GraphQl::new(&url, &tokens)?,
+                    victim_workflow.clone(),
+                    GraphQl::new(&url, &tokens)?,
+                    attacker_token.clone(),
+                    attackers,
+                    duration,
+                )
+                .await;
+                report.isolation.push(result);
+            }
+            shutdown.cancel();
+            let _ = serving.await;
         }
         Segment::W1(concurrency) => {
             eprintln!("==> W1 grpc    concurrency {concurrency}");

@@ -83,6 +83,7 @@ pub struct Report {
     pub w3_gateway_overhead: Vec<GatewayOverhead>,
     pub w4: Option<W4Result>,
     pub w5: Vec<W5Result>,
+    pub isolation: Vec<crate::isolation::IsolationResult>,
     pub targets: Vec<Target>,
     pub notes: Vec<String>,
 }
@@ -148,6 +149,7 @@ impl Report {
             w3_gateway_overhead: Vec::new(),
             w4: None,
             w5: Vec::new(),
+            isolation: Vec::new(),
             targets: Vec::new(),
             notes: Vec::new(),
         }
@@ -470,6 +472,34 @@ impl Report {
                     "- {}/s first error: {}",
                     r.offered_per_s,
                     r.first_error.as_deref().unwrap_or("")
+                );
+            }
+            println!();
+        }
+        if !self.isolation.is_empty() {
+            println!(
+                "## Isolation: another tenant's read latency while one tenant abuses the gateway"
+            );
+            println!();
+            println!("| attackers | victim reads/s | alone p50 ms | p99 ms | under attack p50 ms | p99 ms | p50 × | p99 × | victim errors | abusive sent | refused | throttled (429) | answered | other |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for r in &self.isolation {
+                println!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    r.attackers,
+                    r.victim_rate_per_s,
+                    ms(r.alone.p50_ms),
+                    ms(r.alone.p99_ms),
+                    ms(r.under_attack.p50_ms),
+                    ms(r.under_attack.p99_ms),
+                    opt(r.p50_ratio),
+                    opt(r.p99_ratio),
+                    r.victim_errors,
+                    r.attack.sent,
+                    r.attack.refused,
+                    r.attack.throttled,
+                    r.attack.answered,
+                    r.attack.other
                 );
             }
             println!();
