@@ -3,11 +3,10 @@
 use crate::backends::Backends;
 use crate::caller::{Incoming, CORRELATION_ID};
 use crate::schema::{self, GatewaySchema};
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
-use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use http::{HeaderMap, StatusCode};
 use platform::auth::Jwt;
@@ -32,9 +31,24 @@ struct AppState {
     jwt: Jwt,
 }
 
-pub(crate) fn router(schema: GatewaySchema, backends: Backends, jwt: Jwt) -> Router {
+/// `graphiql`: also serve GraphiQL (GET /graphql and its assets).
+pub(crate) fn router(
+    schema: GatewaySchema,
+    backends: Backends,
+    jwt: Jwt,
+    graphiql: bool,
+) -> Router {
+    let (endpoint, ide): (MethodRouter<AppState>, Router<AppState>) = if graphiql {
+        (
+            get(crate::graphiql::page).post(graphql),
+            crate::graphiql::assets(),
+        )
+    } else {
+        (post(graphql), Router::new())
+    };
     let routes = Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", endpoint)
+        .merge(ide)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(AppState {
@@ -89,10 +103,6 @@ async fn graphql(
         [(CORRELATION_ID, correlation_id.to_string())],
         GraphQLResponse::from(response),
     )
-}
-
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
 /// Liveness: the process answers HTTP. Backends are deliberately not consulted, so an outage

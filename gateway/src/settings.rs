@@ -25,6 +25,10 @@ pub struct Settings {
         default_value = "http://127.0.0.1:50052"
     )]
     pub query_url: String,
+    /// Serve GraphiQL, the in-browser GraphQL IDE, on GET /graphql (its assets are built into
+    /// the gateway). Off where nobody should explore the API from a browser.
+    #[arg(long, env = "RINGIFLOW_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
     #[command(flatten)]
     pub auth: AuthSettings,
     #[command(flatten)]
@@ -84,6 +88,7 @@ mod tests {
         assert_eq!(settings.listen_addr.port(), 4000);
         assert_eq!(settings.command_url, "http://127.0.0.1:50051");
         assert_eq!(settings.query_url, "http://127.0.0.1:50052");
+        assert!(settings.graphiql);
         assert!(settings.command.is_none());
     }
 

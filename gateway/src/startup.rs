@@ -22,7 +22,7 @@ impl Application {
         let backends = Backends::connect_lazy(&settings.command_url, &settings.query_url)?;
         let jwt = settings.auth.jwt();
         let schema = schema::build(backends.clone(), jwt.clone());
-        let router = http_stack::router(schema, backends, jwt);
+        let router = http_stack::router(schema, backends, jwt, settings.graphiql);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding {}", settings.listen_addr))?;

@@ -53,6 +53,7 @@ const SERVICES: &[&str] = &[""];
     mut_arg("topic_partitions", |arg| arg.global(true)),
     mut_arg("topic_replication", |arg| arg.global(true)),
     mut_arg("log_format", |arg| arg.global(true)),
+    mut_arg("migrate_on_start", |arg| arg.global(true)),
 )]
 pub struct Settings {
     #[command(flatten)]
@@ -80,6 +81,8 @@ pub struct Settings {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
+    /// Apply the read database's pending migrations and exit (idempotent).
+    Migrate,
     /// Dead letters in `<topic>.dlq`.
     Dlq {
         #[command(subcommand)]
@@ -143,6 +146,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             .try_init();
     }
     match settings.command.clone() {
+        Some(Command::Migrate) => {
+            let pool = settings.database.connect_and_migrate().await?;
+            pool.close().await;
+            // A command reports on stdout (its logs are warnings and errors only).
+            println!(
+                "read database schema up to date ({} migrations)",
+                read_model::MIGRATOR.iter().count()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Dlq {
             command: DlqCommand::List { limit },
         }) => dlq::list(&settings.kafka, limit).await,

@@ -27,7 +27,10 @@ const SERVICES: &[&str] = &[workflow_query_service_server::SERVICE_NAME];
 #[command(
     name = "query-svc",
     version,
-    about = "RingiFlow read side: gRPC queries over the read model"
+    about = "RingiFlow read side: gRPC queries over the read model",
+    // `query-svc migrate --read-database-url ...` as well as before the subcommand.
+    mut_arg("read_database_url", |arg| arg.global(true)),
+    mut_arg("log_format", |arg| arg.global(true)),
 )]
 pub struct Settings {
     /// Address the gRPC server listens on; port 0 picks a free port.
@@ -47,6 +50,26 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+    /// Without a subcommand the service serves until SIGTERM or SIGINT.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Apply the read database's pending migrations and exit (idempotent).
+    Migrate,
+}
+
+/// `query-svc migrate`: brings the read database's schema up to date and returns.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = settings.database.connect_and_migrate().await?;
+    tracing::info!(
+        migrations = read_model::MIGRATOR.iter().count(),
+        "read database schema up to date"
+    );
+    pool.close().await;
+    Ok(())
 }
 
 /// A built, bound, not yet serving query service.

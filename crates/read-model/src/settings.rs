@@ -22,6 +22,11 @@ pub struct DatabaseSettings {
     /// Upper bound of pooled connections to the read database.
     #[arg(long, env = "RINGIFLOW_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
+    /// Apply the read database's migrations at start. Off where a separate step runs the
+    /// `migrate` subcommand first (the Helm chart's hook Job); the service then only checks
+    /// that it did.
+    #[arg(long, env = "RINGIFLOW_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
 }
 
 impl DatabaseSettings {
@@ -34,9 +39,27 @@ impl DatabaseSettings {
             .await
     }
 
-    /// Connects and brings the schema up to date: whichever of query-svc, the projector or one
-    /// of its commands runs first finds a ready database (sqlx's migration lock serialises them).
+    /// Connects to a database whose schema is up to date. With `migrate_on_start` it brings
+    /// the schema up to date itself: whichever of query-svc, the projector or one of its
+    /// commands runs first finds a ready database (sqlx's migration lock serialises them).
+    /// Without, it refuses a database that lacks some of this build's migrations.
     pub async fn connect_migrated(&self) -> Result<PgPool, ConnectError> {
+        if self.migrate_on_start {
+            return self.connect_and_migrate().await;
+        }
+        let pool = self.connect().await.map_err(ConnectError::Connect)?;
+        let pending = crate::pending_migrations(&pool)
+            .await
+            .map_err(ConnectError::Connect)?;
+        if !pending.is_empty() {
+            return Err(ConnectError::NotMigrated(pending));
+        }
+        Ok(pool)
+    }
+
+    /// Connects and applies every pending migration, whatever `migrate_on_start` says: the
+    /// `migrate` subcommands.
+    pub async fn connect_and_migrate(&self) -> Result<PgPool, ConnectError> {
         let pool = self.connect().await.map_err(ConnectError::Connect)?;
         crate::migrate(&pool).await.map_err(ConnectError::Migrate)?;
         Ok(pool)
@@ -49,4 +72,6 @@ pub enum ConnectError {
     Connect(sqlx::Error),
     #[error("cannot migrate the read database: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    #[error("the read database lacks migrations {0:?} and RINGIFLOW_MIGRATE_ON_START is false: run the `migrate` subcommand first")]
+    NotMigrated(Vec<i64>),
 }
