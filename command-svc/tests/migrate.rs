@@ -72,7 +72,10 @@ async fn without_migrating_at_start_the_service_refuses_an_unmigrated_database()
     let (url, pool) = test_support::fresh_database("command_unmigrated").await;
 
     let refused = Application::build(settings(&url, false), CancellationToken::new()).await;
-    let message = format!("{:#}", refused.err().expect("an unmigrated event store is refused"));
+    let message = format!(
+        "{:#}",
+        refused.err().expect("an unmigrated event store is refused")
+    );
     assert!(message.contains("command-svc migrate"), "{message}");
     // Refusing left the schema alone.
     let store = EventStore::new(pool);

@@ -83,7 +83,10 @@ fn asset(content_type: &'static str, body: &'static [u8], cache: &'static str) -
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
         ],
         body,
     )
@@ -152,7 +155,10 @@ mod tests {
             } else {
                 "text/javascript"
             };
-            assert!(content_type.starts_with(expected), "{asset}: {content_type}");
+            assert!(
+                content_type.starts_with(expected),
+                "{asset}: {content_type}"
+            );
         }
     }
 

@@ -24,7 +24,10 @@ fn migrate(url: &str) -> std::process::Output {
 async fn migrate_applies_every_migration_to_an_empty_database_and_is_idempotent() {
     let (url, pool) = test_support::fresh_database("projector_migrate").await;
     let all = read_model::MIGRATOR.iter().count();
-    assert_eq!(read_model::pending_migrations(&pool).await.unwrap().len(), all);
+    assert_eq!(
+        read_model::pending_migrations(&pool).await.unwrap().len(),
+        all
+    );
 
     for run in 1..=2 {
         let output = migrate(&url);
@@ -59,7 +62,12 @@ async fn without_migrating_at_start_the_projector_refuses_an_unmigrated_database
         "127.0.0.1:1",
     ]);
     let refused = Application::build(settings, CancellationToken::new()).await;
-    let message = format!("{:#}", refused.err().expect("an unmigrated read database is refused"));
+    let message = format!(
+        "{:#}",
+        refused
+            .err()
+            .expect("an unmigrated read database is refused")
+    );
     assert!(message.contains("RINGIFLOW_MIGRATE_ON_START"), "{message}");
     assert_eq!(
         read_model::pending_migrations(&pool).await.unwrap().len(),

@@ -37,7 +37,10 @@ fn settings(url: &str, migrate_on_start: bool) -> Settings {
 async fn migrate_applies_every_migration_to_an_empty_database_and_is_idempotent() {
     let (url, pool) = test_support::fresh_database("query_migrate").await;
     let all = read_model::MIGRATOR.iter().count();
-    assert_eq!(read_model::pending_migrations(&pool).await.unwrap().len(), all);
+    assert_eq!(
+        read_model::pending_migrations(&pool).await.unwrap().len(),
+        all
+    );
 
     for run in 1..=2 {
         let output = migrate(&url);
@@ -64,7 +67,12 @@ async fn without_migrating_at_start_the_service_refuses_an_unmigrated_database()
     let (url, pool) = test_support::fresh_database("query_unmigrated").await;
 
     let refused = Application::build(settings(&url, false), CancellationToken::new()).await;
-    let message = format!("{:#}", refused.err().expect("an unmigrated read database is refused"));
+    let message = format!(
+        "{:#}",
+        refused
+            .err()
+            .expect("an unmigrated read database is refused")
+    );
     assert!(message.contains("migrate"), "{message}");
     assert_eq!(
         read_model::pending_migrations(&pool).await.unwrap().len(),

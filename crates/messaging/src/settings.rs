@@ -72,7 +72,10 @@ pub struct KafkaSecurity {
     pub sasl_password: Option<Password>,
     /// PEM file of the CA certificates that sign the brokers' certificates; without it the
     /// system trust store is used.
-    #[arg(long = "kafka-ssl-ca-location", env = "RINGIFLOW_KAFKA_SSL_CA_LOCATION")]
+    #[arg(
+        long = "kafka-ssl-ca-location",
+        env = "RINGIFLOW_KAFKA_SSL_CA_LOCATION"
+    )]
     pub ssl_ca_location: Option<std::path::PathBuf>,
     /// Check that the broker's certificate names the host connected to (librdkafka
     /// `ssl.endpoint.identification.algorithm=https`); turn off only for test clusters.

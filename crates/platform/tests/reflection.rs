@@ -43,10 +43,10 @@ macro_rules! reflection_test {
     ($name:ident, $pb:path) => {
         #[tokio::test]
         async fn $name() {
-            use $pb as pb;
             use pb::server_reflection_client::ServerReflectionClient;
             use pb::server_reflection_request::MessageRequest;
             use pb::server_reflection_response::MessageResponse;
+            use $pb as pb;
 
             let (channel, shutdown) = serve().await;
             let mut client = ServerReflectionClient::new(channel);
@@ -73,7 +73,10 @@ macro_rules! reflection_test {
             };
             let names: Vec<&str> = listed.service.iter().map(|s| s.name.as_str()).collect();
             for expected in EXPECTED {
-                assert!(names.contains(expected), "{expected} missing from {names:?}");
+                assert!(
+                    names.contains(expected),
+                    "{expected} missing from {names:?}"
+                );
             }
 
             let described = responses.message().await.unwrap().unwrap();
@@ -82,11 +85,9 @@ macro_rules! reflection_test {
                 panic!("file descriptors expected, got {described:?}");
             };
             assert!(
-                files
-                    .file_descriptor_proto
-                    .iter()
-                    .any(|file| file.windows(b"WorkflowCommandService".len())
-                        .any(|window| window == b"WorkflowCommandService")),
+                files.file_descriptor_proto.iter().any(|file| file
+                    .windows(b"WorkflowCommandService".len())
+                    .any(|window| window == b"WorkflowCommandService")),
                 "no returned file defines WorkflowCommandService"
             );
             shutdown.cancel();
@@ -94,7 +95,10 @@ macro_rules! reflection_test {
     };
 }
 
-reflection_test!(v1_lists_and_describes_the_services, tonic_reflection::pb::v1);
+reflection_test!(
+    v1_lists_and_describes_the_services,
+    tonic_reflection::pb::v1
+);
 reflection_test!(
     v1alpha_lists_and_describes_the_services,
     tonic_reflection::pb::v1alpha
