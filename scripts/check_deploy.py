@@ -515,6 +515,32 @@ def check_chart_semantics(objects: list[dict[str, Any]], values: dict[str, Any])
         expect("/readyz" in script, "the helm test does not ask /readyz")
 
 
+def check_validators_catch_mistakes() -> str:
+    """The validators this script relies on really refuse what they should, as configured here:
+    a misspelt Deployment field, a wrong type, an unknown compose key."""
+    import kubernetes_validate  # noqa: PLC0415
+
+    deployment = strip(find(render({"auth": {"jwt": {"secret": TEST_JWT}}}), "Deployment")[0])
+    misspelt = copy.deepcopy(deployment)
+    misspelt["spec"]["replica"] = misspelt["spec"].pop("replicas")
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "http"
+    for name, broken in (("a misspelt field", misspelt), ("a string port", wrong_type)):
+        try:
+            kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError:
+            continue
+        raise Failed(f"kubernetes-validate accepted {name}")
+    with tempfile.TemporaryDirectory(prefix="ringiflow-compose-") as tmp:
+        document = compose()
+        document["services"]["gateway"]["readonly"] = True
+        broken_compose = Path(tmp) / "docker-compose.yml"
+        broken_compose.write_text(yaml.safe_dump(document))
+        result = run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(broken_compose)])
+        expect(result.returncode != 0, "the compose-spec schema accepted an unknown service key")
+    return "kubernetes-validate --strict refuses a misspelt field and a wrong type; the compose schema an unknown key"
+
+
 def check_checksums_roll_pods() -> str:
     base = {"auth": {"jwt": {"secret": TEST_JWT}}}
     changed_config = {"auth": {"jwt": {"secret": TEST_JWT}}, "config": {"logLevel": "debug"}}
@@ -1292,6 +1318,7 @@ def main() -> int:
     for name, values in value_sets().items():
         run_check(f"chart: helm lint --strict ({name} values)", check_lint(name, values))
         run_check(f"chart: render + kubernetes-validate --strict ({name} values)", check_render(name, values))
+    run_check("validators refuse known mistakes (self-test)", check_validators_catch_mistakes)
     run_check("chart: values.schema.json rejects bad value sets", check_schema_rejects)
     run_check("chart: checksum annotations roll the pods on a config or secret change", check_checksums_roll_pods)
     run_check("k8s: base is in sync with the chart", check_k8s_base_in_sync)
