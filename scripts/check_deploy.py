@@ -509,6 +509,14 @@ def check_chart_semantics(objects: list[dict[str, Any]], values: dict[str, Any])
         for component in GRPC_COMPONENTS:
             for rule in policies[component]["spec"].get("ingress", []):
                 expect(rule.get("from"), f"{component}: an ingress rule without `from` admits anyone")
+    for obj in objects:
+        spec = pod_spec(obj) or {}
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            mounts = [m["mountPath"].rstrip("/") + "/" for m in container.get("volumeMounts", [])]
+            for env in container.get("env", []):
+                for path in re.findall(r"sslrootcert=([^&]+)", env.get("value", "")):
+                    expect(any(path.startswith(m) for m in mounts),
+                           f"{obj['metadata']['name']}/{container['name']}: {env['name']} reads {path}, which no volume provides")
     for pod in find(objects, "Pod"):
         expect(pod["metadata"]["annotations"].get("helm.sh/hook") == "test", "a Pod that is not a helm test")
         script = " ".join(pod["spec"]["containers"][0]["command"])

@@ -123,7 +123,13 @@ The password is query-escaped, which is safe in the user-info part for URL-safe 
 {{- if $db.password -}}
 {{- $userinfo = printf "%s:%s" $db.user ($db.password | urlquery) -}}
 {{- end -}}
-{{- printf "postgres://%s@%s:%v/%s?sslmode=%s" $userinfo $db.host $db.port (index . 1) $db.sslMode -}}
+{{- printf "postgres://%s@%s:%v/%s?%s" $userinfo $db.host $db.port (index . 1) (include "ringiflow.database.params" $root) -}}
+{{- end -}}
+
+{{/* The query string of composed database URLs. */}}
+{{- define "ringiflow.database.params" -}}
+{{- printf "sslmode=%s" .Values.database.sslMode -}}
+{{- with .Values.database.sslRootCert }}{{ printf "&sslrootcert=%s" . }}{{- end -}}
 {{- end -}}
 
 {{/*
@@ -175,11 +181,11 @@ chart's Secret.
       key: {{ $db.existingSecretPasswordKey }}
 {{- if .eventStore }}
 - name: RINGIFLOW_EVENT_STORE_URL
-  value: {{ printf "postgres://%s:$(RINGIFLOW_DATABASE_PASSWORD)@%s:%v/%s?sslmode=%s" $db.user $db.host $db.port $db.eventStoreName $db.sslMode | quote }}
+  value: {{ printf "postgres://%s:$(RINGIFLOW_DATABASE_PASSWORD)@%s:%v/%s?%s" $db.user $db.host $db.port $db.eventStoreName (include "ringiflow.database.params" $root) | quote }}
 {{- end }}
 {{- if .read }}
 - name: RINGIFLOW_READ_DATABASE_URL
-  value: {{ printf "postgres://%s:$(RINGIFLOW_DATABASE_PASSWORD)@%s:%v/%s?sslmode=%s" $db.user $db.host $db.port $db.readName $db.sslMode | quote }}
+  value: {{ printf "postgres://%s:$(RINGIFLOW_DATABASE_PASSWORD)@%s:%v/%s?%s" $db.user $db.host $db.port $db.readName (include "ringiflow.database.params" $root) | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -252,6 +258,9 @@ chart's Secret.
     secretName: {{ . }}
     defaultMode: 0444
 {{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{- define "ringiflow.volumeMounts" -}}
@@ -266,6 +275,9 @@ chart's Secret.
 - name: kafka-ca
   mountPath: {{ include "ringiflow.kafkaCaDir" . }}
   readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
 {{- end }}
 {{- end -}}
 
