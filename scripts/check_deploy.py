@@ -1082,6 +1082,52 @@ def check_dockerfile() -> str:
     return "multi-stage, cargo-chef, OCI labels, non-root, CA certificates and tzdata"
 
 
+def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Whether Docker leaves `path` out of the build context: the last matching pattern wins,
+    `!` re-includes, a pattern matching a directory excludes what is inside it."""
+    import fnmatch  # noqa: PLC0415
+
+    excluded = False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        candidates = [pattern]
+        if pattern.startswith("**/"):
+            candidates.append(pattern[3:])
+        if any(fnmatch.fnmatchcase(p, c) for p in prefixes for c in candidates
+               if c.count("/") == p.count("/") or "**" in c):
+            excluded = not negate
+    return excluded
+
+
+def check_build_context() -> str:
+    """What `docker build .` sends (the repository less .dockerignore) is enough to build:
+    every workspace member's manifest and sources, and every file a crate embeds."""
+    patterns = [l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines()
+                if l.strip() and not l.startswith("#")]
+    files = git("ls-files").stdout.split()
+    kept = [f for f in files if not dockerignore_excludes(f, patterns)]
+    for dropped in ("helm/ringiflow/Chart.yaml", ".git", "docker-compose.yml"):
+        expect(dockerignore_excludes(dropped, patterns), f".dockerignore does not leave out {dropped}")
+    with tempfile.TemporaryDirectory(prefix="ringiflow-context-") as tmp:
+        for file in kept:
+            target = Path(tmp) / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / file, target)
+        result = run(["cargo", "metadata", "--locked", "--offline", "--format-version", "1", "--no-deps"], cwd=tmp)
+        expect(result.returncode == 0, f"cargo metadata fails in the build context:\n{result.stderr[-2000:]}")
+        missing = []
+        for source in [f for f in kept if f.endswith(".rs")]:
+            text = (Path(tmp) / source).read_text()
+            for included in re.findall(r'include_(?:bytes|str)!\(\s*"([^"]+)"\s*\)', text):
+                if not (Path(tmp) / source).parent.joinpath(included).resolve().is_file():
+                    missing.append(f"{source}: {included}")
+        expect(not missing, f"files embedded by the code but left out of the build context: {missing}")
+    return f"{len(kept)} of {len(files)} tracked files sent; the workspace resolves with --locked and every embedded file is there"
+
+
 # ---------------------------------------------------------------------------------------------
 # GraphiQL
 
@@ -1339,6 +1385,7 @@ def main() -> int:
     run_check("proto: buf breaking", check_buf_breaking(args.cache))
     run_check("Dockerfile: hadolint", check_hadolint)
     run_check("Dockerfile: structure", check_dockerfile)
+    run_check("Dockerfile: the build context (after .dockerignore) holds what the build needs", check_build_context)
     run_check("GraphiQL: vendored bundle integrity", check_graphiql_bundle(args.cache))
     if args.no_browser:
         print("skip GraphiQL in Chromium (--no-browser)")
