@@ -30,6 +30,9 @@ fn settings(url: &str, migrate_on_start: bool) -> Settings {
         url,
         "--migrate-on-start",
         &migrate_on_start.to_string(),
+        // Not the built-in development secret, which deployments refuse.
+        "--jwt-secret",
+        "migrate-test-secret-0123456789abcdef0123",
     ])
 }
 
