@@ -357,8 +357,8 @@ def check_workload_invariants(objects: list[dict[str, Any]], where: str, *, char
                 if ref is not None:
                     env_names |= set(configmaps.get(ref, {}))
             if obj["kind"] == "Deployment":
-                if "RINGIFLOW_JWT_SECRET" not in env_names:
-                    problems.append(f"{cname}: no RINGIFLOW_JWT_SECRET")
+                if not env_names & {"RINGIFLOW_JWT_SECRET", "RINGIFLOW_JWT_PUBLIC_KEY_FILE"}:
+                    problems.append(f"{cname}: neither RINGIFLOW_JWT_SECRET nor RINGIFLOW_JWT_PUBLIC_KEY_FILE")
                 component = labels.get("app.kubernetes.io/component")
                 problems += probe_problems(cname, component, container)
         if obj["kind"] == "Deployment":
@@ -517,6 +517,15 @@ def check_chart_semantics(objects: list[dict[str, Any]], values: dict[str, Any])
                 for path in re.findall(r"sslrootcert=([^&]+)", env.get("value", "")):
                     expect(any(path.startswith(m) for m in mounts),
                            f"{obj['metadata']['name']}/{container['name']}: {env['name']} reads {path}, which no volume provides")
+    jwt = values.get("auth", {}).get("jwt", {})
+    if jwt.get("publicKey", {}).get("existingSecret") and not (jwt.get("secret") or jwt.get("existingSecret")):
+        for secret in find(objects, "Secret"):
+            expect("jwt-secret" not in secret.get("data", {}), "an HS256 secret generated although only a public key is configured")
+        for deployment in find(objects, "Deployment"):
+            env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+            expect("RINGIFLOW_JWT_SECRET" not in env, f"{deployment['metadata']['name']} gets an HS256 secret in public-key mode")
+        expect(config.get("RINGIFLOW_JWT_PUBLIC_KEY_FILE", "").endswith("/" + jwt["publicKey"].get("key", "public.pem")),
+               "RINGIFLOW_JWT_PUBLIC_KEY_FILE does not name the mounted key")
     for pod in find(objects, "Pod"):
         expect(pod["metadata"]["annotations"].get("helm.sh/hook") == "test", "a Pod that is not a helm test")
         script = " ".join(pod["spec"]["containers"][0]["command"])
@@ -994,10 +1003,13 @@ def git(*args: str) -> subprocess.CompletedProcess[str]:
 
 def breaking_base() -> tuple[str | None, str]:
     """The commit whose contract this one must stay compatible with: on main, its previous
-    commit (first parent); on another branch, the tip of main."""
+    commit (first parent); on another branch, the commit of main it branched from (main's tip
+    may have moved on with contract changes the branch has not merged yet)."""
     branch = git("rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
     if branch != "main" and git("rev-parse", "--verify", "--quiet", "main^{commit}").returncode == 0:
-        return "main", "main"
+        fork = git("merge-base", "HEAD", "main").stdout.strip()
+        expect(fork, "this branch shares no history with main")
+        return fork, "main where this branch left it"
     if git("rev-parse", "--verify", "--quiet", "HEAD^1^{commit}").returncode == 0:
         return "HEAD^1", "the previous commit of main"
     if git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":

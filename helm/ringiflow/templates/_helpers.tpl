@@ -190,8 +190,18 @@ chart's Secret.
 {{- end }}
 {{- end -}}
 
-{{/* The JWT secret variable every service reads. */}}
+{{/*
+Whether the services get an HS256 secret: one is given, or none is and no public key is either
+(then the chart generates one).
+*/}}
+{{- define "ringiflow.jwt.hasSecret" -}}
+{{- $jwt := .Values.auth.jwt -}}
+{{- if or $jwt.secret $jwt.existingSecret (not $jwt.publicKey.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The JWT secret variable every service reads (when there is one). */}}
 {{- define "ringiflow.jwt.env" -}}
+{{- if include "ringiflow.jwt.hasSecret" . }}
 - name: RINGIFLOW_JWT_SECRET
   valueFrom:
     secretKeyRef:
@@ -202,6 +212,7 @@ chart's Secret.
       name: {{ include "ringiflow.secretName" . }}
       key: jwt-secret
       {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* The Kafka SASL password, for the services that talk to Kafka, when SASL is configured. */}}
