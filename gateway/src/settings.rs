@@ -11,6 +11,10 @@ pub struct Settings {
     /// Address the HTTP server binds; port 0 picks a free port.
     #[arg(long, env = "RINGIFLOW_LISTEN_ADDR", default_value = "0.0.0.0:4000")]
     pub listen_addr: SocketAddr,
+    /// Serve GraphiQL, the in-browser GraphQL IDE, on GET /graphql (its assets are built into
+    /// the gateway). Off where nobody should explore the API from a browser.
+    #[arg(long, env = "RINGIFLOW_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
     /// gRPC endpoint of command-svc.
     #[arg(
         long,
@@ -25,10 +29,6 @@ pub struct Settings {
         default_value = "http://127.0.0.1:50052"
     )]
     pub query_url: String,
-    /// Serve GraphiQL, the in-browser GraphQL IDE, on GET /graphql (its assets are built into
-    /// the gateway). Off where nobody should explore the API from a browser.
-    #[arg(long, env = "RINGIFLOW_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
-    pub graphiql: bool,
     #[command(flatten)]
     pub auth: AuthSettings,
     #[command(flatten)]

@@ -147,7 +147,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     }
     match settings.command.clone() {
         Some(Command::Migrate) => {
-            let pool = settings.database.connect_and_migrate().await?;
+            let pool = settings.database.connect_migrated().await?;
             pool.close().await;
             // A command reports on stdout (its logs are warnings and errors only).
             println!(
@@ -162,11 +162,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         Some(Command::Dlq {
             command: DlqCommand::Replay { aggregate },
         }) => {
-            let pool = settings.database.connect_migrated().await?;
+            let pool = settings.database.connect_ready().await?;
             dlq::replay(&pool, &settings.kafka, aggregate).await
         }
         Some(Command::Rebuild { event_store }) => {
-            settings.database.connect_migrated().await?;
+            settings.database.connect_ready().await?;
             rebuild::rebuild(read_database_url, &event_store.event_store_url).await
         }
         Some(Command::Verify {
@@ -174,7 +174,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             tenant,
             aggregate,
         }) => {
-            settings.database.connect_migrated().await?;
+            settings.database.connect_ready().await?;
             let scope = Scope {
                 tenant_id: tenant,
                 aggregate_id: aggregate,
@@ -209,7 +209,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let pool = settings.database.connect_migrated().await?;
+        let pool = settings.database.connect_ready().await?;
         // Subscribing to a topic that does not exist yet would leave the group without
         // partitions until the relay first publishes.
         messaging::ensure_topic(&settings.kafka)

@@ -63,7 +63,7 @@ pub enum Command {
 
 /// `query-svc migrate`: brings the read database's schema up to date and returns.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let pool = settings.database.connect_and_migrate().await?;
+    let pool = settings.database.connect_migrated().await?;
     tracing::info!(
         migrations = read_model::MIGRATOR.iter().count(),
         "read database schema up to date"
@@ -85,7 +85,7 @@ pub struct Application {
 impl Application {
     /// Connects to the read database, brings its schema up to date and binds the listener.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let pool = settings.database.connect_migrated().await?;
+        let pool = settings.database.connect_ready().await?;
         let freshness = Freshness::listen(&pool)
             .await
             .context("cannot listen for read-model notifications")?;

@@ -11,6 +11,11 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseSettings {
+    /// Apply the read database's migrations at start. Off where a separate step runs the
+    /// `migrate` subcommand first (the Helm chart's hook Job); the service then only checks
+    /// that it did.
+    #[arg(long, env = "RINGIFLOW_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
     /// PostgreSQL URL of the read database (not the event store).
     #[arg(
         long,
@@ -22,11 +27,27 @@ pub struct DatabaseSettings {
     /// Upper bound of pooled connections to the read database.
     #[arg(long, env = "RINGIFLOW_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
-    /// Apply the read database's migrations at start. Off where a separate step runs the
-    /// `migrate` subcommand first (the Helm chart's hook Job); the service then only checks
-    /// that it did.
-    #[arg(long, env = "RINGIFLOW_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
-    pub migrate_on_start: bool,
+}
+
+/// Start-up of a service: what `migrate_on_start` decides.
+impl DatabaseSettings {
+    /// Connects to a database whose schema is up to date: migrates it first
+    /// ([`Self::connect_migrated`]) with `migrate_on_start`, or else refuses it while it lacks
+    /// one of this build's migrations (the `migrate` step has not run).
+    pub async fn connect_ready(&self) -> Result<PgPool, ConnectError> {
+        if self.migrate_on_start {
+            return self.connect_migrated().await;
+        }
+        let pool = self.connect().await.map_err(ConnectError::Connect)?;
+        let pending = crate::pending_migrations(&pool)
+            .await
+            .map_err(ConnectError::Connect)?;
+        if !pending.is_empty() {
+            pool.close().await;
+            return Err(ConnectError::NotMigrated(pending));
+        }
+        Ok(pool)
+    }
 }
 
 impl DatabaseSettings {
@@ -39,27 +60,9 @@ impl DatabaseSettings {
             .await
     }
 
-    /// Connects to a database whose schema is up to date. With `migrate_on_start` it brings
-    /// the schema up to date itself: whichever of query-svc, the projector or one of its
-    /// commands runs first finds a ready database (sqlx's migration lock serialises them).
-    /// Without, it refuses a database that lacks some of this build's migrations.
+    /// Connects and brings the schema up to date: whichever of query-svc, the projector or one
+    /// of its commands runs first finds a ready database (sqlx's migration lock serialises them).
     pub async fn connect_migrated(&self) -> Result<PgPool, ConnectError> {
-        if self.migrate_on_start {
-            return self.connect_and_migrate().await;
-        }
-        let pool = self.connect().await.map_err(ConnectError::Connect)?;
-        let pending = crate::pending_migrations(&pool)
-            .await
-            .map_err(ConnectError::Connect)?;
-        if !pending.is_empty() {
-            return Err(ConnectError::NotMigrated(pending));
-        }
-        Ok(pool)
-    }
-
-    /// Connects and applies every pending migration, whatever `migrate_on_start` says: the
-    /// `migrate` subcommands.
-    pub async fn connect_and_migrate(&self) -> Result<PgPool, ConnectError> {
         let pool = self.connect().await.map_err(ConnectError::Connect)?;
         crate::migrate(&pool).await.map_err(ConnectError::Migrate)?;
         Ok(pool)
