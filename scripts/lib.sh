@@ -262,7 +262,7 @@ ensure_tools() {
     command -v cargo >/dev/null 2>&1 ||
         die "cargo not found: install a Rust toolchain (https://rustup.rs) and put ~/.cargo/bin on PATH"
     command -v apt-get >/dev/null 2>&1 || [[ -n "$(pg_bindir || true)" ]] ||
-        die "no apt-get: install PostgreSQL 15+, gcc, g++, make, pkg-config, zlib headers and curl yourself"
+        die "no apt-get: install PostgreSQL 15+, gcc, g++, make, pkg-config, zlib and OpenSSL headers and curl yourself"
 
     local missing=()
     pg_bindir >/dev/null || missing+=(postgresql)
@@ -271,6 +271,8 @@ ensure_tools() {
     command -v make >/dev/null 2>&1 || missing+=(make)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     [[ -e /usr/include/zlib.h ]] || missing+=(zlib1g-dev)
+    # librdkafka is built with TLS (and SCRAM) against the system OpenSSL.
+    [[ -e /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
     if ((${#missing[@]} > 0)); then

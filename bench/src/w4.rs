@@ -405,6 +405,7 @@ pub async fn run_catch_up(
         topic: topic.clone(),
         topic_partitions: infra.partitions,
         topic_replication: 1,
+        security: Default::default(),
     };
     eprintln!(
         "    producing {} events ({workflows} workflows) into {topic} …",

@@ -33,7 +33,10 @@ pub use handler::{CommandContext, CommandHandler, HandleError};
 #[command(
     name = "command-svc",
     version,
-    about = "RingiFlow write side: gRPC commands, event store, outbox relay"
+    about = "RingiFlow write side: gRPC commands, event store, outbox relay",
+    // `command-svc migrate --event-store-url ...` as well as before the subcommand.
+    mut_arg("event_store_url", |arg| arg.global(true)),
+    mut_arg("log_format", |arg| arg.global(true)),
 )]
 pub struct Settings {
     /// gRPC listen address.
@@ -86,6 +89,41 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+    /// Apply the event store's migrations at start. Off where a separate step runs
+    /// `command-svc migrate` first (the Helm chart's hook Job), so replicas starting together
+    /// never race on the schema; the service then only checks that it was done.
+    #[arg(long, env = "RINGIFLOW_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+    /// Without a subcommand the service serves until SIGTERM or SIGINT.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Apply the event store's pending migrations and exit (idempotent).
+    Migrate,
+}
+
+/// `command-svc migrate`: brings the event store's schema up to date and returns.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&settings.event_store_url)
+        .await
+        .context("cannot connect to the event store")?;
+    let store = EventStore::new(pool.clone());
+    store
+        .migrate()
+        .await
+        .context("event store migrations failed")?;
+    tracing::info!(
+        migrations = event_store::MIGRATOR.iter().count(),
+        "event store schema up to date"
+    );
+    pool.close().await;
+    Ok(())
 }
 
 /// A URI scheme as RFC 3986 spells it, compared in lower case as attachments store it.
@@ -124,10 +162,20 @@ impl Application {
             .await
             .context("cannot connect to the event store")?;
         let store = EventStore::new(pool.clone());
-        store
-            .migrate()
-            .await
-            .context("event store migrations failed")?;
+        if settings.migrate_on_start {
+            // On a connection of its own, without the statement timeout: a migration may
+            // rightly take longer than any request.
+            migrate(&settings).await?;
+        } else {
+            let pending = store
+                .pending_migrations()
+                .await
+                .context("cannot read the event store's migrations")?;
+            anyhow::ensure!(
+                pending.is_empty(),
+                "the event store lacks migrations {pending:?} and RINGIFLOW_MIGRATE_ON_START is false: run `command-svc migrate` first"
+            );
+        }
 
         let relay = if settings.relay_enabled {
             let producer: rdkafka::producer::FutureProducer =

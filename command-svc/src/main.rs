@@ -1,10 +1,14 @@
 use clap::Parser;
+use command_svc::{Command, Settings};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = command_svc::Settings::parse();
+    let settings = Settings::parse();
     platform::telemetry::init(&settings.telemetry);
+    if let Some(Command::Migrate) = settings.command {
+        return command_svc::migrate(&settings).await;
+    }
     let shutdown = CancellationToken::new();
     platform::shutdown::cancel_on_signal(shutdown.clone());
     command_svc::Application::build(settings, shutdown)

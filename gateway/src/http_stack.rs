@@ -5,12 +5,11 @@ use crate::caller::{Incoming, CORRELATION_ID};
 use crate::errors::http_error;
 use crate::rate_limit::RateLimitLayer;
 use crate::schema::{self, GatewaySchema};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::ParseRequestError;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use http::{HeaderMap, StatusCode};
 use platform::auth::Jwt;
@@ -36,15 +35,26 @@ struct AppState {
     jwt: Jwt,
 }
 
+/// `graphiql`: also serve GraphiQL (GET /graphql and its assets).
 pub(crate) fn router(
     schema: GatewaySchema,
     backends: Backends,
     jwt: Jwt,
     rate_limit: RateLimitLayer,
+    graphiql: bool,
 ) -> Router {
+    let (endpoint, ide): (MethodRouter<AppState>, Router<AppState>) = if graphiql {
+        (
+            get(crate::graphiql::page).post(graphql),
+            crate::graphiql::assets(),
+        )
+    } else {
+        (post(graphql), Router::new())
+    };
     let routes = Router::new()
         // Only the API is rate limited: the orchestrator's probes must never be refused.
-        .route("/graphql", get(graphiql).post(graphql).layer(rate_limit))
+        .route("/graphql", endpoint.layer(rate_limit))
+        .merge(ide)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(AppState {
@@ -129,10 +139,6 @@ async fn graphql(
     )
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
-}
-
 /// Liveness: the process answers HTTP. Backends are deliberately not consulted, so an outage
 /// downstream does not get the gateway restarted.
 async fn healthz() -> StatusCode {
@@ -149,7 +155,7 @@ async fn readyz(State(state): State<AppState>) -> StatusCode {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rate_limit::RateLimiter;
     use crate::settings::RateLimitSettings;
@@ -162,8 +168,9 @@ mod tests {
         Jwt::local_development()
     }
 
-    /// The gateway's routes with a user limit of `burst` requests, then one per second.
-    fn app(burst: u32) -> Router {
+    /// The gateway's routes, with backends that are never reached, a user limit of `burst`
+    /// requests then one per second, and GraphiQL as `graphiql` says.
+    pub(crate) fn app_with(burst: u32, graphiql: bool) -> Router {
         let backends = Backends::connect_lazy("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap();
         let limiter = RateLimiter::new(&RateLimitSettings {
             rate_limit_per_second: 1,
@@ -176,7 +183,12 @@ mod tests {
             backends,
             jwt(),
             RateLimitLayer::new(limiter, jwt()),
+            graphiql,
         )
+    }
+
+    fn app(burst: u32) -> Router {
+        app_with(burst, true)
     }
 
     fn bearer(tenant: &str, user: &str) -> String {

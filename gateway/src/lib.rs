@@ -6,6 +6,7 @@
 mod backends;
 mod caller;
 mod errors;
+mod graphiql;
 mod http_stack;
 mod rate_limit;
 mod schema;

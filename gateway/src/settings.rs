@@ -11,6 +11,10 @@ pub struct Settings {
     /// Address the HTTP server binds; port 0 picks a free port.
     #[arg(long, env = "RINGIFLOW_LISTEN_ADDR", default_value = "0.0.0.0:4000")]
     pub listen_addr: SocketAddr,
+    /// Serve GraphiQL, the in-browser GraphQL IDE, on GET /graphql (its assets are built into
+    /// the gateway). Off where nobody should explore the API from a browser.
+    #[arg(long, env = "RINGIFLOW_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
     /// gRPC endpoint of command-svc.
     #[arg(
         long,
@@ -115,6 +119,7 @@ mod tests {
         assert_eq!(settings.listen_addr.port(), 4000);
         assert_eq!(settings.command_url, "http://127.0.0.1:50051");
         assert_eq!(settings.query_url, "http://127.0.0.1:50052");
+        assert!(settings.graphiql);
         assert!(settings.command.is_none());
         assert!(settings.graphql_introspection);
         let limits = settings.rate_limits;

@@ -28,7 +28,7 @@ impl Application {
             settings.graphql_introspection,
         );
         let rate_limit = RateLimitLayer::new(RateLimiter::new(&settings.rate_limits), jwt.clone());
-        let router = http_stack::router(schema, backends, jwt, rate_limit);
+        let router = http_stack::router(schema, backends, jwt, rate_limit, settings.graphiql);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding {}", settings.listen_addr))?;

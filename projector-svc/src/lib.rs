@@ -64,6 +64,7 @@ const READ_MODEL_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::fro
     mut_arg("topic_partitions", |arg| arg.global(true)),
     mut_arg("topic_replication", |arg| arg.global(true)),
     mut_arg("log_format", |arg| arg.global(true)),
+    mut_arg("migrate_on_start", |arg| arg.global(true)),
 )]
 pub struct Settings {
     #[command(flatten)]
@@ -91,6 +92,8 @@ pub struct Settings {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
+    /// Apply the read database's pending migrations and exit (idempotent).
+    Migrate,
     /// Dead letters in `<topic>.dlq`.
     Dlq {
         #[command(subcommand)]
@@ -154,17 +157,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             .try_init();
     }
     match settings.command.clone() {
+        Some(Command::Migrate) => {
+            let pool = settings.database.connect_migrated().await?;
+            pool.close().await;
+            // A command reports on stdout (its logs are warnings and errors only).
+            println!(
+                "read database schema up to date ({} migrations)",
+                read_model::MIGRATOR.iter().count()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Dlq {
             command: DlqCommand::List { limit },
         }) => dlq::list(&settings.kafka, limit).await,
         Some(Command::Dlq {
             command: DlqCommand::Replay { aggregate },
         }) => {
-            let pool = settings.database.connect_migrated().await?;
+            let pool = settings.database.connect_ready().await?;
             dlq::replay(&pool, &settings.kafka, aggregate).await
         }
         Some(Command::Rebuild { event_store }) => {
-            settings.database.connect_migrated().await?;
+            settings.database.connect_ready().await?;
             rebuild::rebuild(read_database_url, &event_store.event_store_url).await
         }
         Some(Command::Verify {
@@ -172,7 +185,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             tenant,
             aggregate,
         }) => {
-            settings.database.connect_migrated().await?;
+            settings.database.connect_ready().await?;
             let scope = Scope {
                 tenant_id: tenant,
                 aggregate_id: aggregate,
@@ -207,7 +220,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let pool = settings.database.connect_migrated().await?;
+        let pool = settings.database.connect_ready().await?;
         // Subscribing to a topic that does not exist yet would leave the group without
         // partitions until the relay first publishes.
         messaging::ensure_topic(&settings.kafka)

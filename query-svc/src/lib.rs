@@ -30,7 +30,10 @@ const EVENT_STORE_CONNECTIONS: u32 = 4;
 #[command(
     name = "query-svc",
     version,
-    about = "RingiFlow read side: gRPC queries over the read model"
+    about = "RingiFlow read side: gRPC queries over the read model",
+    // `query-svc migrate --read-database-url ...` as well as before the subcommand.
+    mut_arg("read_database_url", |arg| arg.global(true)),
+    mut_arg("log_format", |arg| arg.global(true)),
 )]
 pub struct Settings {
     /// Address the gRPC server listens on; port 0 picks a free port.
@@ -50,6 +53,26 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+    /// Without a subcommand the service serves until SIGTERM or SIGINT.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Apply the read database's pending migrations and exit (idempotent).
+    Migrate,
+}
+
+/// `query-svc migrate`: brings the read database's schema up to date and returns.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = settings.database.connect_migrated().await?;
+    tracing::info!(
+        migrations = read_model::MIGRATOR.iter().count(),
+        "read database schema up to date"
+    );
+    pool.close().await;
+    Ok(())
 }
 
 /// A built, bound, not yet serving query service.
@@ -65,7 +88,7 @@ pub struct Application {
 impl Application {
     /// Connects to the read database, brings its schema up to date and binds the listener.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let pool = settings.database.connect_migrated().await?;
+        let pool = settings.database.connect_ready().await?;
         let freshness = Freshness::listen(&pool)
             .await
             .context("cannot listen for read-model notifications")?;

@@ -1,13 +1,16 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use query_svc::{Application, Settings};
+use query_svc::{Application, Command, Settings};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
     platform::telemetry::init(&settings.telemetry);
+    if let Some(Command::Migrate) = settings.command {
+        return query_svc::migrate(&settings).await;
+    }
     let shutdown = CancellationToken::new();
     platform::shutdown::cancel_on_signal(shutdown.clone());
     Application::build(settings, shutdown)

@@ -229,6 +229,7 @@ async fn a_stored_event_the_relay_cannot_read_is_dead_lettered_and_the_rest_flow
         topic: messaging::dead_letter::topic_for(&stack.topic),
         topic_partitions: 1,
         topic_replication: 1,
+        security: Default::default(),
     };
     let consumer: StreamConsumer =
         messaging::consumer_config(&settings, &format!("test-{}", Uuid::new_v4()))

@@ -20,16 +20,26 @@ pub async fn router(services: &[&str]) -> anyhow::Result<(Router, HealthReporter
             .set_service_status(*service, ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
     let router = Server::builder()
         .timeout(INTERNAL_TIMEOUT)
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health)
-        .add_service(reflection);
+        .add_service(reflection().build_v1()?)
+        // grpcui, Postman, Evans, older grpcurl and Python's grpcio-reflection still ask the
+        // pre-standard v1alpha service: without it they see UNIMPLEMENTED and give up.
+        .add_service(reflection().build_v1alpha()?);
     Ok((router, reporter))
+}
+
+/// What both reflection versions describe: every RingiFlow service, health, and both
+/// reflection services themselves, so either client finds the other.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .include_reflection_service(false)
 }
 
 /// Serves until `shutdown` is cancelled, then reports NOT_SERVING, stops accepting and lets

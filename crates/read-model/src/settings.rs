@@ -11,6 +11,11 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseSettings {
+    /// Apply the read database's migrations at start. Off where a separate step runs the
+    /// `migrate` subcommand first (the Helm chart's hook Job); the service then only checks
+    /// that it did.
+    #[arg(long, env = "RINGIFLOW_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
     /// PostgreSQL URL of the read database (not the event store).
     #[arg(
         long,
@@ -31,6 +36,27 @@ pub struct DatabaseSettings {
         default_value_t = 5_000
     )]
     pub database_statement_timeout_ms: u64,
+}
+
+/// Start-up of a service: what `migrate_on_start` decides.
+impl DatabaseSettings {
+    /// Connects to a database whose schema is up to date: migrates it first
+    /// ([`Self::connect_migrated`]) with `migrate_on_start`, or else refuses it while it lacks
+    /// one of this build's migrations (the `migrate` step has not run).
+    pub async fn connect_ready(&self) -> Result<PgPool, ConnectError> {
+        if self.migrate_on_start {
+            return self.connect_migrated().await;
+        }
+        let pool = self.connect().await.map_err(ConnectError::Connect)?;
+        let pending = crate::pending_migrations(&pool)
+            .await
+            .map_err(ConnectError::Connect)?;
+        if !pending.is_empty() {
+            pool.close().await;
+            return Err(ConnectError::NotMigrated(pending));
+        }
+        Ok(pool)
+    }
 }
 
 impl DatabaseSettings {
@@ -82,6 +108,8 @@ pub enum ConnectError {
     Connect(sqlx::Error),
     #[error("cannot migrate the read database: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    #[error("the read database lacks migrations {0:?} and RINGIFLOW_MIGRATE_ON_START is false: run the `migrate` subcommand first")]
+    NotMigrated(Vec<i64>),
 }
 
 #[cfg(test)]

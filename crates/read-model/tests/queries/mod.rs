@@ -1320,6 +1320,7 @@ async fn filters_with_times_the_read_model_cannot_compare_are_refused_naming_the
 async fn pooled_statements_time_out_in_postgresql_and_migrations_are_exempt() {
     let (url, _) = test_support::fresh_database("statement_timeout").await;
     let settings = read_model::DatabaseSettings {
+        migrate_on_start: true,
         read_database_url: url,
         database_max_connections: 2,
         database_statement_timeout_ms: 200,
