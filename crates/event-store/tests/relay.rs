@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{append, created, insert_raw, metadata, store};
+use common::{append, created, insert_raw, metadata, readable, store};
 use event_store::OutboxConnection;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -49,13 +49,7 @@ async fn relay(pool: PgPool, run: Arc<Run>) -> usize {
             // Read the flag first: if every append had committed by then, an empty outbox
             // afterwards means everything is out.
             let appends_done = run.appends_done.load(SeqCst);
-            let pending = outbox
-                .pending(7)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(Result::unwrap)
-                .collect::<Vec<_>>();
+            let pending = readable(&mut outbox, 7).await;
             if pending.is_empty() && appends_done {
                 run.drained.store(true, SeqCst);
                 break;
@@ -180,13 +174,7 @@ async fn a_row_committed_late_below_a_published_position_is_still_published() {
         .await
         .unwrap()
         .expect("leads");
-    let first = outbox
-        .pending(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect::<Vec<_>>();
+    let first = readable(&mut outbox, 10).await;
     assert_eq!(
         first.iter().map(|e| e.aggregate_id).collect::<Vec<_>>(),
         [fast_id],
@@ -199,13 +187,7 @@ async fn a_row_committed_late_below_a_published_position_is_still_published() {
     outbox.mark_published(&[first[0].position]).await.unwrap();
 
     slow.commit().await.unwrap();
-    let second = outbox
-        .pending(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect::<Vec<_>>();
+    let second = readable(&mut outbox, 10).await;
     assert_eq!(
         second
             .iter()

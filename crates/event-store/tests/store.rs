@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{append, created, metadata, store};
+use common::{append, created, metadata, readable, store};
 use event_store::{AppendError, OutboxConnection, Snapshot};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -198,13 +198,7 @@ async fn the_outbox_hands_out_each_event_until_published_and_elects_one_relay() 
         "a second relay must wait"
     );
 
-    let pending = leader
-        .pending(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect::<Vec<_>>();
+    let pending = readable(&mut leader, 10).await;
     let order: Vec<(Uuid, i64)> = pending
         .iter()
         .map(|e| (e.aggregate_id, e.version))
@@ -214,13 +208,7 @@ async fn the_outbox_hands_out_each_event_until_published_and_elects_one_relay() 
         .mark_published(&[pending[0].position, pending[1].position])
         .await
         .unwrap();
-    let rest = leader
-        .pending(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect::<Vec<_>>();
+    let rest = readable(&mut leader, 10).await;
     assert_eq!(
         rest.iter()
             .map(|e| (e.aggregate_id, e.version))
@@ -393,13 +381,8 @@ async fn published_rows_past_retention_are_deleted_in_batches_and_unpublished_ro
         .await
         .unwrap()
         .expect("leads");
-    let positions: Vec<i64> = outbox
-        .pending(10)
+    let positions: Vec<i64> = readable(&mut outbox, 10)
         .await
-        .unwrap()
-        .into_iter()
-        .map(Result::unwrap)
-        .collect::<Vec<_>>()
         .iter()
         .map(|e| e.position)
         .collect();
@@ -427,17 +410,7 @@ async fn published_rows_past_retention_are_deleted_in_batches_and_unpublished_ro
         positions[3..],
         "the recent and the unpublished rows stay"
     );
-    assert_eq!(
-        outbox
-            .pending(10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(Result::unwrap)
-            .collect::<Vec<_>>()
-            .len(),
-        2
-    );
+    assert_eq!(readable(&mut outbox, 10).await.len(), 2);
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(store.pool())
         .await

@@ -2,11 +2,11 @@
 // Each test binary uses its own subset of these.
 #![allow(dead_code)]
 
-use event_store::{Append, AppendError, CommandRecord, EventStore};
+use event_store::{Append, AppendError, CommandRecord, EventStore, OutboxConnection};
 use uuid::Uuid;
 use workflow_domain::{
-    Aggregate, Description, DisplayName, EventMetadata, Priority, Route, Title, UserId, Workflow,
-    WorkflowEvent,
+    Aggregate, Description, DisplayName, EventMetadata, Priority, RecordedEvent, Route, Title,
+    UserId, Workflow, WorkflowEvent,
 };
 
 const AGGREGATE_TYPE: &str = Workflow::TYPE;
@@ -92,4 +92,15 @@ pub async fn insert_raw(
     .fetch_one(executor)
     .await
     .expect("raw event inserted")
+}
+
+/// Up to `limit` unpublished events, failing the test on a row this build cannot read.
+pub async fn readable(outbox: &mut OutboxConnection, limit: i64) -> Vec<RecordedEvent> {
+    outbox
+        .pending(limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.expect("every outbox row is readable"))
+        .collect()
 }
