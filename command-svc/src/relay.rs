@@ -176,8 +176,9 @@ impl Relay {
                 Err(unreadable) => {
                     // What came before it must be acknowledged first, or the prefix rule breaks.
                     let queued = deliveries.len();
-                    done += acknowledged(std::mem::take(&mut deliveries)).await;
-                    if done < queued || !self.dead_letter(unreadable).await {
+                    let acked = acknowledged(std::mem::take(&mut deliveries)).await;
+                    done += acked;
+                    if acked < queued || !self.dead_letter(unreadable).await {
                         return done;
                     }
                     done += 1;
