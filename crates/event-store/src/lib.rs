@@ -133,24 +133,7 @@ impl EventStore {
     /// Versions of this build's migrations that the database has not applied (all of them when
     /// it was never migrated): what a service that skips migrating at start checks instead.
     pub async fn pending_migrations(&self) -> Result<Vec<i64>, sqlx::Error> {
-        let applied: Vec<i64> =
-            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await
-            {
-                Ok(applied) => applied,
-                // undefined_table: sqlx has never migrated this database.
-                Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P01") => {
-                    Vec::new()
-                }
-                Err(error) => return Err(error),
-            };
-        Ok(MIGRATOR
-            .iter()
-            .filter(|migration| migration.migration_type.is_up_migration())
-            .map(|migration| migration.version)
-            .filter(|version| !applied.contains(version))
-            .collect())
+        migrations::pending(&MIGRATOR, &self.pool).await
     }
 
     /// The aggregate's history in version order, visible only to its own tenant.

@@ -48,24 +48,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 /// Versions of this build's migrations that the read database has not applied (all of them
 /// when it was never migrated): what a service that skips migrating at start checks instead.
 pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
-    let applied: Vec<i64> =
-        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
-            .await
-        {
-            Ok(applied) => applied,
-            // undefined_table: sqlx has never migrated this database.
-            Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P01") => {
-                Vec::new()
-            }
-            Err(error) => return Err(error),
-        };
-    Ok(MIGRATOR
-        .iter()
-        .filter(|migration| migration.migration_type.is_up_migration())
-        .map(|migration| migration.version)
-        .filter(|version| !applied.contains(version))
-        .collect())
+    migrations::pending(&MIGRATOR, pool).await
 }
 
 /// Whether the database refused a statement because of the values it carried: a data
