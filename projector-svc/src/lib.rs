@@ -81,6 +81,22 @@ pub struct Settings {
     /// Address of the gRPC health (and reflection) endpoint; port 0 picks a free port.
     #[arg(long, env = "RINGIFLOW_HEALTH_ADDR", default_value = "0.0.0.0:50053")]
     pub health_addr: SocketAddr,
+    /// Longest wait of one fetch when the broker has nothing new (librdkafka
+    /// `fetch.wait.max.ms`). Short, because it is the wait between an event reaching the
+    /// broker and the projector asking for it on brokers that hold fetches open for the whole
+    /// time even when data arrives (the local Tansu does); it costs idle fetches elsewhere.
+    #[arg(long, env = "RINGIFLOW_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = 25)]
+    pub kafka_fetch_wait_max_ms: u32,
+    /// How often the offsets of applied batches are committed to the broker. Offsets are
+    /// stored after every applied batch; committing them is periodic because every commit
+    /// costs the broker a write. A crash redelivers at most this much, which the projection
+    /// finds already applied.
+    #[arg(
+        long,
+        env = "RINGIFLOW_KAFKA_COMMIT_INTERVAL_MS",
+        default_value_t = 1_000
+    )]
+    pub kafka_commit_interval_ms: u32,
     #[command(flatten)]
     pub deadlines: DeadlineSettings,
     #[command(flatten)]
@@ -233,6 +249,17 @@ impl Application {
             .context("cannot create the dead-letter producer")?;
         let consumer: StreamConsumer =
             messaging::consumer_config(&settings.kafka, &settings.group_id)
+                .set(
+                    "fetch.wait.max.ms",
+                    settings.kafka_fetch_wait_max_ms.to_string(),
+                )
+                // librdkafka commits what the projector stored (only offsets of applied
+                // batches: `enable.auto.offset.store` stays off), periodically and on revocation.
+                .set("enable.auto.commit", "true")
+                .set(
+                    "auto.commit.interval.ms",
+                    settings.kafka_commit_interval_ms.to_string(),
+                )
                 .create()
                 .context("cannot create the kafka consumer")?;
         consumer

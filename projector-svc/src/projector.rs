@@ -293,8 +293,9 @@ impl Projector {
         Ok(())
     }
 
-    /// Marks the batch processed and commits in the background; the synchronous commit at
-    /// shutdown covers any asynchronous commit that did not complete.
+    /// Marks the batch processed: librdkafka commits stored offsets periodically (see
+    /// `RINGIFLOW_KAFKA_COMMIT_INTERVAL_MS`), and the synchronous commit at shutdown covers the
+    /// last interval.
     fn commit(&self, batch: &[BorrowedMessage<'_>]) {
         for message in batch {
             if let Err(error) = self.consumer.store_offset_from_message(message) {
@@ -307,9 +308,6 @@ impl Projector {
                     "cannot store kafka offset"
                 );
             }
-        }
-        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Async) {
-            tracing::warn!(error = %error, "kafka offset commit failed");
         }
     }
 
