@@ -311,12 +311,15 @@ fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     SystemTime::from(at).into()
 }
 
-/// Refuses nanos outside 0..1e9 (which no valid Timestamp has) and instants chrono cannot hold.
+/// Refuses nanos outside 0..1e9 (which no valid Timestamp has) and instants outside the years
+/// dates may have (`workflow_domain::DATES`, the Timestamp contract's own range too): nothing
+/// RingiFlow writes lies there, and the read model need not store what nobody could mean.
 fn date_time(field: &str, wire: prost_types::Timestamp) -> Result<DateTime<Utc>, ValidationError> {
     u32::try_from(wire.nanos)
         .ok()
         .filter(|nanos| *nanos < 1_000_000_000)
         .and_then(|nanos| DateTime::from_timestamp(wire.seconds, nanos))
+        .filter(|at| workflow_domain::DATES.contains(&at.date_naive()))
         .ok_or_else(|| ValidationError::new(field, "must be a valid timestamp"))
 }
 
@@ -639,6 +642,18 @@ pub(crate) mod tests {
                 broken("WorkflowStepAssigned", |e| {
                     if let Pb::StepAssigned(e) = e {
                         e.due_at = Some(bad_time);
+                    }
+                }),
+                "due_at",
+            ),
+            (
+                broken("WorkflowStepAssigned", |e| {
+                    if let Pb::StepAssigned(e) = e {
+                        // About 7500 BC: chrono holds it, PostgreSQL and the contract do not.
+                        e.due_at = Some(prost_types::Timestamp {
+                            seconds: -300_000_000_000,
+                            nanos: 0,
+                        });
                     }
                 }),
                 "due_at",
