@@ -5,23 +5,14 @@
 use clap::Parser;
 use command_svc::{Application, Settings};
 use event_store::EventStore;
-use std::process::Command;
 use tokio_util::sync::CancellationToken;
 
-/// `command-svc migrate` with nothing but the event store URL (and the caller's non-RingiFlow
-/// environment), as the Helm hook Job and the compose migrate step run it.
 fn migrate(url: &str) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_command-svc"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("RINGIFLOW_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .arg("migrate")
-        .env("RINGIFLOW_EVENT_STORE_URL", url)
-        .output()
-        .expect("run command-svc migrate")
+    test_support::migrate_step(
+        env!("CARGO_BIN_EXE_command-svc"),
+        "RINGIFLOW_EVENT_STORE_URL",
+        url,
+    )
 }
 
 fn settings(url: &str, migrate_on_start: bool) -> Settings {

@@ -40,6 +40,16 @@ fn as_message(event: &RecordedEvent) -> OwnedMessage {
     )
 }
 
+/// Each dead letter's kind and the offset of its original, in order.
+fn kinds(dead: &[OwnedMessage]) -> Vec<(Option<String>, Option<i64>)> {
+    dead.iter()
+        .map(|m| {
+            let read = DeadLetter::read(m);
+            (read.kind, read.original_offset)
+        })
+        .collect()
+}
+
 async fn parked(pool: &sqlx::PgPool, id: Uuid) -> Option<(Option<Uuid>, i64)> {
     sqlx::query_as(
         "SELECT first_event_id, dead_letters FROM parked_aggregates WHERE aggregate_id = $1",
@@ -155,15 +165,8 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
         6
     );
 
-    let kinds: Vec<(Option<String>, Option<i64>)> = dead
-        .iter()
-        .map(|m| {
-            let read = DeadLetter::read(m);
-            (read.kind, read.original_offset)
-        })
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&dead),
         [
             (Some("undecodable".into()), Some(1)),
             (Some("parked".into()), Some(2)),
@@ -328,15 +331,8 @@ async fn an_event_the_read_database_refuses_stops_only_its_workflow() {
     assert!(parked(&h.pool, a).await.is_none());
 
     let dead = h.dead_letters(2).await;
-    let kinds: Vec<(Option<String>, Option<i64>)> = dead
-        .iter()
-        .map(|m| {
-            let read = DeadLetter::read(m);
-            (read.kind, read.original_offset)
-        })
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&dead),
         [
             (Some("refused".into()), Some(4)),
             (Some("parked".into()), Some(5))

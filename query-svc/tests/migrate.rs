@@ -4,21 +4,14 @@
 
 use clap::Parser;
 use query_svc::{Application, Settings};
-use std::process::Command;
 use tokio_util::sync::CancellationToken;
 
 fn migrate(url: &str) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_query-svc"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("RINGIFLOW_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .arg("migrate")
-        .env("RINGIFLOW_READ_DATABASE_URL", url)
-        .output()
-        .expect("run query-svc migrate")
+    test_support::migrate_step(
+        env!("CARGO_BIN_EXE_query-svc"),
+        "RINGIFLOW_READ_DATABASE_URL",
+        url,
+    )
 }
 
 fn settings(url: &str, migrate_on_start: bool) -> Settings {

@@ -7,6 +7,23 @@ pub mod tansu;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
+/// Runs `<program> migrate` as a deployment's migration step does (the Helm hook Job, the
+/// compose migrate service): a process that knows nothing but `url_variable=url`, none of the
+/// caller's other RINGIFLOW_* settings.
+pub fn migrate_step(program: &str, url_variable: &str, url: &str) -> std::process::Output {
+    let mut command = std::process::Command::new(program);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("RINGIFLOW_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .arg("migrate")
+        .env(url_variable, url)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program} migrate: {e}"))
+}
+
 /// The maintenance database URL of the test server (`scripts/test` starts it).
 pub fn server_url() -> String {
     std::env::var("RINGIFLOW_TEST_DATABASE_URL")
