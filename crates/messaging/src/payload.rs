@@ -9,9 +9,9 @@ use proto::convert;
 use proto::workflow::v1 as pb;
 use std::time::SystemTime;
 use workflow_domain::{
-    Approver, CommentBody, Decision, DefinitionId, DefinitionName, DefinitionRef, Description,
-    DisplayName, DraftChanges, RawApprover, Reason, Role, StepNo, Title, UserId, ValidationError,
-    WorkflowEvent,
+    parse_date, Approver, CommentBody, Decision, DefinitionId, DefinitionName, DefinitionRef,
+    Description, DisplayName, DraftChanges, RawApprover, Reason, Role, StepNo, Title, UserId,
+    ValidationError, WorkflowEvent,
 };
 
 pub fn to_proto(event: &WorkflowEvent) -> pb::WorkflowEvent {
@@ -138,7 +138,7 @@ pub fn from_proto(event: pb::WorkflowEvent) -> Result<WorkflowEvent, ValidationE
             due_date: e
                 .due_date
                 .as_deref()
-                .map(|raw| date("due_date", raw))
+                .map(|raw| parse_date("due_date", raw))
                 .transpose()?,
         },
         Pb::DraftUpdated(e) => WorkflowEvent::DraftUpdated(DraftChanges {
@@ -281,7 +281,7 @@ fn definition(wire: &pb::DefinitionRef) -> Result<DefinitionRef, ValidationError
 
 fn due_date_change(wire: pb::DueDateChange) -> Result<Option<NaiveDate>, ValidationError> {
     match wire.change {
-        Some(Change::Date(raw)) => date("due_date.date", &raw).map(Some),
+        Some(Change::Date(raw)) => parse_date("due_date.date", &raw).map(Some),
         Some(Change::Clear(true)) => Ok(None),
         Some(Change::Clear(false)) => Err(ValidationError::new(
             "due_date.clear",
@@ -299,10 +299,6 @@ const DATE_FORMAT: &str = "%Y-%m-%d";
 
 fn date_to_proto(date: &NaiveDate) -> String {
     date.format(DATE_FORMAT).to_string()
-}
-
-fn date(field: &str, raw: &str) -> Result<NaiveDate, ValidationError> {
-    workflow_domain::parse_date(field, raw)
 }
 
 /// Through `SystemTime`, whose conversion keeps `nanos` non-negative before 1970 as the
