@@ -7,12 +7,14 @@
 //! deletes published rows once they are past their retention.
 
 use event_store::{OutboxConnection, PendingEvent, StoreError, UnreadableEvent, OUTBOX_CHANNEL};
+use futures::FutureExt;
 use messaging::dead_letter::{self, DeadLetterKind, DeadLetterProducer, StoredEnvelope};
 use messaging::{encode, KafkaSettings, CE_SOURCE_COMMAND_SVC};
 use platform::backoff::Backoff;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +22,10 @@ use uuid::Uuid;
 
 /// Without a notification, the relay still looks at the outbox this often.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How many reads' worth of rows (`batch_size` each) may await the broker at once.
+const IN_FLIGHT_ROUNDS: usize = 4;
+/// How long a stopping relay waits for acknowledgements of what it already sent.
+const SHUTDOWN_SETTLE: Duration = Duration::from_secs(5);
 /// How often the leader looks for published outbox rows past their retention.
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// Outbox rows deleted per statement, so no cleanup holds its locks for long.
@@ -56,7 +62,20 @@ impl Relay {
         tracing::info!("relay stopped");
     }
 
+    /// Rows handed to the producer and not yet acknowledged, at most: several rounds, so
+    /// reading and sending the next rows never waits for the broker's acknowledgement of
+    /// the previous ones.
+    fn window(&self) -> usize {
+        IN_FLIGHT_ROUNDS * self.batch_size.max(1) as usize
+    }
+
     /// Waits to become the leader, then publishes until shutdown or a database error.
+    ///
+    /// Publishing is pipelined: new rows are read (woken by the append's NOTIFY) and handed to
+    /// the producer while earlier ones still await the broker, and acknowledged rows are marked
+    /// published in outbox order as the acknowledgements arrive. Waiting for each round's
+    /// acknowledgements before reading the next is what made an event appended during a round
+    /// wait for all of it.
     async fn lead(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         let mut outbox = loop {
             if let Some(outbox) = OutboxConnection::try_lead(&self.pool).await? {
@@ -85,38 +104,57 @@ impl Relay {
         }
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(OUTBOX_CHANNEL).await?;
+        let mut in_flight = InFlight::default();
         let mut backoff = Backoff::default();
         let mut next_cleanup = Instant::now();
+        // Whether the outbox may hold rows not yet read: after a notification, a poll interval,
+        // a full read or a failure, not after an acknowledgement.
+        let mut look = true;
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_cleanup {
                 next_cleanup = self.clean_up(&mut outbox).await;
             }
-            let pending = outbox.pending(self.batch_size).await?;
-            if pending.is_empty() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    _ = listener.recv() => {}
-                    _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            let room = in_flight.len() < self.window();
+            if room && look {
+                let pending = outbox
+                    .pending(self.batch_size, &in_flight.positions())
+                    .await?;
+                look = pending.len() as i64 == self.batch_size;
+                match self.send(&pending, &mut in_flight, &mut outbox).await? {
+                    // More rows wait: read on while the window has room.
+                    Sent::All if look && in_flight.len() < self.window() => continue,
+                    Sent::All => {}
+                    Sent::Stopped => {
+                        // The rest waits until the broker takes messages again; what it already
+                        // holds stays in flight and settles as usual.
+                        look = true;
+                        backoff.wait(shutdown).await;
+                        continue;
+                    }
                 }
-                continue;
             }
-            let published = self.publish(&pending).await;
-            if published > 0 {
-                let positions: Vec<i64> = pending[..published]
-                    .iter()
-                    .map(|row| row.as_ref().map_or_else(|u| u.position, |e| e.position))
-                    .collect();
-                outbox.mark_published(&positions).await?;
-                tracing::debug!(
-                    count = published,
-                    last_position = positions[published - 1],
-                    "events published"
-                );
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                settled = in_flight.settle(), if !in_flight.is_empty() => {
+                    if !settled.acknowledged.is_empty() {
+                        outbox.mark_published(&settled.acknowledged).await?;
+                    }
+                    if settled.failed {
+                        look = true;
+                        backoff.wait(shutdown).await;
+                    } else {
+                        backoff.reset();
+                    }
+                }
+                _ = listener.recv(), if room => look = true,
+                _ = tokio::time::sleep(POLL_INTERVAL) => look = true,
             }
-            if published < pending.len() {
-                backoff.wait(shutdown).await;
-            } else {
-                backoff.reset();
+        }
+        // A graceful stop marks what the broker acknowledges in time, so the next leader
+        // sends less again.
+        if let Ok(settled) = tokio::time::timeout(SHUTDOWN_SETTLE, in_flight.settle_all()).await {
+            if !settled.acknowledged.is_empty() {
+                outbox.mark_published(&settled.acknowledged).await?;
             }
         }
         Ok(())
@@ -150,13 +188,16 @@ impl Relay {
         }
     }
 
-    /// Produces the batch and returns how many rows, from the start, are done with: the
-    /// broker acknowledged the event, or, for a row this build cannot read, its dead letter.
-    /// Only that prefix is marked published: everything after the first failure is sent again
-    /// next round, in the same order, so a later version never overtakes an earlier one for good.
-    async fn publish(&self, rows: &[PendingEvent]) -> usize {
-        let mut done = 0;
-        let mut deliveries = Vec::with_capacity(rows.len());
+    /// Hands `rows` to the producer, in order, adding each to `in_flight`. A row this build
+    /// cannot read is dead-lettered once everything before it is acknowledged (or the prefix
+    /// rule of [`InFlight`] would break), and marked published with them. Stops at the first row
+    /// the producer or the dead-letter topic does not take.
+    async fn send(
+        &self,
+        rows: &[PendingEvent],
+        in_flight: &mut InFlight,
+        outbox: &mut OutboxConnection,
+    ) -> Result<Sent, StoreError> {
         for row in rows {
             match row {
                 Ok(event) => {
@@ -166,26 +207,32 @@ impl Relay {
                         .payload(&message.payload)
                         .headers(message.headers);
                     match self.producer.send_result(record) {
-                        Ok(delivery) => deliveries.push((delivery, event.event_id)),
+                        Ok(delivery) => in_flight.push(event.position, event.event_id, delivery),
                         Err((error, _)) => {
                             tracing::warn!(error = %error, event_id = %event.event_id, "cannot enqueue event");
-                            break;
+                            return Ok(Sent::Stopped);
                         }
                     }
                 }
                 Err(unreadable) => {
-                    // What came before it must be acknowledged first, or the prefix rule breaks.
-                    let queued = deliveries.len();
-                    let acked = acknowledged(std::mem::take(&mut deliveries)).await;
-                    done += acked;
-                    if acked < queued || !self.dead_letter(unreadable).await {
-                        return done;
+                    let Settled {
+                        mut acknowledged,
+                        failed,
+                    } = in_flight.settle_all().await;
+                    let dead_lettered = !failed && self.dead_letter(unreadable).await;
+                    if dead_lettered {
+                        acknowledged.push(unreadable.position);
                     }
-                    done += 1;
+                    if !acknowledged.is_empty() {
+                        outbox.mark_published(&acknowledged).await?;
+                    }
+                    if !dead_lettered {
+                        return Ok(Sent::Stopped);
+                    }
                 }
             }
         }
-        done + acknowledged(deliveries).await
+        Ok(Sent::All)
     }
 
     /// Sets aside a row this build cannot read, so that it never holds up every other
@@ -231,18 +278,103 @@ impl Relay {
     }
 }
 
-/// How many of `deliveries`, from the start, the broker acknowledged.
-async fn acknowledged(deliveries: Vec<(DeliveryFuture, Uuid)>) -> usize {
-    let mut count = 0;
-    for (delivery, event_id) in deliveries {
-        match delivery.await {
-            Ok(Ok(_)) => count += 1,
-            Ok(Err((error, _))) => {
-                tracing::warn!(error = %error, %event_id, "broker did not acknowledge event");
-                break;
+enum Sent {
+    All,
+    /// The producer refused a row, or a row could not be dead-lettered.
+    Stopped,
+}
+
+/// What one wait on [`InFlight`] settled.
+struct Settled {
+    /// Positions the broker acknowledged, oldest first, all from the front of the window.
+    acknowledged: Vec<i64>,
+    /// The delivery after them failed.
+    failed: bool,
+}
+
+/// Rows handed to the producer and not yet acknowledged, oldest position first.
+///
+/// Only a prefix of them is ever marked published: the rows up to the first failure. The
+/// failed row and everything after it are forgotten and read again from the outbox, so they go
+/// out again in order (deliveries after the failure that did succeed are then sent twice, which
+/// at-least-once allows and the projector's version check absorbs).
+#[derive(Default)]
+struct InFlight(VecDeque<(i64, Uuid, DeliveryFuture)>);
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn positions(&self) -> Vec<i64> {
+        self.0.iter().map(|(position, _, _)| *position).collect()
+    }
+
+    fn push(&mut self, position: i64, event_id: Uuid, delivery: DeliveryFuture) {
+        self.0.push_back((position, event_id, delivery));
+    }
+
+    /// Waits for the oldest delivery, then takes every later one that has already settled.
+    /// On a failure the window is emptied: the failed row and everything after it are read
+    /// from the outbox and sent again, in order. Cancel-safe: a delivery leaves the window only
+    /// once its outcome is known.
+    async fn settle(&mut self) -> Settled {
+        let mut acknowledged = Vec::new();
+        let mut next = match self.0.front_mut() {
+            Some((_, _, oldest)) => Some(oldest.await),
+            None => None,
+        };
+        while let Some(outcome) = next {
+            let (position, event_id, _) = self.0.pop_front().expect("the settled delivery");
+            match outcome {
+                Ok(Ok(_)) => acknowledged.push(position),
+                Ok(Err((error, _))) => {
+                    tracing::warn!(error = %error, %event_id, "broker did not acknowledge event");
+                    self.0.clear();
+                    return Settled {
+                        acknowledged,
+                        failed: true,
+                    };
+                }
+                Err(_cancelled) => {
+                    self.0.clear();
+                    return Settled {
+                        acknowledged,
+                        failed: true,
+                    };
+                }
             }
-            Err(_cancelled) => break,
+            next = self
+                .0
+                .front_mut()
+                .and_then(|(_, _, delivery)| delivery.now_or_never());
+        }
+        Settled {
+            acknowledged,
+            failed: false,
         }
     }
-    count
+
+    /// Waits for every delivery: the acknowledged prefix, and whether a failure cut it short.
+    async fn settle_all(&mut self) -> Settled {
+        let mut acknowledged = Vec::new();
+        while !self.is_empty() {
+            let settled = self.settle().await;
+            acknowledged.extend(settled.acknowledged);
+            if settled.failed {
+                return Settled {
+                    acknowledged,
+                    failed: true,
+                };
+            }
+        }
+        Settled {
+            acknowledged,
+            failed: false,
+        }
+    }
 }

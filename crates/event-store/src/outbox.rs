@@ -98,15 +98,24 @@ impl OutboxConnection {
     ///
     /// A row this build cannot read comes back as [`UnreadableEvent`] in its place, so one bad
     /// row never holds up every other aggregate's events behind it.
-    pub async fn pending(&mut self, limit: i64) -> Result<Vec<PendingEvent>, StoreError> {
+    ///
+    /// `in_flight`: positions the caller has already handed to the broker and is waiting on;
+    /// they are left out, so a relay can read what came after them without sending them twice.
+    pub async fn pending(
+        &mut self,
+        limit: i64,
+        in_flight: &[i64],
+    ) -> Result<Vec<PendingEvent>, StoreError> {
         let rows = bounded(
             sqlx::query(&format!(
                 "{SELECT_EVENTS} WHERE position IN (
-                     SELECT position FROM outbox WHERE published_at IS NULL
+                     SELECT position FROM outbox
+                     WHERE published_at IS NULL AND position <> ALL($2)
                      ORDER BY position LIMIT $1)
                  ORDER BY position"
             ))
             .bind(limit)
+            .bind(in_flight)
             .fetch_all(&mut self.connection),
         )
         .await?;

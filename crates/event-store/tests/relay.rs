@@ -268,7 +268,7 @@ async fn a_leader_cut_off_by_a_half_open_connection_loses_leadership_within_seco
         .await
         .unwrap()
         .expect("the first relay leads");
-    assert!(cut_off.pending(10).await.unwrap().is_empty());
+    assert!(cut_off.pending(10, &[]).await.unwrap().is_empty());
     assert!(
         OutboxConnection::try_lead(&pool).await.unwrap().is_none(),
         "a second relay waits while the first leads"
@@ -277,7 +277,7 @@ async fn a_leader_cut_off_by_a_half_open_connection_loses_leadership_within_seco
     blackhole.frozen.store(true, SeqCst);
     // The leader's own calls give up instead of waiting on the dead connection forever...
     assert!(matches!(
-        cut_off.pending(10).await,
+        cut_off.pending(10, &[]).await,
         Err(event_store::StoreError::TimedOut)
     ));
     // ...and the server ends its idle session, releasing the lock, so a standby takes over.

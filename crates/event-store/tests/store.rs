@@ -204,6 +204,15 @@ async fn the_outbox_hands_out_each_event_until_published_and_elects_one_relay() 
         .map(|e| (e.aggregate_id, e.version))
         .collect();
     assert_eq!(order, [(a, 1), (b, 1), (a, 2)]);
+    // Rows the relay already handed to the broker are not read again while it waits on them.
+    let after_in_flight: Vec<i64> = leader
+        .pending(10, &[pending[0].position, pending[1].position])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.expect("readable").position)
+        .collect();
+    assert_eq!(after_in_flight, [pending[2].position]);
     leader
         .mark_published(&[pending[0].position, pending[1].position])
         .await

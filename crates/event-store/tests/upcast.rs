@@ -174,7 +174,7 @@ async fn old_payload_shapes_load_as_current_events_and_fold() {
         .expect("leads")
         .with_upcasters(chain());
     let pending: Vec<WorkflowEvent> = outbox
-        .pending(10)
+        .pending(10, &[])
         .await
         .unwrap()
         .into_iter()
@@ -234,7 +234,7 @@ async fn appends_record_the_current_version_of_each_event_type() {
         .unwrap()
         .expect("leads");
     // The relay gets the row as unreadable, in its place, rather than an error for them all.
-    let pending = outbox.pending(10).await.unwrap();
+    let pending = outbox.pending(10, &[]).await.unwrap();
     let unreadable = pending
         .iter()
         .find_map(|row| row.as_ref().err())

@@ -97,7 +97,7 @@ pub async fn insert_raw(
 /// Up to `limit` unpublished events, failing the test on a row this build cannot read.
 pub async fn readable(outbox: &mut OutboxConnection, limit: i64) -> Vec<RecordedEvent> {
     outbox
-        .pending(limit)
+        .pending(limit, &[])
         .await
         .unwrap()
         .into_iter()
