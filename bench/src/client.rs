@@ -317,6 +317,21 @@ impl GraphQl {
     }
 }
 
+/// What W1's workers drive: one command of a create → submit → approve sequence, by some path
+/// (a client of the mesh, or the in-process peer of `crate::peer`).
+pub trait Runner: Clone + Send + 'static {
+    /// The path, as the results name it.
+    fn name(&self) -> &'static str;
+
+    /// Runs `step` on `workflow_id` (ignored for `Create`); returns the workflow's id.
+    fn command(
+        &mut self,
+        step: Step,
+        workflow_id: &str,
+        title: &str,
+    ) -> impl std::future::Future<Output = anyhow::Result<String>> + Send;
+}
+
 /// One command, by either path.
 // One per worker, moved once: boxing the larger client would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -326,23 +341,24 @@ pub enum Via {
     Gateway(GraphQl),
 }
 
-impl Via {
-    pub async fn command(
-        &mut self,
-        step: Step,
-        workflow_id: &str,
-        title: &str,
-    ) -> anyhow::Result<Ack> {
-        match self {
-            Via::Grpc(client) => client.command(step, workflow_id, title).await,
-            Via::Gateway(client) => client.command(step, workflow_id, title).await,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
+impl Runner for Via {
+    fn name(&self) -> &'static str {
         match self {
             Via::Grpc(_) => "grpc",
             Via::Gateway(_) => "gateway",
         }
+    }
+
+    async fn command(
+        &mut self,
+        step: Step,
+        workflow_id: &str,
+        title: &str,
+    ) -> anyhow::Result<String> {
+        let ack = match self {
+            Via::Grpc(client) => client.command(step, workflow_id, title).await,
+            Via::Gateway(client) => client.command(step, workflow_id, title).await,
+        }?;
+        Ok(ack.workflow_id)
     }
 }

@@ -6,8 +6,9 @@
 //! `scripts/dev up`) and fresh topics on a private Tansu broker per workload segment (the
 //! binary and storage engine the local stack uses), or on an existing broker
 //! (`--kafka-brokers`). The local stack's own services, databases, topic and broker are never
-//! touched; everything the run creates is dropped at the end. It runs the workloads W1–W5 (see
-//! BENCHMARKS.md), prints Markdown tables and writes the full results as JSON.
+//! touched; everything the run creates is dropped at the end. It runs the workloads W1–W5 and W1's
+//! peer (cqrs-es + postgres-es in-process; see BENCHMARKS.md), prints Markdown tables and writes
+//! the full results as JSON.
 #![forbid(unsafe_code)]
 
 mod broker;
@@ -17,6 +18,7 @@ mod env;
 mod fill;
 mod isolation;
 mod limit;
+mod peer;
 mod report;
 mod stack;
 mod stats;
@@ -47,6 +49,8 @@ enum Workload {
     W5,
     /// One tenant's abusive requests against another tenant's read latency (issue 9).
     Isolation,
+    /// W1's workload through cqrs-es + postgres-es in-process, on the same PostgreSQL.
+    Peer,
 }
 
 #[derive(Debug, Parser)]
@@ -73,13 +77,13 @@ struct Cli {
     /// Run only these workloads (comma separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Workload>,
-    /// W1 / W1-limit concurrency levels.
+    /// W1 / W1-limit / peer concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
     concurrency: Vec<usize>,
-    /// Seconds measured per W1 / W1-limit / W3 cell [default: 10, quick 2].
+    /// Seconds measured per W1 / W1-limit / peer / W3 cell [default: 10, quick 2].
     #[arg(long)]
     duration: Option<f64>,
-    /// Seconds of warm-up before each W1 / W3 cell [default: 2, quick 0.5].
+    /// Seconds of warm-up before each W1 / peer / W3 cell [default: 2, quick 0.5].
     #[arg(long)]
     warmup: Option<f64>,
     /// W2 offered loads, commands per second.
@@ -111,7 +115,8 @@ struct Cli {
     /// Partitions of the run's topics (the local stack's topic has 3).
     #[arg(long, default_value_t = 3)]
     partitions: i32,
-    /// Pool size of the in-process command-svc and query-svc (their default is 16).
+    /// Pool size of the in-process command-svc and query-svc (their default is 16), and of the
+    /// peer.
     #[arg(long, default_value_t = 16)]
     db_max_connections: u32,
     /// pgbench binary [default: on PATH, else /usr/lib/postgresql/<newest>/bin/pgbench].
@@ -307,8 +312,8 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
     let scripts = limit::write_scripts(&scripts_dir)?;
 
     // Segments, each on a fresh stack (and a fresh private broker): what needs a healthy read
-    // side first, W1 and W1-limit one concurrency at a time, interleaved so that each ratio
-    // compares neighbours in time.
+    // side first, W1, W1-limit and the peer one concurrency at a time, interleaved so that each
+    // ratio compares neighbours in time.
     let mut segments = Vec::new();
     if cli.runs(Workload::W2) {
         segments.extend(cli.w2_rates.iter().map(|&rate| Segment::W2(rate)));
@@ -319,8 +324,13 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
     if cli.runs(Workload::Isolation) {
         segments.push(Segment::Isolation);
     }
-    if cli.runs(Workload::W1) || limit_db.is_some() {
-        segments.extend(cli.concurrency.iter().map(|&c| Segment::W1(c)));
+    for &concurrency in &cli.concurrency {
+        if cli.runs(Workload::W1) || limit_db.is_some() {
+            segments.push(Segment::W1(concurrency));
+        }
+        if cli.runs(Workload::Peer) {
+            segments.push(Segment::Peer(concurrency));
+        }
     }
     let plan = Plan {
         duration,
@@ -344,6 +354,19 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
                 )
                 .await;
             }
+            continue;
+        }
+        // Nor does the peer: it is its own stack, in this process.
+        if let Segment::Peer(concurrency) = segment {
+            run_peer(
+                &mut report,
+                infra,
+                concurrency,
+                cli.db_max_connections,
+                &plan,
+                &cpu,
+            )
+            .await;
             continue;
         }
         let broker = match infra.broker(&name).await {
@@ -440,6 +463,7 @@ enum Segment {
     W3,
     Isolation,
     W1(usize),
+    Peer(usize),
 }
 
 impl Segment {
@@ -449,6 +473,7 @@ impl Segment {
             Segment::W3 => "w3".to_owned(),
             Segment::Isolation => "isolation".to_owned(),
             Segment::W1(concurrency) => format!("w1-c{concurrency}"),
+            Segment::Peer(concurrency) => format!("peer-c{concurrency}"),
         }
     }
 }
@@ -487,6 +512,41 @@ async fn run_limit(
                 "W1-limit at concurrency {concurrency} failed: {error:#}"
             )),
         }
+    }
+}
+
+/// W1's workload through the peer (cqrs-es + postgres-es, in-process) on a fresh database, with
+/// a pool as large as command-svc's.
+async fn run_peer(
+    report: &mut Report,
+    infra: &Infra,
+    concurrency: usize,
+    pool_size: u32,
+    plan: &Plan,
+    cpu: &cpu::Targets,
+) {
+    eprintln!("==> peer       concurrency {concurrency} (cqrs-es + postgres-es, in-process)");
+    let outcome = async {
+        let (_, pool) = infra.fresh_database("peer", pool_size).await?;
+        let peer = peer::Peer::start(pool.clone()).await?;
+        let result = w1::run(
+            peer,
+            concurrency,
+            plan.warmup,
+            plan.duration,
+            cpu,
+            plan.cores,
+        )
+        .await;
+        pool.close().await;
+        anyhow::Ok(result)
+    }
+    .await;
+    match outcome {
+        Ok(result) => report.w1_peer.push(result),
+        Err(error) => report.notes.push(format!(
+            "peer at concurrency {concurrency} failed: {error:#}"
+        )),
     }
 }
 
@@ -643,6 +703,7 @@ async fn run_segment(
             result.drain = Some(stack.quiesce().await?);
             report.w1.push(result);
         }
+        Segment::Peer(_) => unreachable!("the peer runs without a stack (see `run`)"),
     }
     Ok(())
 }

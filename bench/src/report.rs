@@ -46,6 +46,10 @@ pub struct W1Ratio {
     pub gateway_over_limit: Option<f64>,
     /// Gateway p50 / gRPC p50 of commands.
     pub gateway_p50_over_grpc: Option<f64>,
+    /// The same workload through cqrs-es + postgres-es in-process.
+    pub peer_commands_per_s: Option<f64>,
+    /// RingiFlow gRPC / peer in-process.
+    pub grpc_over_peer: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +81,8 @@ pub struct Report {
     pub settings: Settings,
     pub w1: Vec<W1Result>,
     pub w1_limit: Vec<LimitResult>,
+    /// W1's workload through cqrs-es + postgres-es in-process (`via` "peer").
+    pub w1_peer: Vec<W1Result>,
     pub w1_ratios: Vec<W1Ratio>,
     pub w2: Vec<W2Result>,
     pub w3: Vec<W3Result>,
@@ -143,6 +149,7 @@ impl Report {
             settings,
             w1: Vec::new(),
             w1_limit: Vec::new(),
+            w1_peer: Vec::new(),
             w1_ratios: Vec::new(),
             w2: Vec::new(),
             w3: Vec::new(),
@@ -161,6 +168,10 @@ impl Report {
             .find(|r| r.via == via && r.concurrency == concurrency)
     }
 
+    fn peer_cell(&self, concurrency: usize) -> Option<&W1Result> {
+        self.w1_peer.iter().find(|r| r.concurrency == concurrency)
+    }
+
     fn w3_cell(&self, op: Op, via: &str, concurrency: usize) -> Option<&W3Result> {
         self.w3
             .iter()
@@ -177,6 +188,7 @@ impl Report {
                 .iter()
                 .find(|r| r.concurrency == concurrency)
                 .map(|r| r.tps);
+            let peer = self.peer_cell(concurrency).map(|r| r.commands_per_s);
             self.w1_ratios.push(W1Ratio {
                 concurrency,
                 grpc_commands_per_s: grpc.map(|r| r.commands_per_s),
@@ -191,6 +203,8 @@ impl Report {
                 gateway_p50_over_grpc: gateway
                     .zip(grpc)
                     .and_then(|(g, d)| ratio(g.latency.p50_ms, d.latency.p50_ms)),
+                peer_commands_per_s: peer,
+                grpc_over_peer: grpc.zip(peer).and_then(|(g, p)| ratio(g.commands_per_s, p)),
             });
         }
         for op in [Op::GetWorkflow, Op::ListWorkflows] {
@@ -222,6 +236,18 @@ impl Report {
             measured: at32,
             met: at32.map(|r| r >= 0.60),
             note: format!("ratio {}", percent(at32)),
+        });
+        let over_peer = self
+            .w1_ratios
+            .iter()
+            .find(|r| r.concurrency == 32)
+            .and_then(|r| r.grpc_over_peer);
+        self.targets.push(Target {
+            name: "W1 vs a peer",
+            goal: "RingiFlow over gRPC ≥ 1.0× cqrs-es + postgres-es in-process at concurrency 32",
+            measured: over_peer,
+            met: over_peer.map(|r| r >= 1.0),
+            note: format!("ratio {}", times(over_peer)),
         });
         let w2 = self
             .w2
@@ -428,6 +454,42 @@ impl Report {
                 .collect();
             for e in errors {
                 println!("- {e}");
+            }
+            println!();
+        }
+        if !self.w1_peer.is_empty() {
+            println!("## W1 vs a peer: the same workload through cqrs-es + postgres-es in-process, same PostgreSQL");
+            println!();
+            println!("| concurrency | RingiFlow gRPC cmd/s | p50 ms | p99 ms | peer in-process cmd/s | p50 ms | p99 ms | RingiFlow gRPC / peer in-process | CPU ms per peer cmd: bench process / postgres |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+            for r in &self.w1_ratios {
+                let Some(peer) = self.peer_cell(r.concurrency) else {
+                    continue;
+                };
+                let grpc = self.w1_cell("grpc", r.concurrency);
+                println!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    r.concurrency,
+                    opt(r.grpc_commands_per_s),
+                    grpc.map_or("–".into(), |g| ms(g.latency.p50_ms)),
+                    grpc.map_or("–".into(), |g| ms(g.latency.p99_ms)),
+                    peer.commands_per_s,
+                    ms(peer.latency.p50_ms),
+                    ms(peer.latency.p99_ms),
+                    times(r.grpc_over_peer),
+                    peer.cpu_per_command.map_or("–".into(), |c| format!(
+                        "{} / {}",
+                        c.bench_process_ms, c.postgres_ms
+                    )),
+                );
+            }
+            for r in self.w1_peer.iter().filter(|r| r.errors > 0) {
+                println!(
+                    "- peer c={}: {} errors, first: {}",
+                    r.concurrency,
+                    r.errors,
+                    r.first_error.as_deref().unwrap_or("")
+                );
             }
             println!();
         }

@@ -1,9 +1,10 @@
 //! W1: closed-loop command throughput. `concurrency` workers each run create → submit →
-//! approve sequences (a one-step route: 1 + 2 + 2 events) back to back, by gRPC or through the
-//! gateway. Commands completing inside the measured window count for throughput; commands
-//! started inside it give the latencies.
+//! approve sequences (a one-step route: 1 + 2 + 2 events) back to back, by gRPC, through the
+//! gateway, or through the in-process peer (`crate::peer`): whatever [`Runner`] they are given.
+//! Commands completing inside the measured window count for throughput; commands started
+//! inside it give the latencies.
 
-use crate::client::{Step, Via};
+use crate::client::{Runner, Step};
 use crate::cpu::{CpuUse, PerUnit, Targets};
 use crate::stats::{round1, Latency, LatencySummary};
 use serde::Serialize;
@@ -31,7 +32,7 @@ struct Worker {
     latency: Latency,
 }
 
-async fn worker(mut client: Via, id: usize, warm_end: Instant, end: Instant) -> Worker {
+async fn worker<R: Runner>(mut client: R, id: usize, warm_end: Instant, end: Instant) -> Worker {
     let mut out = Worker {
         completed_in_window: 0,
         errors: 0,
@@ -52,14 +53,14 @@ async fn worker(mut client: Via, id: usize, warm_end: Instant, end: Instant) -> 
             let outcome = client.command(current, &workflow_id, &title).await;
             let finished = Instant::now();
             match outcome {
-                Ok(ack) => {
+                Ok(workflow) => {
                     if started >= warm_end {
                         out.latency.record(finished - started);
                     }
                     if finished >= warm_end && finished <= end {
                         out.completed_in_window += 1;
                     }
-                    workflow_id = ack.workflow_id;
+                    workflow_id = workflow;
                     step = current.next();
                 }
                 Err(error) => {
@@ -76,8 +77,8 @@ async fn worker(mut client: Via, id: usize, warm_end: Instant, end: Instant) -> 
     out
 }
 
-pub async fn run(
-    client: Via,
+pub async fn run<R: Runner>(
+    client: R,
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
