@@ -174,12 +174,18 @@ impl Grpc {
         })
     }
 
-    /// The workflow's version as query-svc sees it (`None`: not projected yet).
-    pub async fn get_version(&mut self, workflow_id: &str) -> anyhow::Result<Option<i64>> {
+    /// The workflow's version as query-svc sees it (`None`: not projected yet). With
+    /// `min_version`, query-svc answers once its read model has that version (read-your-writes,
+    /// woken by the projection's commits) or, after its bounded wait, with what it has.
+    pub async fn get_version(
+        &mut self,
+        workflow_id: &str,
+        min_version: Option<i64>,
+    ) -> anyhow::Result<Option<i64>> {
         let request = self.request(
             pb::GetWorkflowRequest {
                 workflow_id: workflow_id.to_owned(),
-                min_version: None,
+                min_version,
             },
             false,
         );

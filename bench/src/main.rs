@@ -92,6 +92,9 @@ struct Cli {
     /// Seconds of offered load per W2 rate [default: 20, quick 3].
     #[arg(long)]
     w2_duration: Option<f64>,
+    /// Seconds of the same load before each W2 window, not recorded [default: 5, quick 2].
+    #[arg(long)]
+    w2_warmup: Option<f64>,
     /// W2 observes at most about this many acknowledgements per second (every k-th above).
     #[arg(long, default_value_t = 200.0)]
     w2_observe_per_s: f64,
@@ -198,6 +201,7 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
     let duration = Cli::secs(cli.duration, 10.0, 2.0, quick);
     let warmup = Cli::secs(cli.warmup, 2.0, 0.5, quick);
     let w2_duration = Cli::secs(cli.w2_duration, 20.0, 3.0, quick);
+    let w2_warmup = Cli::secs(cli.w2_warmup, 5.0, 2.0, quick);
     let w4_backlogs = if cli.w4_events.is_empty() {
         if quick {
             vec![2_000, 20_000]
@@ -256,6 +260,7 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
             duration_s: duration.as_secs_f64(),
             w2_rates: cli.w2_rates.clone(),
             w2_duration_s: w2_duration.as_secs_f64(),
+            w2_warmup_s: w2_warmup.as_secs_f64(),
             w2_observe_per_s: cli.w2_observe_per_s,
             w3_concurrency: cli.w3_concurrency.clone(),
             w3_page_size: w3::PAGE_SIZE,
@@ -336,6 +341,7 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
         duration,
         warmup,
         w2_duration,
+        w2_warmup,
         cores,
     };
     for segment in segments {
@@ -482,6 +488,7 @@ struct Plan {
     duration: Duration,
     warmup: Duration,
     w2_duration: Duration,
+    w2_warmup: Duration,
     cores: usize,
 }
 
@@ -571,16 +578,13 @@ async fn run_segment(
                 "==> W2 freshness at {rate} commands/s for {:?}",
                 plan.w2_duration
             );
-            let mut result = w2::run(
-                grpc.clone(),
+            let load = w2::Load {
                 rate,
-                plan.w2_duration,
-                cli.w2_observe_per_s,
-                cpu,
-                cores,
-            )
-            .await;
-            result.relay_lag = w2::relay_lag(&stack.event_store).await.ok();
+                warmup: plan.w2_warmup,
+                duration: plan.w2_duration,
+                observe_per_s: cli.w2_observe_per_s,
+            };
+            let result = w2::run(stack, grpc.clone(), load, cpu, cores).await;
             report.w2.push(result);
         }
         Segment::W3 => {

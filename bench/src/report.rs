@@ -22,6 +22,7 @@ pub struct Settings {
     pub duration_s: f64,
     pub w2_rates: Vec<f64>,
     pub w2_duration_s: f64,
+    pub w2_warmup_s: f64,
     pub w2_observe_per_s: f64,
     pub w3_concurrency: Vec<usize>,
     pub w3_page_size: u32,
@@ -302,6 +303,28 @@ impl Report {
                 None => "–".to_owned(),
             },
         });
+        // The same largest backlog, drained by a consumer that applies nothing.
+        let largest = self
+            .w4
+            .as_ref()
+            .and_then(|r| r.catch_up.iter().max_by_key(|c| c.backlog));
+        let against_limit = largest.and_then(|c| {
+            let (projector, bare) = (c.measured.as_ref()?, c.bare.as_ref()?);
+            Some((
+                ratio(projector.events_per_s, bare.events_per_s)?,
+                bare.events_per_s,
+            ))
+        });
+        self.targets.push(Target {
+            name: "W4 vs W4-limit",
+            goal: "catch-up ≥ 0.8× a bare consumer of the same backlog",
+            measured: against_limit.map(|(r, _)| r),
+            met: against_limit.map(|(r, _)| r >= 0.8),
+            note: against_limit.map_or_else(
+                || "–".to_owned(),
+                |(r, bare)| format!("{} (bare consumer {bare} events/s)", times(Some(r))),
+            ),
+        });
         let with_snapshots = self
             .w5
             .iter()
@@ -363,7 +386,7 @@ impl Report {
         );
         println!(
             "- settings: server {}, broker {}, {} partitions, service pools {}, workloads {}; W1/W3 {} s warm-up + {} s per cell; \
-             W2 {} s per rate, observing ≤ {}/s; W4 backlogs {:?} events ({} apply-only); W5 sizes {:?}, snapshot every {}",
+             W2 {} s warm-up + {} s per rate, observing ≤ {}/s; W4 backlogs {:?} events ({} apply-only); W5 sizes {:?}, snapshot every {}",
             s.database_server,
             s.kafka_brokers,
             s.partitions,
@@ -371,6 +394,7 @@ impl Report {
             s.workloads,
             s.warmup_s,
             s.duration_s,
+            s.w2_warmup_s,
             s.w2_duration_s,
             s.w2_observe_per_s,
             s.w4_events,
@@ -496,7 +520,7 @@ impl Report {
         if !self.w2.is_empty() {
             println!("## W2 freshness (open loop, gRPC): acknowledgement → visible in query-svc GetWorkflow");
             println!();
-            println!("| offered cmd/s | achieved cmd/s | shed | errors | ack p50 ms | ack p99 ms | fresh p50 ms | fresh p99 ms | fresh max ms | observed | polls | not visible |");
+            println!("| offered cmd/s | achieved cmd/s | shed | errors | ack p50 ms | ack p99 ms | fresh p50 ms | fresh p99 ms | fresh max ms | observed | reads | not visible |");
             println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             for r in &self.w2 {
                 println!(
@@ -512,7 +536,7 @@ impl Report {
                     ms(r.freshness.max_ms),
                     r.freshness.count,
                     r.observed_every,
-                    r.polls,
+                    r.reads,
                     r.not_visible
                 );
             }
@@ -526,6 +550,16 @@ impl Report {
                         ms(lag.p99_ms),
                         ms(lag.max_ms),
                         lag.unpublished
+                    );
+                }
+                if let Some(delivery) = &r.delivery {
+                    println!(
+                        "- {}/s: delivery (appended → received by a bare consumer fetching as the projector does, {} events): p50 {} ms, p99 {} ms, max {} ms",
+                        r.offered_per_s,
+                        delivery.count,
+                        ms(delivery.p50_ms),
+                        ms(delivery.p99_ms),
+                        ms(delivery.max_ms),
                     );
                 }
             }
@@ -630,6 +664,9 @@ impl Report {
                         "| catch-up (projector-svc from Kafka) | {} | – | – | – | – | **no** | – |",
                         c.backlog
                     ),
+                }
+                if let Some(bare) = &c.bare {
+                    row(bare, c.backlog);
                 }
             }
             for m in [&r.apply_only, &r.rebuild].into_iter().flatten() {

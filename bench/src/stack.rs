@@ -273,6 +273,10 @@ pub struct Stack {
     pub gateway_url: String,
     pub event_store: PgPool,
     pub read_db: PgPool,
+    /// The topic the relay publishes to and the projector consumes.
+    pub kafka: messaging::KafkaSettings,
+    /// The projector's `fetch.wait.max.ms`, for consumers that should fetch as it does.
+    pub fetch_wait_max_ms: u32,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     /// Held for its `Drop`: shuts the services' runtime down.
@@ -319,9 +323,14 @@ impl Stack {
             ("group-id", group),
         ];
         args.extend(kafka);
+        let projector_settings: projector_svc::Settings = settings("projector-svc", &args)?;
+        let (consumed, fetch_wait_max_ms) = (
+            projector_settings.kafka.clone(),
+            projector_settings.kafka_fetch_wait_max_ms,
+        );
         let projector = services
             .run(projector_svc::Application::build(
-                settings("projector-svc", &args)?,
+                projector_settings,
                 shutdown.clone(),
             ))
             .await
@@ -375,6 +384,8 @@ impl Stack {
             gateway_url,
             event_store,
             read_db,
+            kafka: consumed,
+            fetch_wait_max_ms,
             shutdown,
             tasks,
             _services: services,

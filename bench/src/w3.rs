@@ -49,7 +49,7 @@ impl Reader {
         match (self, op) {
             (Reader::Grpc(client), Op::GetWorkflow) => {
                 client
-                    .get_version(id())
+                    .get_version(id(), None)
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("workflow not found"))?;
             }

@@ -17,6 +17,7 @@ use crate::stats::{round1, round3};
 use anyhow::{bail, Context};
 use chrono::Utc;
 use messaging::KafkaSettings;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -55,6 +56,9 @@ pub struct CatchUp {
     pub partitions: i32,
     pub produce_s: Option<f64>,
     pub measured: Option<Measured>,
+    /// W4-limit: a bare consumer draining the same backlog from the same broker with the
+    /// projector's fetch settings, applying nothing.
+    pub bare: Option<Measured>,
     pub problem: Option<String>,
 }
 
@@ -215,15 +219,7 @@ async fn catch_up(
     cores: usize,
 ) -> anyhow::Result<Measured> {
     let (read_url, read_db) = infra.fresh_database("catchup_read", 2).await?;
-    let group = format!("ringiflow-bench-catchup-{}", infra.run_id);
-    let args = vec![
-        ("health-addr", "127.0.0.1:0".to_owned()),
-        ("read-database-url", read_url),
-        ("group-id", group),
-        ("kafka-brokers", brokers.to_owned()),
-        ("kafka-topic", topic),
-        ("kafka-topic-partitions", infra.partitions.to_string()),
-    ];
+    let projector = projector_settings(infra, brokers, &topic, read_url)?;
     let shutdown = CancellationToken::new();
     // Its own runtime: a projector stuck closing against a livelocked broker is abandoned.
     let services = crate::stack::Services::new("catch-up")?;
@@ -231,7 +227,7 @@ async fn catch_up(
     let started = Instant::now();
     let projector = services
         .run(projector_svc::Application::build(
-            settings("projector-svc", &args)?,
+            projector,
             shutdown.clone(),
         ))
         .await
@@ -390,6 +386,7 @@ pub async fn run_catch_up(
         partitions: infra.partitions,
         produce_s: None,
         measured: None,
+        bare: None,
         problem: None,
     };
     let events = match backlog(workflows) {
@@ -421,11 +418,137 @@ pub async fn run_catch_up(
         "    produced in {:.1} s; a projector catches up on a fresh read database …",
         produce_started.elapsed().as_secs_f64()
     );
-    match catch_up(infra, brokers, topic, events.len() as u64, cpu, cores).await {
+    let projector = match projector_settings(infra, brokers, &topic, "unused".to_owned()) {
+        Ok(projector) => projector,
+        Err(error) => {
+            result.problem = Some(format!("{error:#}"));
+            return result;
+        }
+    };
+    match catch_up(
+        infra,
+        brokers,
+        topic.clone(),
+        events.len() as u64,
+        cpu,
+        cores,
+    )
+    .await
+    {
         Ok(measured) => result.measured = Some(measured),
         Err(error) => result.problem = Some(format!("catch-up: {error:#}")),
     }
+    eprintln!("    a bare consumer drains the same backlog, applying nothing …");
+    match drain_bare(
+        &kafka,
+        projector.kafka_fetch_wait_max_ms,
+        events.len() as u64,
+        infra,
+        cpu,
+        cores,
+    )
+    .await
+    {
+        Ok(measured) => result.bare = Some(measured),
+        Err(error) => {
+            let problem = format!("bare consumer: {error:#}");
+            result.problem = Some(match result.problem.take() {
+                Some(earlier) => format!("{earlier}; {problem}"),
+                None => problem,
+            });
+        }
+    }
     result
+}
+
+/// A consumer of `kafka`'s topic in a group of its own, fetching as the projector does.
+pub fn bare_consumer(
+    kafka: &KafkaSettings,
+    fetch_wait_max_ms: u32,
+    group: &str,
+) -> anyhow::Result<StreamConsumer> {
+    let consumer: StreamConsumer = messaging::consumer_config(kafka, group)
+        .set("fetch.wait.max.ms", fetch_wait_max_ms.to_string())
+        .create()?;
+    consumer.subscribe(&[&kafka.topic])?;
+    Ok(consumer)
+}
+
+/// The projector's settings for a catch-up of `topic` into `read_url`.
+fn projector_settings(
+    infra: &Infra,
+    brokers: &str,
+    topic: &str,
+    read_url: String,
+) -> anyhow::Result<projector_svc::Settings> {
+    settings(
+        "projector-svc",
+        &[
+            ("health-addr", "127.0.0.1:0".to_owned()),
+            ("read-database-url", read_url),
+            (
+                "group-id",
+                format!("ringiflow-bench-catchup-{}", infra.run_id),
+            ),
+            ("kafka-brokers", brokers.to_owned()),
+            ("kafka-topic", topic.to_owned()),
+            ("kafka-topic-partitions", infra.partitions.to_string()),
+        ],
+    )
+}
+
+/// W4-limit: how fast this broker hands the backlog to a consumer that does nothing with it —
+/// the same consumer settings and fetch wait as the projector, in a fresh group, counting
+/// messages. The projector's catch-up divided by this is what applying costs.
+async fn drain_bare(
+    kafka: &KafkaSettings,
+    fetch_wait_max_ms: u32,
+    events: u64,
+    infra: &Infra,
+    cpu: &Targets,
+    cores: usize,
+) -> anyhow::Result<Measured> {
+    let consumer = bare_consumer(
+        kafka,
+        fetch_wait_max_ms,
+        &format!("ringiflow-bench-bare-{}", infra.run_id),
+    )?;
+    let before = cpu.sample();
+    let started = Instant::now();
+    let mut first = None;
+    let mut received = 0u64;
+    let mut last = Instant::now();
+    let complete = loop {
+        if received >= events {
+            break true;
+        }
+        match tokio::time::timeout(STALL, consumer.recv()).await {
+            Ok(Ok(_)) => {
+                received += 1;
+                last = Instant::now();
+                first.get_or_insert(last);
+            }
+            Ok(Err(error)) => bail!("consuming: {error}"),
+            Err(_) => {
+                eprintln!("warning: the bare consumer received nothing for {STALL:?} at {received} of {events} events");
+                break false;
+            }
+        }
+    };
+    let after = cpu.sample();
+    let total_s = last.duration_since(started).as_secs_f64();
+    // From the first message on, over the messages after it: joining the group is not fetching.
+    let steady = first
+        .filter(|first| last > *first)
+        .map(|first| (last.duration_since(first).as_secs_f64(), received - 1));
+    Ok(measured(
+        "W4-limit (bare consumer from Kafka, applies nothing)",
+        received,
+        total_s,
+        steady,
+        complete,
+        CpuUse::between(cpu, &before, &after, cores),
+    ))
 }
 
 /// Apply only and rebuild: no broker involved.

@@ -5,6 +5,7 @@ use crate::rate_limit::{RateLimitLayer, RateLimiter};
 use crate::settings::Settings;
 use crate::{http_stack, schema};
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -54,7 +55,13 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        // Without TCP_NODELAY a response written in parts waits for the client's delayed ACK.
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, service)
             .with_graceful_shutdown(self.shutdown.cancelled_owned())
             .await
             .context("serving http")?;
