@@ -4,16 +4,14 @@
 //!   missing token) becomes a GraphQL error here, in [`graphql_error`].
 //! * Any other error comes from async-graphql rejecting the request itself: a parse error, a
 //!   validation error (an unknown field, a variable of the wrong type, a limit of
-//!   [`crate::schema`]) or an argument it cannot coerce (a malformed `dueDate`). [`ErrorCodes`]
-//!   marks those INVALID_ARGUMENT.
+//!   [`crate::schema`]) or an argument it cannot coerce (a malformed `dueDate`).
+//!   [`code_request_errors`] marks those INVALID_ARGUMENT.
 //! * A request refused before GraphQL runs (a body that is no GraphQL request, a rate limit) is
 //!   answered by [`http_error`] in the same shape, with the HTTP status of its code.
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
 use async_graphql::{ErrorExtensionValues, ErrorExtensions as _, ServerError};
 use axum::response::{IntoResponse, Response};
 use platform::errors::{code_of, http_status, is_ringiflow, metadata_of, ErrorCode};
-use std::sync::Arc;
 use tonic::Status;
 
 pub(crate) fn graphql_error(status: Status) -> async_graphql::Error {
@@ -72,34 +70,17 @@ fn mark_request_error(error: &mut ServerError) {
         .set("code", ErrorCode::InvalidArgument.as_str());
 }
 
-/// Gives the errors async-graphql raises itself their code; see the module documentation for
+/// Gives the errors async-graphql raised itself their code; see the module documentation for
 /// why every error without one is the request's.
-pub(crate) struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextRequest<'_>,
-    ) -> async_graphql::Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            let coded = error
-                .extensions
-                .as_ref()
-                .is_some_and(|extensions| extensions.get("code").is_some());
-            if !coded {
-                mark_request_error(error);
-            }
+pub(crate) fn code_request_errors(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        let coded = error
+            .extensions
+            .as_ref()
+            .is_some_and(|extensions| extensions.get("code").is_some());
+        if !coded {
+            mark_request_error(error);
         }
-        response
     }
 }
 

@@ -4,7 +4,7 @@ use crate::backends::Backends;
 use crate::caller::{Incoming, CORRELATION_ID};
 use crate::errors::http_error;
 use crate::rate_limit::RateLimitLayer;
-use crate::schema::{self, GatewaySchema};
+use crate::schema::Api;
 use async_graphql::ParseRequestError;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
@@ -30,14 +30,14 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 
 #[derive(Clone)]
 struct AppState {
-    schema: GatewaySchema,
+    api: Api,
     backends: Backends,
     jwt: Jwt,
 }
 
 /// `graphiql`: also serve GraphiQL (GET /graphql and its assets).
 pub(crate) fn router(
-    schema: GatewaySchema,
+    api: Api,
     backends: Backends,
     jwt: Jwt,
     rate_limit: RateLimitLayer,
@@ -57,11 +57,7 @@ pub(crate) fn router(
         .merge(ide)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(AppState {
-            schema,
-            backends,
-            jwt,
-        });
+        .with_state(AppState { api, backends, jwt });
     with_middleware(routes)
 }
 
@@ -123,13 +119,8 @@ async fn graphql(
     let correlation_id = incoming.correlation_id();
     let span = tracing::info_span!("graphql", %correlation_id);
     let response = state
-        .schema
-        .execute(schema::prepare(
-            request.into_inner(),
-            incoming,
-            &state.backends,
-            &state.jwt,
-        ))
+        .api
+        .execute(request.into_inner(), incoming, &state.backends, &state.jwt)
         .instrument(span)
         .await;
     // Echoed so a client can quote the id that appears in every service's logs.
@@ -179,7 +170,7 @@ pub(crate) mod tests {
             tenant_rate_limit_burst: 1_000,
         });
         router(
-            schema::build(backends.clone(), jwt(), true),
+            crate::schema::build(backends.clone(), jwt(), true),
             backends,
             jwt(),
             RateLimitLayer::new(limiter, jwt()),

@@ -23,13 +23,13 @@ impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let backends = Backends::connect_lazy(&settings.command_url, &settings.query_url)?;
         let jwt = settings.auth.jwt()?;
-        let schema = schema::build(
+        let api = schema::build(
             backends.clone(),
             jwt.clone(),
             settings.graphql_introspection,
         );
         let rate_limit = RateLimitLayer::new(RateLimiter::new(&settings.rate_limits), jwt.clone());
-        let router = http_stack::router(schema, backends, jwt, rate_limit, settings.graphiql);
+        let router = http_stack::router(api, backends, jwt, rate_limit, settings.graphiql);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding {}", settings.listen_addr))?;

@@ -1,6 +1,6 @@
 //! What one operation may cost, checked before anything runs.
 //!
-//! * Before validation, [`ShapeLimit`] measures the parsed document with every fragment
+//! * Before validation, [`Documents`] measures the parsed document with every fragment
 //!   expanded once (memoised, so a fragment spread twice per level cannot make the measuring
 //!   itself exponential): root fields, aliases included, per operation; selections per
 //!   operation; nesting of fields and fragments. async-graphql's validation expands fragments
@@ -16,11 +16,11 @@
 //! (see [`crate::errors`]): the same request never succeeds, a smaller one does.
 
 use crate::errors::request_error;
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::parse_query;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Pos, ServerError, ServerResult, Variables};
+use async_graphql::{Pos, ServerError, ServerResult};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::Mutex;
 
 /// The cost budget of one operation. A page of 100 workflows with every field of each costs
 /// about 6,700; the abusive requests of issue 9 cost far more (see the tests).
@@ -81,27 +81,45 @@ pub(crate) fn single(call: usize, item: usize) -> usize {
     call.saturating_add(item).min(MAX_COMPLEXITY + 1)
 }
 
-/// Refuses documents whose shape exceeds the limits above, before validation.
-pub(crate) struct ShapeLimit;
+/// Distinct documents kept parsed and measured.
+const CACHED_DOCUMENTS: usize = 1_000;
+/// Longer documents are parsed every time: the cache is for the few documents an application
+/// sends over and over, which are short.
+const CACHED_DOCUMENT_BYTES: usize = 16 * 1024;
 
-impl ExtensionFactory for ShapeLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ShapeLimit)
-    }
+/// Parses documents and refuses those whose shape exceeds the limits above, before
+/// validation; remembers the documents that passed, by their text. Clients send the same few
+/// documents with different variables, and parsing was the gateway's largest cost of its own
+/// on a single lookup. The shape depends on the text alone, so a remembered document needs no
+/// new measure.
+#[derive(Default)]
+pub(crate) struct Documents {
+    passed: Mutex<HashMap<String, ExecutableDocument>>,
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for ShapeLimit {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+impl Documents {
+    /// The document `query` is, if it is one within the limits.
+    pub(crate) fn checked(&self, query: &str) -> ServerResult<ExecutableDocument> {
+        if let Some(document) = self.passed.lock().unwrap().get(query) {
+            return Ok(document.clone());
+        }
+        let document = parse_query(query).map_err(|error| request_error(error.into()))?;
         check_shape(&document)?;
+        if query.len() <= CACHED_DOCUMENT_BYTES {
+            let mut passed = self.passed.lock().unwrap();
+            // A flood of distinct documents can only make the cache useless, never unbounded:
+            // when full it starts over, and the documents in use come back at once.
+            if passed.len() >= CACHED_DOCUMENTS {
+                passed.clear();
+            }
+            passed.insert(query.to_owned(), document.clone());
+        }
         Ok(document)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.passed.lock().unwrap().len()
     }
 }
 
@@ -242,7 +260,6 @@ fn refusal(message: String, pos: Pos) -> ServerError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_graphql::parser::parse_query;
 
     fn shape(query: &str) -> ServerResult<()> {
         check_shape(&parse_query(query).unwrap())
@@ -251,6 +268,32 @@ mod tests {
     fn aliases(count: usize, field: &str) -> String {
         let fields: String = (0..count).map(|i| format!(" a{i}: {field}")).collect();
         format!("{{{fields} }}")
+    }
+
+    #[test]
+    fn passed_documents_are_remembered_refused_ones_never_and_the_memory_is_bounded() {
+        let documents = Documents::default();
+        for _ in 0..2 {
+            assert!(documents.checked("{ x }").is_ok());
+        }
+        assert_eq!(documents.len(), 1);
+
+        let refused = aliases(MAX_ROOT_FIELDS + 1, "x");
+        for _ in 0..2 {
+            let error = documents.checked(&refused).unwrap_err();
+            assert!(error.message.contains("root fields"), "{}", error.message);
+        }
+        let error = documents.checked("{ x").unwrap_err();
+        assert_eq!(
+            error.extensions.unwrap().get("code"),
+            Some(&async_graphql::Value::from("INVALID_ARGUMENT"))
+        );
+        assert_eq!(documents.len(), 1, "a refusal is never remembered");
+
+        for i in 0..CACHED_DOCUMENTS + 10 {
+            assert!(documents.checked(&format!("{{ a{i}: x }}")).is_ok());
+        }
+        assert!(documents.len() <= CACHED_DOCUMENTS);
     }
 
     #[test]

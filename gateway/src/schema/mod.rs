@@ -9,31 +9,66 @@ mod types;
 
 use crate::backends::Backends;
 use crate::caller::{Caller, Incoming};
-use crate::errors::{graphql_error, ErrorCodes};
+use crate::errors::{code_request_errors, graphql_error};
 use async_graphql::{Context, EmptySubscription, Schema, ID};
 use platform::auth::Jwt;
+use std::sync::Arc;
 
-pub(crate) type GatewaySchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+type GatewaySchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
 
-/// Every request must be [`prepare`]d.
-pub(crate) fn build(backends: Backends, jwt: Jwt, introspection: bool) -> GatewaySchema {
+/// The schema and what runs around every execution of it: the shape limits on a parsed
+/// document (remembered per document text), and the error codes of what async-graphql refuses
+/// itself. Both run here rather than as async-graphql extensions: with any extension at all,
+/// async-graphql resolves every field through its extension chain, which was the largest cost
+/// of the gateway's own on a page of workflows.
+#[derive(Clone)]
+pub(crate) struct Api {
+    schema: GatewaySchema,
+    documents: Arc<limits::Documents>,
+}
+
+pub(crate) fn build(backends: Backends, jwt: Jwt, introspection: bool) -> Api {
     let schema = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
         .data(backends)
         .data(jwt)
         .limit_depth(limits::MAX_DEPTH)
-        .limit_complexity(limits::MAX_COMPLEXITY)
-        .extension(limits::ShapeLimit)
-        .extension(ErrorCodes);
-    if introspection {
+        .limit_complexity(limits::MAX_COMPLEXITY);
+    let schema = if introspection {
         schema.finish()
     } else {
         schema.disable_introspection().finish()
+    };
+    Api {
+        schema,
+        documents: Arc::default(),
+    }
+}
+
+impl Api {
+    /// Runs one request for the caller `incoming` describes.
+    pub(crate) async fn execute(
+        &self,
+        request: async_graphql::Request,
+        incoming: Incoming,
+        backends: &Backends,
+        jwt: &Jwt,
+    ) -> async_graphql::Response {
+        let mut request = prepare(request, incoming, backends, jwt);
+        let mut response = match self.documents.checked(&request.query) {
+            Ok(document) => {
+                request.set_parsed_query(document);
+                self.schema.execute(request).await
+            }
+            Err(error) => async_graphql::Response::from_errors(vec![error]),
+        };
+        code_request_errors(&mut response);
+        response
     }
 }
 
 /// Attaches what the resolvers of one request need: what it says about its caller, and a
 /// workflow loader of its own (a batch is only ever for one caller).
-pub(crate) fn prepare(
+fn prepare(
     request: async_graphql::Request,
     incoming: Incoming,
     backends: &Backends,
@@ -100,7 +135,7 @@ mod tests {
     }
 
     async fn execute_on(
-        schema: &GatewaySchema,
+        api: &Api,
         authorization: Option<String>,
         query: &str,
     ) -> serde_json::Value {
@@ -108,13 +143,15 @@ mod tests {
         if let Some(authorization) = authorization {
             headers.insert(http::header::AUTHORIZATION, authorization.parse().unwrap());
         }
-        let request = prepare(
-            async_graphql::Request::new(query),
-            Incoming::from_headers(&headers),
-            &backends(),
-            &jwt(),
-        );
-        serde_json::to_value(schema.execute(request).await).unwrap()
+        let response = api
+            .execute(
+                async_graphql::Request::new(query),
+                Incoming::from_headers(&headers),
+                &backends(),
+                &jwt(),
+            )
+            .await;
+        serde_json::to_value(response).unwrap()
     }
 
     fn bearer() -> String {
@@ -371,13 +408,14 @@ mod tests {
         .variables(async_graphql::Variables::from_json(
             serde_json::json!({ "first": "ten" }),
         ));
-        let request = prepare(
-            request,
-            Incoming::from_headers(&http::HeaderMap::new()),
-            &backends(),
-            &jwt(),
-        );
-        let response = build(backends(), jwt(), true).execute(request).await;
+        let response = build(backends(), jwt(), true)
+            .execute(
+                request,
+                Incoming::from_headers(&http::HeaderMap::new()),
+                &backends(),
+                &jwt(),
+            )
+            .await;
         let response = serde_json::to_value(response).unwrap();
         assert!(refused(&response), "{response}");
     }
