@@ -53,7 +53,7 @@ impl WorkflowQueryService for QueryService {
             Some(min_version) => {
                 let found = self
                     .freshness
-                    .at_least(min_version, MAX_WAIT, read, |detail| {
+                    .at_least(id.as_uuid(), min_version, MAX_WAIT, read, |detail| {
                         detail.workflow.version
                     })
                     .await

@@ -1,14 +1,23 @@
 //! Read-your-writes. A client that just wrote version n of a workflow (every command result
 //! carries it) can ask to read at least version n. The projector NOTIFYs [`CHANNEL`] in every
-//! transaction that changes rows; one LISTEN connection per process turns that into a counter
-//! every waiting reader watches, so a reader re-reads only when something was applied — never
-//! by polling in a loop — and gives up after a bounded wait with the answer marked stale.
+//! transaction that changes rows, naming each changed workflow with its new version
+//! ([`payloads`]); one LISTEN connection per process hands each version to the readers waiting
+//! on that workflow, so a reader re-reads only once its own workflow reached its version —
+//! never by polling, and not on every other workflow's commit either (under load that was
+//! several reads per waiting reader per commit) — and gives up after a bounded wait with the
+//! answer marked stale.
+//!
+//! A notification without the list (a projector of an older build) or a reconnect of the
+//! listener (notifications were lost meanwhile) wakes every waiting reader to read again.
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 /// What the projection notifies on commit.
 pub const CHANNEL: &str = "ringiflow_read_model_applied";
@@ -18,6 +27,42 @@ pub const CHANNEL: &str = "ringiflow_read_model_applied";
 /// answer reaches the client instead of a timeout.
 pub const MAX_WAIT: Duration = Duration::from_secs(2);
 
+/// PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more.
+const MAX_PAYLOAD: usize = 7_900;
+
+/// The NOTIFY payloads announcing `changed` (workflow id, version reached): space-separated
+/// `id:version` entries, split so each payload stays under PostgreSQL's limit.
+pub fn payloads(changed: impl IntoIterator<Item = (Uuid, i64)>) -> Vec<String> {
+    let mut payloads = vec![String::new()];
+    for (id, version) in changed {
+        let entry = format!("{}:{version}", id.simple());
+        let current = payloads.last_mut().expect("never empty");
+        if !current.is_empty() && current.len() + 1 + entry.len() > MAX_PAYLOAD {
+            payloads.push(entry);
+        } else {
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(&entry);
+        }
+    }
+    payloads
+}
+
+/// The entries of a payload; `None` if it is not a list of them (then everyone must look).
+fn parse(payload: &str) -> Option<Vec<(Uuid, i64)>> {
+    if payload.is_empty() {
+        return None;
+    }
+    payload
+        .split(' ')
+        .map(|entry| {
+            let (id, version) = entry.split_once(':')?;
+            Some((Uuid::try_parse(id).ok()?, version.parse().ok()?))
+        })
+        .collect()
+}
+
 /// What a read at a minimum version found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AtLeast<T> {
@@ -26,10 +71,65 @@ pub struct AtLeast<T> {
     pub stale: bool,
 }
 
-/// The shared "something was applied" signal of one process.
+/// The commit notifications of one process, for its waiting readers.
 #[derive(Clone)]
 pub struct Freshness {
-    applied: watch::Receiver<u64>,
+    signals: Arc<Signals>,
+}
+
+struct Signals {
+    /// Bumped when every waiting reader must read again.
+    everyone: watch::Sender<u64>,
+    /// The highest version notified for each workflow some reader waits on.
+    waiting: Mutex<HashMap<Uuid, watch::Sender<i64>>>,
+}
+
+impl Signals {
+    fn announce(&self, payload: &str) {
+        match parse(payload) {
+            Some(changed) => {
+                let waiting = self.waiting.lock().unwrap();
+                for (id, version) in changed {
+                    if let Some(reached) = waiting.get(&id) {
+                        reached.send_if_modified(|current| {
+                            let newer = version > *current;
+                            if newer {
+                                *current = version;
+                            }
+                            newer
+                        });
+                    }
+                }
+            }
+            None => self.wake_everyone(),
+        }
+    }
+
+    fn wake_everyone(&self) {
+        self.everyone
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    fn watch(&self, id: Uuid) -> watch::Receiver<i64> {
+        self.waiting
+            .lock()
+            .unwrap()
+            .entry(id)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Forgets `id` once its last reader stopped waiting.
+    fn unwatch(&self, id: Uuid, reached: watch::Receiver<i64>) {
+        let mut waiting = self.waiting.lock().unwrap();
+        drop(reached);
+        if waiting
+            .get(&id)
+            .is_some_and(|sender| sender.receiver_count() == 0)
+        {
+            waiting.remove(&id);
+        }
+    }
 }
 
 impl Freshness {
@@ -39,29 +139,55 @@ impl Freshness {
     pub async fn listen(pool: &PgPool) -> Result<Self, sqlx::Error> {
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(CHANNEL).await?;
-        let (applied, receiver) = watch::channel(0u64);
+        let signals = Arc::new(Signals {
+            everyone: watch::channel(0).0,
+            waiting: Mutex::default(),
+        });
+        let weak = Arc::downgrade(&signals);
         tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    _ = applied.closed() => break,
-                    received = listener.recv() => {
-                        if let Err(error) = received {
-                            tracing::warn!(error = %error, "read-model notifications interrupted; reconnecting");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                        applied.send_modify(|count| *count = count.wrapping_add(1));
+                let received = listener.recv().await;
+                let Some(signals) = weak.upgrade() else { break };
+                match received {
+                    Ok(notification) => signals.announce(notification.payload()),
+                    Err(error) => {
+                        tracing::warn!(error = %error, "read-model notifications interrupted; reconnecting");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        signals.wake_everyone();
                     }
                 }
             }
         });
-        Ok(Self { applied: receiver })
+        Ok(Self { signals })
     }
 
-    /// Reads with `read` until `version_of` the result reaches `min_version`, re-reading after
-    /// each applied transaction, for at most `wait` (capped at [`MAX_WAIT`]). A result of
-    /// `None` (not projected yet) counts as version 0.
+    /// Reads workflow `id` with `read` until `version_of` the result reaches `min_version`,
+    /// re-reading once a commit announces that version (or everyone must look), for at most
+    /// `wait` (capped at [`MAX_WAIT`]). A result of `None` (not projected yet) counts as
+    /// version 0.
     pub async fn at_least<T, E, F, Fut>(
         &self,
+        id: Uuid,
+        min_version: i64,
+        wait: Duration,
+        read: F,
+        version_of: impl Fn(&T) -> i64,
+    ) -> Result<AtLeast<Option<T>>, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let mut reached = self.signals.watch(id);
+        let result = self
+            .wait_for(&mut reached, min_version, wait, read, version_of)
+            .await;
+        self.signals.unwatch(id, reached);
+        result
+    }
+
+    async fn wait_for<T, E, F, Fut>(
+        &self,
+        reached: &mut watch::Receiver<i64>,
         min_version: i64,
         wait: Duration,
         mut read: F,
@@ -72,11 +198,10 @@ impl Freshness {
         Fut: Future<Output = Result<Option<T>, E>>,
     {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
-        let mut applied = self.applied.clone();
+        let mut everyone = self.signals.everyone.subscribe();
         loop {
-            // Marked seen before reading, so a commit between the read and the wait still
-            // wakes the wait.
-            applied.borrow_and_update();
+            // Watched before reading, so a commit between the read and the wait still wakes it.
+            everyone.borrow_and_update();
             let value = read().await?;
             if value.as_ref().map_or(0, &version_of) >= min_version {
                 return Ok(AtLeast {
@@ -84,10 +209,33 @@ impl Freshness {
                     stale: false,
                 });
             }
-            let woken = tokio::time::timeout_at(deadline, applied.changed()).await;
-            if !matches!(woken, Ok(Ok(()))) {
+            let woken = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    announced = reached.wait_for(|version| *version >= min_version) => announced.is_ok(),
+                    changed = everyone.changed() => changed.is_ok(),
+                }
+            })
+            .await;
+            if !matches!(woken, Ok(true)) {
                 return Ok(AtLeast { value, stale: true });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_stay_under_the_limit() {
+        let changed: Vec<(Uuid, i64)> = (0..600).map(|i| (Uuid::new_v4(), i)).collect();
+        let payloads = payloads(changed.iter().copied());
+        assert!(payloads.len() > 1);
+        assert!(payloads.iter().all(|payload| payload.len() < 8_000));
+        let parsed: Vec<(Uuid, i64)> = payloads.iter().flat_map(|p| parse(p).unwrap()).collect();
+        assert_eq!(parsed, changed);
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("not-a-list"), None);
     }
 }

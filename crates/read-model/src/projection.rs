@@ -385,10 +385,12 @@ impl Batch {
     async fn write(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         let rows: Vec<&WorkflowView> = self.dirty.iter().map(|id| &self.views[id]).collect();
         if !rows.is_empty() {
-            // Wakes readers waiting to see their own writes (see `freshness`); delivered on
-            // commit, and one per transaction however many rows changed.
-            sqlx::query("SELECT pg_notify($1, '')")
+            // Wakes the readers waiting to see these workflows at these versions (see
+            // `freshness`); delivered on commit, in one round trip however many rows changed.
+            let payloads = crate::freshness::payloads(rows.iter().map(|row| (row.id, row.version)));
+            sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
                 .bind(crate::freshness::CHANNEL)
+                .bind(payloads)
                 .execute(&mut *conn)
                 .await?;
             upsert_workflows(&mut *conn, &rows).await?;

@@ -23,7 +23,7 @@ async fn a_waiting_reader_sees_the_version_once_it_is_applied_and_otherwise_is_t
 
     // Already there: answered at once, not stale.
     let now = freshness
-        .at_least(1, Duration::from_secs(5), || version(&pool, id), |v| *v)
+        .at_least(id, 1, Duration::from_secs(5), || version(&pool, id), |v| *v)
         .await
         .unwrap();
     assert_eq!((now.value, now.stale), (Some(1), false));
@@ -39,7 +39,7 @@ async fn a_waiting_reader_sees_the_version_once_it_is_applied_and_otherwise_is_t
         })
     };
     let waited = freshness
-        .at_least(2, Duration::from_secs(5), || version(&pool, id), |v| *v)
+        .at_least(id, 2, Duration::from_secs(5), || version(&pool, id), |v| *v)
         .await
         .unwrap();
     writer.await.unwrap();
@@ -47,20 +47,77 @@ async fn a_waiting_reader_sees_the_version_once_it_is_applied_and_otherwise_is_t
 
     // Never applied: the best answer there is, marked stale.
     let stale = freshness
-        .at_least(9, Duration::from_millis(300), || version(&pool, id), |v| *v)
+        .at_least(
+            id,
+            9,
+            Duration::from_millis(300),
+            || version(&pool, id),
+            |v| *v,
+        )
         .await
         .unwrap();
     assert_eq!((stale.value, stale.stale), (Some(2), true));
 
     // A workflow not projected yet counts as version 0.
+    let missing_id = Uuid::new_v4();
     let missing = freshness
         .at_least(
+            missing_id,
             1,
             Duration::from_millis(100),
-            || version(&pool, Uuid::new_v4()),
+            || version(&pool, missing_id),
             |v| *v,
         )
         .await
         .unwrap();
     assert_eq!((missing.value, missing.stale), (None, true));
+}
+
+#[tokio::test]
+async fn a_waiting_reader_reads_again_only_when_its_own_workflow_changes() {
+    let (_, pool) = test_support::fresh_database("freshness_keyed").await;
+    read_model::migrate(&pool).await.unwrap();
+    let freshness = Freshness::listen(&pool).await.unwrap();
+    let (mine, other) = (Uuid::new_v4(), Uuid::new_v4());
+    for id in [mine, other] {
+        read_model::apply(&pool, &event(id, 1, created()))
+            .await
+            .unwrap();
+    }
+
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    let writer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            // Another workflow's commits first: they must not make the reader read again.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            read_model::apply(&pool, &event(other, 2, WorkflowEvent::Submitted {}))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            read_model::apply(&pool, &event(mine, 2, WorkflowEvent::Submitted {}))
+                .await
+                .unwrap();
+        })
+    };
+    let waited = freshness
+        .at_least(
+            mine,
+            2,
+            Duration::from_secs(5),
+            || {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                version(&pool, mine)
+            },
+            |v| *v,
+        )
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!((waited.value, waited.stale), (Some(2), false));
+    assert_eq!(
+        reads.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one read before waiting, one after its own workflow's commit"
+    );
 }
