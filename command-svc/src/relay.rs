@@ -24,6 +24,9 @@ use uuid::Uuid;
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How many reads' worth of rows (`batch_size` each) may await the broker at once.
 const IN_FLIGHT_ROUNDS: usize = 4;
+/// The least time between two reads of the outbox that are not working off a backlog: under
+/// load every append notifies, and a read per notification cost more than it saved.
+const READ_SPACING: Duration = Duration::from_millis(2);
 /// How long a stopping relay waits for acknowledgements of what it already sent.
 const SHUTDOWN_SETTLE: Duration = Duration::from_secs(5);
 /// How often the leader looks for published outbox rows past their retention.
@@ -110,16 +113,20 @@ impl Relay {
         // Whether the outbox may hold rows not yet read: after a notification, a poll interval,
         // a full read or a failure, not after an acknowledgement.
         let mut look = true;
+        let mut next_read = Instant::now();
         while !shutdown.is_cancelled() {
             if Instant::now() >= next_cleanup {
                 next_cleanup = self.clean_up(&mut outbox).await;
             }
             let room = in_flight.len() < self.window();
-            if room && look {
+            if room && look && Instant::now() >= next_read {
                 let pending = outbox
                     .pending(self.batch_size, &in_flight.positions())
                     .await?;
                 look = pending.len() as i64 == self.batch_size;
+                if !look {
+                    next_read = Instant::now() + READ_SPACING;
+                }
                 match self.send(&pending, &mut in_flight, &mut outbox).await? {
                     // More rows wait: read on while the window has room.
                     Sent::All if look && in_flight.len() < self.window() => continue,
@@ -146,7 +153,9 @@ impl Relay {
                         backoff.reset();
                     }
                 }
-                _ = listener.recv(), if room => look = true,
+                _ = listener.recv(), if room && !look => look = true,
+                // A read is due but waits for its spacing.
+                _ = tokio::time::sleep_until(next_read), if room && look => {}
                 _ = tokio::time::sleep(POLL_INTERVAL) => look = true,
             }
         }
