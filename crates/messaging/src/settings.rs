@@ -178,6 +178,12 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
         // wait: in W1's profile that was ~40 % of the process's CPU, and W1 went from 1,298
         // to 2,056 commands/s without it (BENCHMARKS.md).
         .set("linger.ms", "0")
+        // One produce request at a time per broker connection; what queues meanwhile goes in
+        // the next one. With several in flight librdkafka's broker thread spins while it waits
+        // for them (a bare producer at 2,000 events/s: ten times the CPU, and p50 169 ms
+        // instead of 20 ms against the local broker; BENCHMARKS.md). Order needs no more than
+        // this either.
+        .set("max.in.flight.requests.per.connection", "1")
         // A message not acknowledged within this time fails back to the relay, which keeps the
         // outbox row and retries it later: the broker being down never loses an event.
         .set("message.timeout.ms", "15000");
