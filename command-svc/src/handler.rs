@@ -1,9 +1,11 @@
-//! Command handling, independent of gRPC: idempotency check → load (newest snapshot plus the
-//! events after it) → decide → append → maybe snapshot.
+//! Command handling, independent of gRPC: idempotency check and load (newest snapshot plus the
+//! events after it) in one read → decide → append → maybe snapshot.
 
-use event_store::{Append, AppendError, CommandRecord, EventStore, Snapshot, StoreError};
+use event_store::{Append, AppendError, CommandRecord, EventStore, Prior, Snapshot, StoreError};
 use uuid::Uuid;
-use workflow_domain::{Actor, Aggregate, Context, CorruptHistory, DomainError, EventMetadata};
+use workflow_domain::{
+    Actor, Aggregate, Context, CorruptHistory, DomainError, EventMetadata, RecordedEvent,
+};
 
 /// Who sends the command and in which request chain.
 #[derive(Debug, Clone)]
@@ -68,11 +70,21 @@ impl CommandHandler {
     ) -> Result<CommandRecord, HandleError> {
         let tenant = context.actor.tenant_id.as_str();
         let command_type = A::command_name(&command);
-        if let Some(record) = self.store.find_command(tenant, context.command_id).await? {
-            return same_command(record, command_type, aggregate_id);
-        }
-
-        let (version, state) = self.load::<A>(tenant, aggregate_id).await?;
+        // A retry of a handled command gets its first result, never a new decision.
+        let (snapshot, history) = match self
+            .store
+            .prior::<A>(
+                tenant,
+                context.command_id,
+                aggregate_id,
+                self.snapshot_every > 0,
+            )
+            .await?
+        {
+            Prior::Handled(record) => return same_command(record, command_type, aggregate_id),
+            Prior::Current { snapshot, history } => (snapshot, history),
+        };
+        let (version, state) = fold(snapshot, &history)?;
         if let Some(expected) = expected_version.filter(|expected| *expected != version) {
             return Err(HandleError::Conflict {
                 expected,
@@ -147,18 +159,12 @@ impl CommandHandler {
             0 => None,
             _ => self.store.load_snapshot::<A>(tenant, aggregate_id).await?,
         };
-        let (from_version, state) = snapshot.map_or((0, None), |snapshot| {
-            (snapshot.version, Some(snapshot.state))
-        });
+        let from_version = snapshot.as_ref().map_or(0, |snapshot| snapshot.version);
         let history = self
             .store
             .history::<A>(tenant, aggregate_id, from_version)
             .await?;
-        let version = history.last().map_or(from_version, |event| event.version);
-        let state = history
-            .iter()
-            .try_fold(state, |state, recorded| A::evolve(state, &recorded.event))?;
-        Ok((version, state))
+        fold(snapshot, &history)
     }
 
     /// Snapshots the state after `events` if the append from `from_version` to `to_version`
@@ -192,6 +198,21 @@ impl CommandHandler {
             tracing::warn!(%aggregate_id, version = to_version, error = %error, "snapshot not saved");
         }
     }
+}
+
+/// The version and state after `history`, starting from `snapshot` (or from nothing).
+fn fold<A: Aggregate>(
+    snapshot: Option<Snapshot<A>>,
+    history: &[RecordedEvent<A::Event>],
+) -> Result<(i64, Option<A>), HandleError> {
+    let (from_version, state) = snapshot.map_or((0, None), |snapshot| {
+        (snapshot.version, Some(snapshot.state))
+    });
+    let version = history.last().map_or(from_version, |event| event.version);
+    let state = history
+        .iter()
+        .try_fold(state, |state, recorded| A::evolve(state, &recorded.event))?;
+    Ok((version, state))
 }
 
 /// A retry gets the first result; the same id on a different command is a client bug.

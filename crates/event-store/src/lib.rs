@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod outbox;
+mod prior;
 mod scan;
 mod snapshot;
 mod upcast;
@@ -21,6 +22,7 @@ pub use outbox::{
     OutboxConnection, PendingEvent, UnreadableEvent, LEADER_CALL_TIMEOUT, LEADER_IDLE_TIMEOUT,
     OUTBOX_CHANNEL,
 };
+pub use prior::Prior;
 pub use scan::ScannedEvent;
 pub use snapshot::Snapshot;
 pub use upcast::{UpcastError, Upcaster, UPCASTERS};

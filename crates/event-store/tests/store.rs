@@ -3,7 +3,7 @@
 mod common;
 
 use common::{append, created, metadata, readable, store};
-use event_store::{AppendError, OutboxConnection, Snapshot};
+use event_store::{AppendError, OutboxConnection, Prior, Snapshot};
 use std::sync::Arc;
 use uuid::Uuid;
 use workflow_domain::{replay, Aggregate, Approver, StepNo, UserId, Workflow, WorkflowEvent};
@@ -370,6 +370,93 @@ async fn the_newest_snapshot_in_the_current_schema_is_loaded_for_its_own_tenant_
         )
         .await
         .is_err());
+}
+
+#[tokio::test]
+async fn prior_reads_a_handled_command_or_the_snapshot_and_the_events_after_it() {
+    let store = store().await;
+    let id = Uuid::new_v4();
+    let events = [created(), WorkflowEvent::Submitted {}];
+    let command_id = Uuid::new_v4();
+    let first = append(&store, id, 0, &events, &metadata("acme", command_id))
+        .await
+        .unwrap();
+    let current = |prior: Prior<Workflow>| match prior {
+        Prior::Current { snapshot, history } => (
+            snapshot.map(|snapshot| snapshot.version),
+            history.iter().map(|e| e.version).collect::<Vec<_>>(),
+        ),
+        Prior::Handled(record) => panic!("not a handled command: {record:?}"),
+    };
+
+    // The command id of the append: its record, and no load.
+    match store
+        .prior::<Workflow>("acme", command_id, id, true)
+        .await
+        .unwrap()
+    {
+        Prior::Handled(record) => assert_eq!(record, first),
+        other => panic!("{other:?}"),
+    }
+    // Another tenant neither sees that command nor the aggregate.
+    let foreign = store
+        .prior::<Workflow>("globex", command_id, id, true)
+        .await;
+    assert_eq!(current(foreign.unwrap()), (None, vec![]));
+
+    // A new command, no snapshot yet: every event.
+    let new = Uuid::new_v4();
+    let prior = store
+        .prior::<Workflow>("acme", new, id, true)
+        .await
+        .unwrap();
+    assert_eq!(current(prior), (None, vec![1, 2]));
+
+    // With a snapshot at 1: it and the event after it; with snapshots off: every event.
+    let snapshot = Snapshot {
+        version: 1,
+        state: replay::<Workflow>(&events[..1]).unwrap().expect("created"),
+    };
+    store.save_snapshot(id, &snapshot).await.unwrap();
+    match store
+        .prior::<Workflow>("acme", new, id, true)
+        .await
+        .unwrap()
+    {
+        Prior::Current {
+            snapshot: Some(found),
+            history,
+        } => {
+            assert_eq!(found, snapshot);
+            assert_eq!(history.iter().map(|e| e.version).collect::<Vec<_>>(), [2]);
+            assert_eq!(history[0].event, events[1]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let prior = store
+        .prior::<Workflow>("acme", new, id, false)
+        .await
+        .unwrap();
+    assert_eq!(current(prior), (None, vec![1, 2]));
+
+    // A snapshot this build cannot read: the whole history instead.
+    sqlx::query("UPDATE snapshots SET state = '{}' WHERE aggregate_id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let prior = store
+        .prior::<Workflow>("acme", new, id, true)
+        .await
+        .unwrap();
+    assert_eq!(current(prior), (None, vec![1, 2]));
+
+    // An aggregate that does not exist: nothing.
+    let prior = store
+        .prior::<Workflow>("acme", new, Uuid::new_v4(), true)
+        .await
+        .unwrap();
+    assert_eq!(current(prior), (None, vec![]));
 }
 
 #[tokio::test]
