@@ -143,8 +143,13 @@ impl Relay {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 settled = in_flight.settle(), if !in_flight.is_empty() => {
-                    if !settled.acknowledged.is_empty() {
+                    if let Some(&last_position) = settled.acknowledged.last() {
                         outbox.mark_published(&settled.acknowledged).await?;
+                        tracing::debug!(
+                            count = settled.acknowledged.len(),
+                            last_position,
+                            "events published"
+                        );
                     }
                     if settled.failed {
                         look = true;
