@@ -54,7 +54,7 @@ pub struct UnreadableEvent {
 }
 
 /// An unpublished outbox row: its event, or why it cannot be read.
-pub type PendingEvent = Result<RecordedEvent, UnreadableEvent>;
+pub type PendingEvent = Result<RecordedEvent, Box<UnreadableEvent>>;
 
 pub struct OutboxConnection {
     connection: PgConnection,
@@ -124,7 +124,10 @@ impl OutboxConnection {
         .await?;
         Ok(rows
             .iter()
-            .map(|row| recorded_event(row, self.upcasters).map_err(|error| unreadable(row, &error)))
+            .map(|row| {
+                recorded_event(row, self.upcasters)
+                    .map_err(|error| Box::new(unreadable(row, &error)))
+            })
             .collect())
     }
 

@@ -503,10 +503,7 @@ fn the_applicant_is_never_a_steps_approver() {
         WorkflowEvent::Submitted {},
         assigned(1, user("alice"), None),
     ];
-    let state = old_history
-        .iter()
-        .try_fold(None, |state, event| Workflow::evolve(state, event))
-        .unwrap();
+    let state = old_history.iter().try_fold(None, Workflow::evolve).unwrap();
     for decide in DECISIONS {
         let error =
             Workflow::decide(state.as_ref(), &by("alice", ()).context(), decide(1)).unwrap_err();
