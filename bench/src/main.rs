@@ -101,6 +101,10 @@ struct Cli {
     /// W2 observes at most about this many acknowledgements per second (every k-th above).
     #[arg(long, default_value_t = 200.0)]
     w2_observe_per_s: f64,
+    /// W2 without its delivery tap: no per-hop delivery figures, and no second consumer of
+    /// the topic taking broker CPU the production system would not spend.
+    #[arg(long)]
+    w2_no_tap: bool,
     /// W3 concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     w3_concurrency: Vec<usize>,
@@ -586,6 +590,7 @@ async fn run_segment(
                 warmup: plan.w2_warmup,
                 duration: plan.w2_duration,
                 observe_per_s: cli.w2_observe_per_s,
+                tap: !cli.w2_no_tap,
             };
             let result = w2::run(stack, grpc.clone(), load, cpu, cores).await;
             report.w2.push(result);

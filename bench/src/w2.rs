@@ -239,6 +239,8 @@ pub struct Load {
     pub duration: Duration,
     /// At most about this many acknowledgements per second are observed.
     pub observe_per_s: f64,
+    /// Measure delivery with a bare consumer of the topic.
+    pub tap: bool,
 }
 
 pub async fn run(stack: &Stack, client: Grpc, load: Load, cpu: &Targets, cores: usize) -> W2Result {
@@ -247,14 +249,18 @@ pub async fn run(stack: &Stack, client: Grpc, load: Load, cpu: &Targets, cores: 
         warmup,
         duration,
         observe_per_s,
+        tap,
     } = load;
     let window_opens = Arc::new(Mutex::new(None));
-    let tap = match Tap::start(stack, window_opens.clone()).await {
-        Ok(tap) => Some(tap),
-        Err(error) => {
-            eprintln!("warning: no W2 tap: {error:#}");
-            None
-        }
+    let tap = match tap {
+        false => None,
+        true => match Tap::start(stack, window_opens.clone()).await {
+            Ok(tap) => Some(tap),
+            Err(error) => {
+                eprintln!("warning: no W2 tap: {error:#}");
+                None
+            }
+        },
     };
     let shared = Arc::new(Shared::default());
     let observed_every = (rate / observe_per_s).ceil().max(1.0) as u64;
