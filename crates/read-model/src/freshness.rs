@@ -200,8 +200,12 @@ impl Freshness {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
         let mut everyone = self.signals.everyone.subscribe();
         loop {
-            // Watched before reading, so a commit between the read and the wait still wakes it.
+            // Marked seen before reading, so a commit between the read and the wait still wakes
+            // it, and only a new announcement wakes it again: a reader that cannot see the
+            // version however often it is announced (another tenant's workflow) reads once per
+            // announcement, never in a loop.
             everyone.borrow_and_update();
+            reached.borrow_and_update();
             let value = read().await?;
             if value.as_ref().map_or(0, &version_of) >= min_version {
                 return Ok(AtLeast {
@@ -209,9 +213,17 @@ impl Freshness {
                     stale: false,
                 });
             }
+            let announced = async {
+                while reached.changed().await.is_ok() {
+                    if *reached.borrow_and_update() >= min_version {
+                        return true;
+                    }
+                }
+                false
+            };
             let woken = tokio::time::timeout_at(deadline, async {
                 tokio::select! {
-                    announced = reached.wait_for(|version| *version >= min_version) => announced.is_ok(),
+                    announced = announced => announced,
                     changed = everyone.changed() => changed.is_ok(),
                 }
             })

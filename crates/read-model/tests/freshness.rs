@@ -121,3 +121,46 @@ async fn a_waiting_reader_reads_again_only_when_its_own_workflow_changes() {
         "one read before waiting, one after its own workflow's commit"
     );
 }
+
+#[tokio::test]
+async fn a_reader_that_cannot_see_the_announced_version_reads_once_per_announcement() {
+    let (_, pool) = test_support::fresh_database("freshness_foreign").await;
+    read_model::migrate(&pool).await.unwrap();
+    let freshness = Freshness::listen(&pool).await.unwrap();
+    let id = Uuid::new_v4();
+    read_model::apply(&pool, &event(id, 1, created()))
+        .await
+        .unwrap();
+
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    let writer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            read_model::apply(&pool, &event(id, 2, WorkflowEvent::Submitted {}))
+                .await
+                .unwrap();
+        })
+    };
+    // Another tenant's reader of the same id: its reads never find the workflow.
+    let waited = freshness
+        .at_least(
+            id,
+            2,
+            Duration::from_millis(600),
+            || {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Ok::<Option<i64>, sqlx::Error>(None) }
+            },
+            |v| *v,
+        )
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!((waited.value, waited.stale), (None, true));
+    assert_eq!(
+        reads.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one read before waiting, one after the announcement, none in a loop"
+    );
+}
