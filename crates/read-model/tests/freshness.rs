@@ -2,6 +2,7 @@
 //! projection's commit, and one asking for a version that never comes is answered as stale.
 
 use read_model::freshness::Freshness;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 use test_support::events::{created, recorded as event};
 use uuid::Uuid;
@@ -73,40 +74,46 @@ async fn a_waiting_reader_sees_the_version_once_it_is_applied_and_otherwise_is_t
     assert_eq!((missing.value, missing.stale), (None, true));
 }
 
-#[tokio::test]
-async fn a_waiting_reader_reads_again_only_when_its_own_workflow_changes() {
-    let (_, pool) = test_support::fresh_database("freshness_keyed").await;
+/// A fresh read model with workflows `ids` created, and the process's listener on it.
+async fn read_model_with(name: &str, ids: &[Uuid]) -> (sqlx::PgPool, Freshness) {
+    let (_, pool) = test_support::fresh_database(name).await;
     read_model::migrate(&pool).await.unwrap();
     let freshness = Freshness::listen(&pool).await.unwrap();
-    let (mine, other) = (Uuid::new_v4(), Uuid::new_v4());
-    for id in [mine, other] {
-        read_model::apply(&pool, &event(id, 1, created()))
+    for id in ids {
+        read_model::apply(&pool, &event(*id, 1, created()))
             .await
             .unwrap();
     }
+    (pool, freshness)
+}
 
-    let reads = std::sync::atomic::AtomicUsize::new(0);
-    let writer = {
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            // Another workflow's commits first: they must not make the reader read again.
+/// Submits each workflow of `ids` (its version 2), in order, 200 ms apart.
+fn submit_later(pool: &sqlx::PgPool, ids: Vec<Uuid>) -> tokio::task::JoinHandle<()> {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        for id in ids {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            read_model::apply(&pool, &event(other, 2, WorkflowEvent::Submitted {}))
+            read_model::apply(&pool, &event(id, 2, WorkflowEvent::Submitted {}))
                 .await
                 .unwrap();
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            read_model::apply(&pool, &event(mine, 2, WorkflowEvent::Submitted {}))
-                .await
-                .unwrap();
-        })
-    };
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_waiting_reader_reads_again_only_when_its_own_workflow_changes() {
+    let (mine, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let (pool, freshness) = read_model_with("freshness_keyed", &[mine, other]).await;
+    // Another workflow's commit first: it must not make the reader read again.
+    let writer = submit_later(&pool, vec![other, mine]);
+    let reads = AtomicUsize::new(0);
     let waited = freshness
         .at_least(
             mine,
             2,
             Duration::from_secs(5),
             || {
-                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                reads.fetch_add(1, SeqCst);
                 version(&pool, mine)
             },
             |v| *v,
@@ -116,7 +123,7 @@ async fn a_waiting_reader_reads_again_only_when_its_own_workflow_changes() {
     writer.await.unwrap();
     assert_eq!((waited.value, waited.stale), (Some(2), false));
     assert_eq!(
-        reads.load(std::sync::atomic::Ordering::SeqCst),
+        reads.load(SeqCst),
         2,
         "one read before waiting, one after its own workflow's commit"
     );
@@ -124,24 +131,10 @@ async fn a_waiting_reader_reads_again_only_when_its_own_workflow_changes() {
 
 #[tokio::test]
 async fn a_reader_that_cannot_see_the_announced_version_reads_once_per_announcement() {
-    let (_, pool) = test_support::fresh_database("freshness_foreign").await;
-    read_model::migrate(&pool).await.unwrap();
-    let freshness = Freshness::listen(&pool).await.unwrap();
     let id = Uuid::new_v4();
-    read_model::apply(&pool, &event(id, 1, created()))
-        .await
-        .unwrap();
-
-    let reads = std::sync::atomic::AtomicUsize::new(0);
-    let writer = {
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            read_model::apply(&pool, &event(id, 2, WorkflowEvent::Submitted {}))
-                .await
-                .unwrap();
-        })
-    };
+    let (pool, freshness) = read_model_with("freshness_foreign", &[id]).await;
+    let writer = submit_later(&pool, vec![id]);
+    let reads = AtomicUsize::new(0);
     // Another tenant's reader of the same id: its reads never find the workflow.
     let waited = freshness
         .at_least(
@@ -149,7 +142,7 @@ async fn a_reader_that_cannot_see_the_announced_version_reads_once_per_announcem
             2,
             Duration::from_millis(600),
             || {
-                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                reads.fetch_add(1, SeqCst);
                 async { Ok::<Option<i64>, sqlx::Error>(None) }
             },
             |v| *v,
@@ -159,7 +152,7 @@ async fn a_reader_that_cannot_see_the_announced_version_reads_once_per_announcem
     writer.await.unwrap();
     assert_eq!((waited.value, waited.stale), (None, true));
     assert_eq!(
-        reads.load(std::sync::atomic::Ordering::SeqCst),
+        reads.load(SeqCst),
         2,
         "one read before waiting, one after the announcement, none in a loop"
     );
