@@ -5,7 +5,6 @@
 
 use crate::client::TENANT;
 use chrono::Utc;
-use event_store::UPCASTERS;
 use sqlx::PgPool;
 use uuid::Uuid;
 use workflow_domain::{Aggregate, EventMetadata, Workflow, WorkflowEvent};
@@ -13,14 +12,9 @@ use workflow_domain::{Aggregate, EventMetadata, Workflow, WorkflowEvent};
 /// Rows per INSERT.
 const BATCH: usize = 2_000;
 
-/// The schema version an append records for `event_type` (one past its last upcaster step).
+/// The schema version an append records for `event_type`.
 fn schema_version(event_type: &str) -> i32 {
-    UPCASTERS
-        .iter()
-        .filter(|step| step.event_type == event_type)
-        .map(|step| step.from_version + 1)
-        .max()
-        .unwrap_or(1)
+    es_kernel::upcast::current_version(workflow_domain::UPCASTERS, event_type)
 }
 
 /// One stored event: `(aggregate id, version, event)`.

@@ -303,7 +303,7 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
         match &pgbench {
             Some(_) => {
                 let (url, pool) = infra.fresh_database("limit", 1).await?;
-                event_store::EventStore::new(pool.clone())
+                event_store::EventStore::new(pool.clone(), &[workflow_domain::REGISTRATION])
                     .migrate()
                     .await
                     .context("migrate the W1-limit database")?;

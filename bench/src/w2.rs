@@ -198,7 +198,7 @@ impl Tap {
                     };
                     let received = Utc::now();
                     let Ok(message) = message else { continue };
-                    let Ok(event) = messaging::decode(&message) else {
+                    let Ok(event) = messaging::decode::<proto::WorkflowCodec, _>(&message) else {
                         continue;
                     };
                     if since

@@ -75,7 +75,7 @@ pub struct W4Result {
 pub fn workflow_history(
     aggregate_id: Uuid,
     first_position: i64,
-) -> anyhow::Result<Vec<RecordedEvent>> {
+) -> anyhow::Result<Vec<RecordedEvent<WorkflowEvent>>> {
     let applicant = UserId::parse("applicant", "applicant")?;
     let approvers: Vec<String> = (1..=STEPS).map(|i| format!("approver-{i}")).collect();
     let route = Route::of_users("route", approvers.iter().map(String::as_str))?;
@@ -133,7 +133,7 @@ pub fn workflow_history(
 
 /// Every workflow's history; the backlog order interleaves them like real traffic: 1,000
 /// workflows at a time, version by version.
-fn backlog(workflows: u64) -> anyhow::Result<Vec<RecordedEvent>> {
+fn backlog(workflows: u64) -> anyhow::Result<Vec<RecordedEvent<WorkflowEvent>>> {
     let mut position = 1i64;
     let mut histories = Vec::with_capacity(workflows as usize);
     for _ in 0..workflows {
@@ -149,7 +149,10 @@ fn backlog(workflows: u64) -> anyhow::Result<Vec<RecordedEvent>> {
     Ok(events)
 }
 
-async fn produce(kafka: &KafkaSettings, events: &[RecordedEvent]) -> anyhow::Result<()> {
+async fn produce(
+    kafka: &KafkaSettings,
+    events: &[RecordedEvent<WorkflowEvent>],
+) -> anyhow::Result<()> {
     tokio::time::timeout(Duration::from_secs(30), messaging::ensure_topic(kafka))
         .await
         .context("creating the W4 topic timed out: is the broker healthy?")?
@@ -168,7 +171,8 @@ async fn produce(kafka: &KafkaSettings, events: &[RecordedEvent]) -> anyhow::Res
     for chunk in events.chunks(10_000) {
         let mut deliveries = Vec::with_capacity(chunk.len());
         for event in chunk {
-            let message = messaging::encode(event, messaging::CE_SOURCE_COMMAND_SVC);
+            let message =
+                messaging::encode::<proto::WorkflowCodec>(event, messaging::CE_SOURCE_COMMAND_SVC);
             let record = FutureRecord::to(&kafka.topic)
                 .key(&message.key)
                 .payload(&message.payload)
@@ -287,7 +291,7 @@ async fn catch_up(
 
 async fn apply_only(
     infra: &Infra,
-    events: &[RecordedEvent],
+    events: &[RecordedEvent<WorkflowEvent>],
     cpu: &Targets,
     cores: usize,
 ) -> anyhow::Result<Measured> {
@@ -325,12 +329,12 @@ async fn apply_only(
 
 async fn rebuild(
     infra: &Infra,
-    events: &[RecordedEvent],
+    events: &[RecordedEvent<WorkflowEvent>],
     cpu: &Targets,
     cores: usize,
 ) -> anyhow::Result<Measured> {
     let (events_url, store) = infra.fresh_database("rebuild_events", 2).await?;
-    event_store::EventStore::new(store.clone())
+    event_store::EventStore::new(store.clone(), &[workflow_domain::REGISTRATION])
         .migrate()
         .await
         .context("migrate the rebuild event store")?;
@@ -572,7 +576,7 @@ pub async fn run_offline(
     let apply_workflows = apply_only_events
         .div_ceil(EVENTS_PER_WORKFLOW)
         .min(workflows) as usize;
-    let subset: Vec<RecordedEvent> = {
+    let subset: Vec<RecordedEvent<WorkflowEvent>> = {
         let ids: std::collections::HashSet<Uuid> = events
             .iter()
             .filter(|e| e.version == 1)

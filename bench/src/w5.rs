@@ -125,7 +125,9 @@ async fn measure(
             None
         };
         let (from_version, state) = snapshot.map_or((0, None), |s| (s.version, Some(s.state)));
-        let history = store.load_after(TENANT, aggregate_id, from_version).await?;
+        let history = store
+            .history::<workflow_domain::Workflow>(TENANT, aggregate_id, from_version)
+            .await?;
         let t1 = Instant::now();
         let state = history.iter().try_fold(state, |state, recorded| {
             Workflow::evolve(state, &recorded.event)
@@ -170,7 +172,7 @@ pub async fn run(
     snapshot_every: i64,
     min_time: Duration,
 ) -> anyhow::Result<Vec<W5Result>> {
-    let store = EventStore::new(pool.clone());
+    let store = EventStore::new(pool.clone(), &[workflow_domain::REGISTRATION]);
     store.migrate().await.context("event store migrations")?;
     let mut aggregates = Vec::new();
     for &size in sizes {
@@ -186,7 +188,9 @@ pub async fn run(
             take_snapshots(&store, aggregate_id, &events, snapshot_every).await?;
         }
         // Warm the cache and check the history is what we think it is.
-        let warm = store.load(TENANT, aggregate_id).await?;
+        let warm = store
+            .history::<workflow_domain::Workflow>(TENANT, aggregate_id, 0)
+            .await?;
         anyhow::ensure!(
             warm.len() == size,
             "loaded {} events, wrote {size}",

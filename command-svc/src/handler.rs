@@ -1,11 +1,11 @@
 //! Command handling, independent of gRPC: idempotency check and load (newest snapshot plus the
 //! events after it) in one read → decide → append → maybe snapshot.
 
+use es_kernel::{
+    Actor, Aggregate, Context, CorruptHistory, EventMetadata, RecordedEvent, Rejection,
+};
 use event_store::{Append, AppendError, CommandRecord, EventStore, Prior, Snapshot, StoreError};
 use uuid::Uuid;
-use workflow_domain::{
-    Actor, Aggregate, Context, CorruptHistory, DomainError, EventMetadata, RecordedEvent,
-};
 
 /// Who sends the command and in which request chain.
 #[derive(Debug, Clone)]
@@ -19,8 +19,9 @@ pub struct CommandContext {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    #[error(transparent)]
-    Domain(#[from] DomainError),
+    /// A rule of the aggregate's context refused the command.
+    #[error("{0}")]
+    Rejected(Box<dyn Rejection>),
     #[error("expected version {expected}, but the workflow is at version {current_version}")]
     Conflict { expected: i64, current_version: i64 },
     #[error("command id was already used for a different command")]
@@ -98,7 +99,8 @@ impl CommandHandler {
             actor: context.actor.clone(),
             now,
         };
-        let events = A::decide(state.as_ref(), &decision_context, command)?;
+        let events = A::decide(state.as_ref(), &decision_context, command)
+            .map_err(|rejection| HandleError::Rejected(Box::new(rejection)))?;
 
         let metadata = EventMetadata {
             tenant_id: tenant.to_owned(),

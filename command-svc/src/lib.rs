@@ -105,6 +105,9 @@ pub enum Command {
     Migrate,
 }
 
+/// The contexts whose commands this service handles.
+pub const CONTEXTS: &[es_kernel::ContextRegistration] = &[workflow_domain::REGISTRATION];
+
 /// `command-svc migrate`: brings the event store's schema up to date and returns.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
@@ -113,7 +116,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .connect(&settings.event_store_url)
         .await
         .context("cannot connect to the event store")?;
-    let store = EventStore::new(pool.clone());
+    let store = EventStore::new(pool.clone(), CONTEXTS);
     store
         .migrate()
         .await
@@ -161,7 +164,7 @@ impl Application {
             .connect_with(options)
             .await
             .context("cannot connect to the event store")?;
-        let store = EventStore::new(pool.clone());
+        let store = EventStore::new(pool.clone(), CONTEXTS);
         if settings.migrate_on_start {
             // On a connection of its own, without the statement timeout: a migration may
             // rightly take longer than any request.
@@ -183,7 +186,11 @@ impl Application {
                     .create()
                     .context("invalid kafka producer settings")?;
             let relay = relay::Relay {
-                pool,
+                store: store.clone(),
+                routes: messaging::Routes::default().publish::<proto::WorkflowCodec>(
+                    <workflow_domain::Workflow as es_kernel::Aggregate>::TYPE,
+                    &settings.kafka.topic,
+                ),
                 dead_letters: messaging::dead_letter::DeadLetterProducer::with_producer(
                     producer.clone(),
                     &settings.kafka,
@@ -200,8 +207,11 @@ impl Application {
 
         let handler = CommandHandler::new(store).with_snapshot_every(settings.snapshot_every);
         let auth = GrpcAuth(Arc::new(settings.auth.jwt()?));
-        let (router, health) =
-            platform::grpc::router(&[SERVICE_NAME, DEFINITION_SERVICE_NAME]).await?;
+        let (router, health) = platform::grpc::router(
+            &[SERVICE_NAME, DEFINITION_SERVICE_NAME],
+            &[proto::FILE_DESCRIPTOR_SET],
+        )
+        .await?;
         let router = router
             .add_service(WorkflowCommandServiceServer::with_interceptor(
                 service::CommandService::new(

@@ -6,14 +6,15 @@
 //! publishing; rows stay in the outbox until the broker acknowledges them. The leader also
 //! deletes published rows once they are past their retention.
 
-use event_store::{OutboxConnection, PendingEvent, StoreError, UnreadableEvent, OUTBOX_CHANNEL};
+use event_store::{
+    EventStore, OutboxConnection, PendingEvent, StoreError, UnreadableEvent, OUTBOX_CHANNEL,
+};
 use futures::FutureExt;
 use messaging::dead_letter::{self, DeadLetterKind, DeadLetterProducer, StoredEnvelope};
-use messaging::{encode, KafkaSettings, CE_SOURCE_COMMAND_SVC};
+use messaging::{KafkaSettings, Routes, CE_SOURCE_COMMAND_SVC};
 use platform::backoff::Backoff;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -35,7 +36,9 @@ const CLEANUP_INTERVAL: Duration = Duration::from_secs(10 * 60);
 const CLEANUP_BATCH: i64 = 10_000;
 
 pub struct Relay {
-    pub pool: PgPool,
+    pub store: EventStore,
+    /// Each published aggregate type's topic and codec.
+    pub routes: Routes,
     pub producer: FutureProducer,
     /// Shares `producer`; where rows that cannot be read go.
     pub dead_letters: DeadLetterProducer,
@@ -81,7 +84,7 @@ impl Relay {
     /// wait for all of it.
     async fn lead(&self, shutdown: &CancellationToken) -> Result<(), StoreError> {
         let mut outbox = loop {
-            if let Some(outbox) = OutboxConnection::try_lead(&self.pool).await? {
+            if let Some(outbox) = self.store.try_lead().await? {
                 break outbox;
             }
             tokio::select! {
@@ -90,22 +93,23 @@ impl Relay {
             }
         };
         tracing::info!("relay is the outbox leader");
-        for (topic, ensured) in [
-            (
-                &self.kafka.topic,
-                messaging::ensure_topic(&self.kafka).await,
-            ),
-            (
-                &self.kafka.topic,
-                dead_letter::ensure_topic(&self.kafka).await,
-            ),
-        ] {
-            if let Err(error) = ensured {
-                // The topic may exist already, or the broker may be down; publishing will tell.
-                tracing::warn!(error = %error, %topic, "could not ensure topic");
+        for topic in self.routes.topics() {
+            let settings = KafkaSettings {
+                topic: topic.to_owned(),
+                ..self.kafka.clone()
+            };
+            for ensured in [
+                messaging::ensure_topic(&settings).await,
+                dead_letter::ensure_topic(&settings).await,
+            ] {
+                if let Err(error) = ensured {
+                    // The topic may exist already, or the broker may be down; publishing will
+                    // tell.
+                    tracing::warn!(error = %error, %topic, "could not ensure topic");
+                }
             }
         }
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let mut listener = PgListener::connect_with(self.store.pool()).await?;
         listener.listen(OUTBOX_CHANNEL).await?;
         let mut in_flight = InFlight::default();
         let mut backoff = Backoff::default();
@@ -213,10 +217,17 @@ impl Relay {
         outbox: &mut OutboxConnection,
     ) -> Result<Sent, StoreError> {
         for row in rows {
-            match row {
-                Ok(event) => {
-                    let message = encode(event, CE_SOURCE_COMMAND_SVC);
-                    let record = FutureRecord::to(&self.kafka.topic)
+            // A row without a route (or whose payload its context's codec refuses) is set aside
+            // like a row the store cannot read.
+            let routed = row.as_ref().map_err(Box::clone).and_then(|event| {
+                self.routes
+                    .message(event, CE_SOURCE_COMMAND_SVC)
+                    .map(|(topic, message)| (event, topic, message))
+                    .map_err(|problem| Box::new(UnreadableEvent::of(event, problem)))
+            });
+            match routed {
+                Ok((event, topic, message)) => {
+                    let record = FutureRecord::to(topic)
                         .key(&message.key)
                         .payload(&message.payload)
                         .headers(message.headers);
@@ -233,7 +244,7 @@ impl Relay {
                         mut acknowledged,
                         failed,
                     } = in_flight.settle_all().await;
-                    let dead_lettered = !failed && self.dead_letter(unreadable).await;
+                    let dead_lettered = !failed && self.dead_letter(&unreadable).await;
                     if dead_lettered {
                         acknowledged.push(unreadable.position);
                     }

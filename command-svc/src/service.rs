@@ -167,7 +167,7 @@ impl CommandService {
                 aggregate: Definition::TYPE,
             })
             .and_then(|definition| definition.pin(id))
-            .map_err(|error| to_status(error.into()))
+            .map_err(|error| to_status(HandleError::Rejected(Box::new(error))))
     }
 
     /// Parses the command out of a request on an existing workflow and runs it.
@@ -546,7 +546,7 @@ fn actor(identity: Identity) -> Result<Actor, Status> {
 
 fn to_status(error: HandleError) -> Status {
     match error {
-        HandleError::Domain(error) => match error.field() {
+        HandleError::Rejected(error) => match error.field() {
             // Every invalid argument names its field, so clients can point at it.
             Some(field) => errors::invalid_argument(field, &error.to_string()),
             None => errors::status(error.code(), error.to_string(), HashMap::new()),

@@ -35,7 +35,7 @@ fn settings(url: &str, migrate_on_start: bool) -> Settings {
 #[tokio::test]
 async fn migrate_applies_every_migration_to_an_empty_database_and_is_idempotent() {
     let (url, pool) = test_support::fresh_database("command_migrate").await;
-    let store = EventStore::new(pool.clone());
+    let store = EventStore::new(pool.clone(), &[workflow_domain::REGISTRATION]);
     assert_eq!(
         store.pending_migrations().await.unwrap().len(),
         event_store::MIGRATOR.iter().count(),
@@ -72,7 +72,7 @@ async fn without_migrating_at_start_the_service_refuses_an_unmigrated_database()
     );
     assert!(message.contains("command-svc migrate"), "{message}");
     // Refusing left the schema alone.
-    let store = EventStore::new(pool);
+    let store = EventStore::new(pool, &[workflow_domain::REGISTRATION]);
     assert_eq!(
         store.pending_migrations().await.unwrap().len(),
         event_store::MIGRATOR.iter().count()

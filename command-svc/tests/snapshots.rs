@@ -13,7 +13,7 @@ use workflow_domain::{
 
 async fn store() -> EventStore {
     let (_, pool) = test_support::fresh_database("command_svc").await;
-    let store = EventStore::new(pool);
+    let store = EventStore::new(pool, &[workflow_domain::REGISTRATION]);
     store.migrate().await.expect("migrations apply");
     store
 }
@@ -59,7 +59,7 @@ fn reject(step: u32) -> WorkflowCommand {
 
 async fn history(store: &EventStore, id: Uuid) -> Vec<WorkflowEvent> {
     store
-        .load("acme", id)
+        .history::<workflow_domain::Workflow>("acme", id, 0)
         .await
         .unwrap()
         .into_iter()
@@ -125,13 +125,17 @@ async fn commands_decide_from_the_newest_snapshot_plus_the_events_after_it() {
         .execute(store.pool())
         .await
         .unwrap();
-    assert!(matches!(
-        run("dave", approve(3)).await,
-        Err(HandleError::Domain(DomainError::InvalidState {
-            status: Status::Rejected,
-            ..
-        }))
-    ));
+    match run("dave", approve(3)).await {
+        Err(HandleError::Rejected(rejection)) => assert_eq!(
+            rejection.to_string(),
+            DomainError::InvalidState {
+                status: Status::Rejected,
+                action: "approve",
+            }
+            .to_string()
+        ),
+        other => panic!("{other:?}"),
+    }
     // ...and without snapshots the events alone decide.
     sqlx::query("DELETE FROM snapshots")
         .execute(store.pool())

@@ -164,7 +164,7 @@ impl Replayed {
 /// Decodes and applies one dead letter as the projector would, except that its workflow being
 /// parked does not stop it.
 async fn replay_one(pool: &PgPool, message: &OwnedMessage) -> Result<Replayed, ProjectionError> {
-    let error = match messaging::decode(message) {
+    let error = match messaging::decode::<proto::WorkflowCodec, _>(message) {
         Ok(event) => {
             return match read_model::replay(pool, &event).await {
                 Ok(ApplyOutcome::Applied) => Ok(Replayed::Applied),

@@ -265,7 +265,8 @@ impl Application {
         consumer
             .subscribe(&[&settings.kafka.topic])
             .with_context(|| format!("cannot subscribe to {}", settings.kafka.topic))?;
-        let (router, reporter) = platform::grpc::router(SERVICES).await?;
+        let (router, reporter) =
+            platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
         // Unknown until the first look at the parked workflows (see `report_completeness`).
         reporter
             .set_service_status(READ_MODEL_HEALTH, tonic_health::ServingStatus::Unknown)

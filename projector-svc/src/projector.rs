@@ -12,7 +12,7 @@ use read_model::{ApplyOutcome, Park, ProjectionError};
 use sqlx::PgPool;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-use workflow_domain::RecordedEvent;
+use workflow_domain::{RecordedEvent, WorkflowEvent};
 
 /// Evaluates `$attempt` (an expression awaiting a `Result`) until it is `Ok`, backing off
 /// between failures, or until shutdown (`Err(Interrupted)`). Every error it returns is one worth
@@ -157,9 +157,9 @@ impl Projector {
     async fn apply_run(&self, messages: &[BorrowedMessage<'_>]) -> Result<usize, ProjectionError> {
         let started = Instant::now();
         // An undecodable message ends the run; `process` dead-letters it after this commit.
-        let events: Vec<RecordedEvent> = messages
+        let events: Vec<RecordedEvent<WorkflowEvent>> = messages
             .iter()
-            .map_while(|message| messaging::decode(message).ok())
+            .map_while(|message| messaging::decode::<proto::WorkflowCodec, _>(message).ok())
             .collect();
         if events.is_empty() {
             return Ok(0);
@@ -190,7 +190,7 @@ impl Projector {
         shutdown: &CancellationToken,
     ) -> Result<(), Interrupted> {
         let started = Instant::now();
-        let event = match messaging::decode(message) {
+        let event = match messaging::decode::<proto::WorkflowCodec, _>(message) {
             Ok(event) => event,
             Err(error) => {
                 let envelope = Envelope::of(message);
@@ -203,7 +203,7 @@ impl Projector {
                     reason: error.clone(),
                     first_event_id: envelope.event_id(),
                 });
-                let kind = DeadLetterKind::of_undecodable(message);
+                let kind = DeadLetterKind::of_undecodable::<proto::WorkflowCodec, _>(message);
                 return self
                     .dead_letter(message, kind, &error, park, shutdown)
                     .await;

@@ -12,7 +12,7 @@ use std::fmt;
 use std::process::ExitCode;
 use std::time::Instant;
 use uuid::Uuid;
-use workflow_domain::{Aggregate, RecordedEvent, Workflow};
+use workflow_domain::{Aggregate, RecordedEvent, Workflow, WorkflowEvent};
 
 /// Events read and applied per shadow transaction.
 const BATCH: i64 = 1_000;
@@ -30,7 +30,7 @@ struct Failure {
 }
 
 impl Failure {
-    fn of(scanned: &ScannedEvent, problem: String) -> Self {
+    fn of(scanned: &ScannedEvent<WorkflowEvent>, problem: String) -> Self {
         Self {
             aggregate_id: scanned.aggregate_id,
             version: scanned.version,
@@ -130,13 +130,13 @@ async fn catch_up(
 /// retrying (the database is away) stops it.
 async fn apply_all(
     conn: &mut PgConnection,
-    events: Vec<ScannedEvent>,
+    events: Vec<ScannedEvent<WorkflowEvent>>,
     applied: &mut u64,
     failures: &mut Vec<Failure>,
 ) -> Result<(), ProjectionError> {
     let mut rest = events.as_slice();
     while let Some(first) = rest.first() {
-        let run: Vec<RecordedEvent> = rest
+        let run: Vec<RecordedEvent<WorkflowEvent>> = rest
             .iter()
             .map_while(|scanned| scanned.event.as_ref().ok().cloned())
             .collect();
@@ -187,7 +187,7 @@ async fn event_store(url: &str) -> anyhow::Result<EventStore> {
         .connect(url)
         .await
         .context("cannot connect to the event store")?;
-    Ok(EventStore::new(pool))
+    Ok(EventStore::new(pool, &[workflow_domain::REGISTRATION]))
 }
 
 /// `projector-svc rebuild`. Refuses to switch if any event cannot be applied: the live read

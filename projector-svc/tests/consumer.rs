@@ -118,7 +118,7 @@ async fn an_early_event_is_buffered_committed_and_applied_after_its_predecessor(
 async fn duplicated_and_reordered_delivery_ends_like_in_order_delivery() {
     let h = harness().await;
     let id = Uuid::new_v4();
-    let events: Vec<RecordedEvent> = vec![
+    let events: Vec<RecordedEvent<WorkflowEvent>> = vec![
         event(id, 1, created()),
         event(id, 2, WorkflowEvent::Submitted {}),
         event(id, 3, assigned()),

@@ -27,8 +27,8 @@ fn headers(message: &OwnedMessage) -> Vec<(String, String)> {
     })
 }
 
-fn as_message(event: &RecordedEvent) -> OwnedMessage {
-    let out = encode(event, CE_SOURCE_COMMAND_SVC);
+fn as_message(event: &RecordedEvent<WorkflowEvent>) -> OwnedMessage {
+    let out = encode::<proto::WorkflowCodec>(event, CE_SOURCE_COMMAND_SVC);
     OwnedMessage::new(
         Some(out.payload),
         Some(out.key.into_bytes()),
@@ -78,7 +78,7 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
 
     h.publish(&event(a, 1, created())).await; // 0
                                               // 1: a's version 2 with its CloudEvents headers intact but a payload that is not protobuf.
-    let malformed = encode(&a_submitted, CE_SOURCE_COMMAND_SVC);
+    let malformed = encode::<proto::WorkflowCodec>(&a_submitted, CE_SOURCE_COMMAND_SVC);
     let garbage = b"\xff\xff\xff not protobuf";
     h.send(&malformed.key, garbage, malformed.headers.clone())
         .await;
@@ -86,7 +86,7 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
     h.publish(&a_assigned).await; // 2: after the hole: parked
     h.publish(&event(b, 1, created())).await; // 3
                                               // 4: a type this projector does not know yet.
-    let newer = encode(&event(c, 1, created()), CE_SOURCE_COMMAND_SVC);
+    let newer = encode::<proto::WorkflowCodec>(&event(c, 1, created()), CE_SOURCE_COMMAND_SVC);
     let renamed = headers(&as_message(&event(c, 1, created())))
         .into_iter()
         .fold(OwnedHeaders::new(), |copy, (key, value)| {
@@ -177,7 +177,7 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
     assert_eq!(
         dead[1].payload(),
         Some(
-            encode(&a_assigned, CE_SOURCE_COMMAND_SVC)
+            encode::<proto::WorkflowCodec>(&a_assigned, CE_SOURCE_COMMAND_SVC)
                 .payload
                 .as_slice()
         )

@@ -57,7 +57,7 @@ async fn setup() -> Setup {
     let command_url = format!("http://127.0.0.1:{}", command.port());
     tokio::spawn(command.run_until_stopped());
     Setup {
-        store: EventStore::new(store_pool),
+        store: EventStore::new(store_pool, &[workflow_domain::REGISTRATION]),
         read,
         command_url,
         shutdown,
@@ -97,8 +97,11 @@ impl Setup {
         id
     }
 
-    async fn history(&self, tenant: &str, id: Uuid) -> Vec<RecordedEvent> {
-        self.store.load(tenant, id).await.unwrap()
+    async fn history(&self, tenant: &str, id: Uuid) -> Vec<RecordedEvent<WorkflowEvent>> {
+        self.store
+            .history::<workflow_domain::Workflow>(tenant, id, 0)
+            .await
+            .unwrap()
     }
 
     /// Brings the read model up to the store for these workflows, as the projector would.

@@ -34,7 +34,7 @@ async fn with_read_database(read_url: String, read: PgPool) -> Databases {
     let (store_url, store_pool) = test_support::fresh_database("projector_events").await;
     event_store::MIGRATOR.run(&store_pool).await.unwrap();
     Databases {
-        store: EventStore::new(store_pool),
+        store: EventStore::new(store_pool, &[workflow_domain::REGISTRATION]),
         store_url,
         read,
         read_url,
@@ -56,7 +56,12 @@ impl Databases {
     /// The read model as the live projector leaves it: every stored event applied in order.
     async fn project(&self, tenant: &str, ids: &[Uuid]) {
         for id in ids {
-            for event in self.store.load(tenant, *id).await.unwrap() {
+            for event in self
+                .store
+                .history::<workflow_domain::Workflow>(tenant, *id, 0)
+                .await
+                .unwrap()
+            {
                 read_model::apply(&self.read, &event).await.unwrap();
             }
         }
@@ -263,7 +268,12 @@ async fn a_rebuild_while_the_live_projector_applies_loses_nothing() {
     let ids: Vec<Uuid> = (0..60).map(|_| Uuid::new_v4()).collect();
     for id in &ids {
         db.append("acme", *id, 0, &[created()]).await;
-        for event in db.store.load("acme", *id).await.unwrap() {
+        for event in db
+            .store
+            .history::<workflow_domain::Workflow>("acme", *id, 0)
+            .await
+            .unwrap()
+        {
             h.publish(&event).await;
         }
     }
@@ -276,7 +286,12 @@ async fn a_rebuild_while_the_live_projector_applies_loses_nothing() {
         for id in &ids {
             db.append("acme", *id, 1, &[WorkflowEvent::Submitted {}, assigned()])
                 .await;
-            for event in db.store.load_after("acme", *id, 1).await.unwrap() {
+            for event in db
+                .store
+                .history::<workflow_domain::Workflow>("acme", *id, 1)
+                .await
+                .unwrap()
+            {
                 h.publish(&event).await;
             }
         }

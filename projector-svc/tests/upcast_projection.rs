@@ -10,7 +10,7 @@ use workflow_domain::{Aggregate, Approver, UserId, Workflow};
 #[tokio::test]
 async fn events_stored_in_an_old_shape_project_like_current_ones() {
     let (_, events_pool) = test_support::fresh_database("upcast_events").await;
-    let store = EventStore::new(events_pool.clone());
+    let store = EventStore::new(events_pool.clone(), &[workflow_domain::REGISTRATION]);
     store.migrate().await.unwrap();
     let (_, read_pool) = test_support::fresh_database("upcast_read").await;
     read_model::migrate(&read_pool).await.unwrap();

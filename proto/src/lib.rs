@@ -2,6 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod convert;
+mod workflow_codec;
+
+pub use workflow_codec::WorkflowCodec;
 
 /// Limits that are part of the query contract: query-svc refuses more, and clients size their
 /// calls by the same constants instead of repeating the numbers.

@@ -12,7 +12,9 @@ use read_model::{
 };
 use std::collections::HashMap;
 use tonic::Status;
-use workflow_domain::{Approver, DefinitionId, RecordedEvent, Role, UserId, ValidationError};
+use workflow_domain::{
+    Approver, DefinitionId, RecordedEvent, Role, UserId, ValidationError, WorkflowEvent,
+};
 
 /// A workflow with its discussion, as GetWorkflow answers.
 pub(crate) fn workflow_detail(detail: WorkflowDetail) -> pb::Workflow {
@@ -286,7 +288,7 @@ fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 }
 
 /// One stored event as an audit-trail entry; its data in the current shape of its type.
-pub(crate) fn history_entry(event: RecordedEvent) -> pb::HistoryEntry {
+pub(crate) fn history_entry(event: RecordedEvent<WorkflowEvent>) -> pb::HistoryEntry {
     let mut tagged = serde_json::to_value(&event.event).expect("domain events are plain data");
     let data = tagged
         .get_mut("data")

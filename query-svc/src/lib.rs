@@ -105,8 +105,10 @@ impl Application {
                         .connect_options(&settings.event_store_url)
                         .context("invalid event store url")?,
                 ),
+            &[workflow_domain::REGISTRATION],
         );
-        let (router, reporter) = platform::grpc::router(SERVICES).await?;
+        let (router, reporter) =
+            platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
         let queries = WorkflowQueryServiceServer::with_interceptor(
             service::QueryService::new(pool.clone(), freshness, events),
             GrpcAuth(Arc::new(settings.auth.jwt()?)),

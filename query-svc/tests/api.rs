@@ -115,7 +115,7 @@ impl TestApp {
         at: DateTime<Utc>,
         first_version: i64,
         events: Vec<WorkflowEvent>,
-    ) -> Vec<RecordedEvent> {
+    ) -> Vec<RecordedEvent<WorkflowEvent>> {
         let mut recorded = Vec::new();
         for (version, event) in (first_version..).zip(events) {
             let event = RecordedEvent {

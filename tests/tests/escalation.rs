@@ -53,7 +53,7 @@ async fn append_overdue_workflow(stack: &TestStack) -> Uuid {
         causation_id: Uuid::new_v4(),
         traceparent: None,
     };
-    EventStore::new(stack.event_store.clone())
+    EventStore::new(stack.event_store.clone(), &[workflow_domain::REGISTRATION])
         .append(Append {
             aggregate_type: "workflow",
             aggregate_id: id,

@@ -8,15 +8,16 @@ mod outbox;
 mod prior;
 mod scan;
 mod snapshot;
-mod upcast;
 
 use chrono::{DateTime, Utc};
+use es_kernel::upcast::{self, Upcaster};
+use es_kernel::{Aggregate, ContextRegistration, EventMetadata, RecordedEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
+use std::sync::Arc;
 use uuid::Uuid;
-use workflow_domain::{Aggregate, EventMetadata, RecordedEvent, Workflow, WorkflowEvent};
 
 pub use outbox::{
     OutboxConnection, PendingEvent, UnreadableEvent, LEADER_CALL_TIMEOUT, LEADER_IDLE_TIMEOUT,
@@ -25,7 +26,6 @@ pub use outbox::{
 pub use prior::Prior;
 pub use scan::ScannedEvent;
 pub use snapshot::Snapshot;
-pub use upcast::{UpcastError, Upcaster, UPCASTERS};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -91,7 +91,7 @@ pub struct CommandRecord {
 
 /// Everything one append writes, for an aggregate whose events are `E`.
 #[derive(Debug)]
-pub struct Append<'a, E = WorkflowEvent> {
+pub struct Append<'a, E> {
     pub aggregate_type: &'a str,
     pub aggregate_id: Uuid,
     /// The version the decision was made on (0 for a new aggregate).
@@ -106,22 +106,42 @@ pub struct Append<'a, E = WorkflowEvent> {
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
-    upcasters: &'static [Upcaster],
+    /// Every registered context's chain, read by every load.
+    upcasters: Arc<[Upcaster]>,
+    /// The aggregate types whose appends also write outbox rows.
+    published: Arc<[&'static str]>,
 }
 
 impl EventStore {
-    /// A store reading and writing with this build's upcaster chain, [`UPCASTERS`].
-    pub fn new(pool: PgPool) -> Self {
+    /// A store holding the events of `contexts`: it reads their stored payloads with their
+    /// upcasters and writes outbox rows for the aggregate types they publish.
+    pub fn new(pool: PgPool, contexts: &[ContextRegistration]) -> Self {
         Self {
             pool,
-            upcasters: UPCASTERS,
+            upcasters: contexts
+                .iter()
+                .flat_map(|context| context.upcasters.iter().copied())
+                .collect(),
+            published: contexts
+                .iter()
+                .flat_map(|context| context.published.iter().copied())
+                .collect(),
         }
     }
 
     /// The same store with another upcaster chain: what a test uses to pretend the current
     /// payload shapes have an older history.
-    pub fn with_upcasters(self, upcasters: &'static [Upcaster]) -> Self {
-        Self { upcasters, ..self }
+    pub fn with_upcasters(self, upcasters: &[Upcaster]) -> Self {
+        Self {
+            upcasters: upcasters.into(),
+            ..self
+        }
+    }
+
+    /// The relay's connection if this process wins the leadership, reading with this store's
+    /// upcasters; see [`OutboxConnection`].
+    pub async fn try_lead(&self) -> Result<Option<OutboxConnection>, StoreError> {
+        OutboxConnection::try_lead(&self.pool, self.upcasters.clone()).await
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -136,27 +156,6 @@ impl EventStore {
     /// it was never migrated): what a service that skips migrating at start checks instead.
     pub async fn pending_migrations(&self) -> Result<Vec<i64>, sqlx::Error> {
         migrations::pending(&MIGRATOR, &self.pool).await
-    }
-
-    /// The aggregate's history in version order, visible only to its own tenant.
-    pub async fn load(
-        &self,
-        tenant_id: &str,
-        aggregate_id: Uuid,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.load_after(tenant_id, aggregate_id, 0).await
-    }
-
-    /// The workflow's events after `version` (e.g. a snapshot's) in version order, visible only
-    /// to its own tenant.
-    pub async fn load_after(
-        &self,
-        tenant_id: &str,
-        aggregate_id: Uuid,
-        version: i64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.history::<Workflow>(tenant_id, aggregate_id, version)
-            .await
     }
 
     /// The events after `version` of the aggregate `aggregate_id` of type `A`, in version
@@ -192,7 +191,7 @@ impl EventStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| recorded_event(row, self.upcasters))
+        .map(|row| recorded_event(row, &self.upcasters))
         .collect()
     }
 
@@ -233,7 +232,7 @@ impl EventStore {
         for event in append.events {
             let (event_type, payload) = split_event(event);
             // The domain only ever produces the current shape.
-            schema_versions.push(upcast::current_version(self.upcasters, &event_type));
+            schema_versions.push(upcast::current_version(&self.upcasters, &event_type));
             types.push(event_type);
             payloads.push(payload);
         }
@@ -277,9 +276,9 @@ impl EventStore {
         .bind(append.command_type)
         .bind(version)
         .bind(OUTBOX_CHANNEL)
-        // Only workflows have a topic; definitions are read from the store where they are
-        // needed (command-svc pins one into each new workflow), so they get no outbox rows.
-        .bind(append.aggregate_type == Workflow::TYPE)
+        // Only the aggregate types a context publishes get outbox rows; the others live in the
+        // store alone.
+        .bind(self.published.contains(&append.aggregate_type))
         .execute(&self.pool)
         .await;
         match inserted {

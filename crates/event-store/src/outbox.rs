@@ -8,14 +8,16 @@
 //! idle for [`LEADER_IDLE_TIMEOUT`] (a live leader never is: it polls several times a second)
 //! or its peer stops answering TCP keepalives, which releases the lock with it.
 
-use crate::{recorded_event, StoreError, Upcaster, SELECT_EVENTS, UPCASTERS};
+use crate::{recorded_event, StoreError, SELECT_EVENTS};
 use chrono::{DateTime, Utc};
+use es_kernel::upcast::Upcaster;
+use es_kernel::RecordedEvent;
 use sqlx::postgres::PgRow;
 use sqlx::{Executor, PgConnection, PgPool, Row};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-use workflow_domain::RecordedEvent;
 
 /// NOTIFY channel signalled by every append, so the relay need not wait for its next poll.
 pub const OUTBOX_CHANNEL: &str = "ringiflow_outbox";
@@ -53,18 +55,40 @@ pub struct UnreadableEvent {
     pub problem: String,
 }
 
-/// An unpublished outbox row: its event, or why it cannot be read.
-pub type PendingEvent = Result<RecordedEvent, Box<UnreadableEvent>>;
+impl UnreadableEvent {
+    /// A row that was read, but that its reader cannot use: e.g. one whose aggregate type the
+    /// relay has no route for. `event` is as the store hands it out, `{"type", "data"}`.
+    pub fn of(event: &RecordedEvent<serde_json::Value>, problem: String) -> Self {
+        Self {
+            position: event.position,
+            event_id: event.event_id,
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id,
+            tenant_id: event.metadata.tenant_id.clone(),
+            event_type: event.event["type"].as_str().unwrap_or_default().to_owned(),
+            version: event.version,
+            payload: event.event["data"].clone(),
+            problem,
+        }
+    }
+}
+
+/// An unpublished outbox row: its event (tagged JSON, lifted to the current shape), or why it
+/// cannot be read.
+pub type PendingEvent = Result<RecordedEvent<serde_json::Value>, Box<UnreadableEvent>>;
 
 pub struct OutboxConnection {
     connection: PgConnection,
-    upcasters: &'static [Upcaster],
+    upcasters: Arc<[Upcaster]>,
 }
 
 impl OutboxConnection {
     /// Becomes the relay leader if no other relay is; `None` means another one leads. Reads
-    /// with this build's upcaster chain, [`UPCASTERS`].
-    pub async fn try_lead(pool: &PgPool) -> Result<Option<Self>, StoreError> {
+    /// with `upcasters` (the store's, see `EventStore::try_lead`).
+    pub(crate) async fn try_lead(
+        pool: &PgPool,
+        upcasters: Arc<[Upcaster]>,
+    ) -> Result<Option<Self>, StoreError> {
         let mut connection = pool.acquire().await?;
         let leading: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(RELAY_LOCK)
@@ -82,13 +106,8 @@ impl OutboxConnection {
         bounded(connection.execute(LEADER_SESSION)).await?;
         Ok(Some(Self {
             connection,
-            upcasters: UPCASTERS,
+            upcasters,
         }))
-    }
-
-    /// The same connection reading with another upcaster chain (see `EventStore::with_upcasters`).
-    pub fn with_upcasters(self, upcasters: &'static [Upcaster]) -> Self {
-        Self { upcasters, ..self }
     }
 
     /// Unpublished events, oldest position first. Per-aggregate order holds: version n+1 is
@@ -125,7 +144,7 @@ impl OutboxConnection {
         Ok(rows
             .iter()
             .map(|row| {
-                recorded_event(row, self.upcasters)
+                recorded_event(row, &self.upcasters)
                     .map_err(|error| Box::new(unreadable(row, &error)))
             })
             .collect())

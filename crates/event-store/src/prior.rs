@@ -6,9 +6,9 @@
 
 use crate::snapshot::Snapshot;
 use crate::{recorded_event, CommandRecord, EventStore, StoreError};
+use es_kernel::{Aggregate, RecordedEvent};
 use sqlx::Row;
 use uuid::Uuid;
-use workflow_domain::{Aggregate, RecordedEvent};
 
 /// What the store knows about a command and its aggregate before the command runs.
 #[derive(Debug)]
@@ -101,7 +101,7 @@ impl EventStore {
         let history = rows
             .iter()
             .filter(|row| row.get::<Option<Uuid>, _>("event_id").is_some())
-            .map(|row| recorded_event(row, self.upcasters))
+            .map(|row| recorded_event(row, &self.upcasters))
             .collect::<Result<_, _>>()?;
         Ok(Prior::Current { snapshot, history })
     }

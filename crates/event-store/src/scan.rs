@@ -4,18 +4,19 @@
 //! aggregate (definitions, later contexts, types this build does not know) rebuilds fine.
 
 use crate::{recorded_event, EventStore, StoreError, SELECT_EVENTS};
+use es_kernel::RecordedEvent;
+use serde::de::DeserializeOwned;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
-use workflow_domain::RecordedEvent;
 
 /// One stored event as a scan sees it: where it is, and the event or why it cannot be read. A
 /// scan reports an unreadable event instead of stopping, so a rebuild can say which ones.
 #[derive(Debug)]
-pub struct ScannedEvent {
+pub struct ScannedEvent<E> {
     pub aggregate_id: Uuid,
     pub version: i64,
     pub event_id: Uuid,
-    pub event: Result<RecordedEvent, StoreError>,
+    pub event: Result<RecordedEvent<E>, StoreError>,
 }
 
 impl EventStore {
@@ -23,14 +24,14 @@ impl EventStore {
     /// limited to a tenant and/or an aggregate when given. Keyset pagination on
     /// `UNIQUE (aggregate_id, version)`: every batch costs the same however far into the store
     /// it is.
-    pub async fn scan(
+    pub async fn scan<E: DeserializeOwned>(
         &self,
         aggregate_types: &[&str],
         tenant_id: Option<&str>,
         aggregate_id: Option<Uuid>,
         after: (Uuid, i64),
         limit: i64,
-    ) -> Result<Vec<ScannedEvent>, StoreError> {
+    ) -> Result<Vec<ScannedEvent<E>>, StoreError> {
         let mut query =
             QueryBuilder::new(format!("{SELECT_EVENTS} WHERE (aggregate_id, version) > ("));
         query
@@ -55,11 +56,11 @@ impl EventStore {
 
     /// The events of `aggregate_types` of each given aggregate after the given version, in
     /// (aggregate, version) order.
-    pub async fn after_versions(
+    pub async fn after_versions<E: DeserializeOwned>(
         &self,
         aggregate_types: &[&str],
         known: &[(Uuid, i64)],
-    ) -> Result<Vec<ScannedEvent>, StoreError> {
+    ) -> Result<Vec<ScannedEvent<E>>, StoreError> {
         let (ids, versions): (Vec<Uuid>, Vec<i64>) = known.iter().copied().unzip();
         let rows = sqlx::query(&format!(
             "{SELECT_EVENTS} WHERE (aggregate_id, version) IN (
@@ -77,13 +78,13 @@ impl EventStore {
         Ok(rows.iter().map(|row| self.scanned(row)).collect())
     }
 
-    fn scanned(&self, row: &sqlx::postgres::PgRow) -> ScannedEvent {
+    fn scanned<E: DeserializeOwned>(&self, row: &sqlx::postgres::PgRow) -> ScannedEvent<E> {
         use sqlx::Row;
         ScannedEvent {
             aggregate_id: row.get("aggregate_id"),
             version: row.get("version"),
             event_id: row.get("event_id"),
-            event: recorded_event(row, self.upcasters),
+            event: recorded_event(row, &self.upcasters),
         }
     }
 }

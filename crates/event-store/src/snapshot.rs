@@ -4,12 +4,12 @@
 //! ignored and the state is folded from the events instead.
 
 use crate::{EventStore, StoreError};
+use es_kernel::Aggregate;
 use uuid::Uuid;
-use workflow_domain::{Aggregate, Workflow};
 
 /// The state of an aggregate right after its event `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot<A = Workflow> {
+pub struct Snapshot<A> {
     pub version: i64,
     pub state: A,
 }

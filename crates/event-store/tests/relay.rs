@@ -5,7 +5,7 @@
 mod common;
 
 use common::{append, created, insert_raw, metadata, readable, store};
-use event_store::OutboxConnection;
+use event_store::EventStore;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -35,7 +35,11 @@ struct Run {
 async fn relay(pool: PgPool, run: Arc<Run>) -> usize {
     let mut terms = 0;
     while !run.drained.load(SeqCst) {
-        let Some(mut outbox) = OutboxConnection::try_lead(&pool).await.unwrap() else {
+        let Some(mut outbox) = EventStore::new(pool.clone(), &[workflow_domain::REGISTRATION])
+            .try_lead()
+            .await
+            .unwrap()
+        else {
             tokio::time::sleep(Duration::from_millis(2)).await;
             continue;
         };
@@ -170,10 +174,7 @@ async fn a_row_committed_late_below_a_published_position_is_still_published() {
     .await
     .unwrap();
 
-    let mut outbox = OutboxConnection::try_lead(store.pool())
-        .await
-        .unwrap()
-        .expect("leads");
+    let mut outbox = store.try_lead().await.unwrap().expect("leads");
     let first = readable(&mut outbox, 10).await;
     assert_eq!(
         first.iter().map(|e| e.aggregate_id).collect::<Vec<_>>(),
@@ -264,13 +265,18 @@ async fn a_leader_cut_off_by_a_half_open_connection_loses_leadership_within_seco
         .await
         .unwrap();
 
-    let mut cut_off = OutboxConnection::try_lead(&proxied)
+    let mut cut_off = EventStore::new(proxied.clone(), &[workflow_domain::REGISTRATION])
+        .try_lead()
         .await
         .unwrap()
         .expect("the first relay leads");
     assert!(cut_off.pending(10, &[]).await.unwrap().is_empty());
     assert!(
-        OutboxConnection::try_lead(&pool).await.unwrap().is_none(),
+        EventStore::new(pool.clone(), &[workflow_domain::REGISTRATION])
+            .try_lead()
+            .await
+            .unwrap()
+            .is_none(),
         "a second relay waits while the first leads"
     );
 
@@ -283,7 +289,11 @@ async fn a_leader_cut_off_by_a_half_open_connection_loses_leadership_within_seco
     // ...and the server ends its idle session, releasing the lock, so a standby takes over.
     let standby = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
-            if let Some(leader) = OutboxConnection::try_lead(&pool).await.unwrap() {
+            if let Some(leader) = EventStore::new(pool.clone(), &[workflow_domain::REGISTRATION])
+                .try_lead()
+                .await
+                .unwrap()
+            {
                 return leader;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

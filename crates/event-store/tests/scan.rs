@@ -5,7 +5,7 @@ mod common;
 use common::{append, created, insert_raw, metadata, store};
 use event_store::Append;
 use uuid::Uuid;
-use workflow_domain::{Aggregate, Definition, Workflow, WorkflowEvent};
+use workflow_domain::{Aggregate, Definition, DefinitionEvent, Workflow, WorkflowEvent};
 
 const WORKFLOWS: &[&str] = &[Workflow::TYPE];
 
@@ -30,7 +30,10 @@ async fn a_scan_pages_through_every_event_in_aggregate_order_within_its_scope() 
     let mut seen = Vec::new();
     let mut after = (Uuid::nil(), 0);
     loop {
-        let batch = store.scan(WORKFLOWS, None, None, after, 4).await.unwrap();
+        let batch = store
+            .scan::<WorkflowEvent>(WORKFLOWS, None, None, after, 4)
+            .await
+            .unwrap();
         let Some(last) = batch.last() else { break };
         after = (last.aggregate_id, last.version);
         seen.extend(
@@ -50,18 +53,18 @@ async fn a_scan_pages_through_every_event_in_aggregate_order_within_its_scope() 
     );
 
     let acme = store
-        .scan(WORKFLOWS, Some("acme"), None, (Uuid::nil(), 0), 100)
+        .scan::<WorkflowEvent>(WORKFLOWS, Some("acme"), None, (Uuid::nil(), 0), 100)
         .await
         .unwrap();
     assert_eq!(acme.len(), 4, "a tenant scope sees only that tenant");
     let one = store
-        .scan(WORKFLOWS, None, Some(ids[2].1), (Uuid::nil(), 0), 100)
+        .scan::<WorkflowEvent>(WORKFLOWS, None, Some(ids[2].1), (Uuid::nil(), 0), 100)
         .await
         .unwrap();
     assert_eq!(one.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2]);
 
     let later = store
-        .after_versions(WORKFLOWS, &[(ids[0].1, 1), (ids[1].1, 2)])
+        .after_versions::<WorkflowEvent>(WORKFLOWS, &[(ids[0].1, 1), (ids[1].1, 2)])
         .await
         .unwrap();
     assert_eq!(
@@ -87,7 +90,7 @@ async fn a_scan_reports_an_unreadable_event_instead_of_stopping() {
     )
     .await;
     let scanned = store
-        .scan(WORKFLOWS, None, None, (Uuid::nil(), 0), 10)
+        .scan::<WorkflowEvent>(WORKFLOWS, None, None, (Uuid::nil(), 0), 10)
         .await
         .unwrap();
     assert_eq!(scanned.len(), 1);
@@ -138,7 +141,7 @@ async fn a_scan_reads_only_the_aggregate_types_it_is_asked_for() {
     .unwrap();
 
     let scanned = store
-        .scan(WORKFLOWS, None, None, (Uuid::nil(), 0), 100)
+        .scan::<WorkflowEvent>(WORKFLOWS, None, None, (Uuid::nil(), 0), 100)
         .await
         .unwrap();
     assert_eq!(
@@ -149,7 +152,7 @@ async fn a_scan_reads_only_the_aggregate_types_it_is_asked_for() {
         [(workflow, true)]
     );
     let behind = store
-        .after_versions(WORKFLOWS, &[(workflow, 0), (definition, 0), (future, 0)])
+        .after_versions::<WorkflowEvent>(WORKFLOWS, &[(workflow, 0), (definition, 0), (future, 0)])
         .await
         .unwrap();
     assert_eq!(
@@ -157,7 +160,7 @@ async fn a_scan_reads_only_the_aggregate_types_it_is_asked_for() {
         [workflow]
     );
     let definitions = store
-        .scan(&[Definition::TYPE], None, None, (Uuid::nil(), 0), 100)
+        .scan::<DefinitionEvent>(&[Definition::TYPE], None, None, (Uuid::nil(), 0), 100)
         .await
         .unwrap();
     assert_eq!(

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{append, created, metadata, readable, store};
-use event_store::{AppendError, OutboxConnection, Prior, Snapshot};
+use event_store::{AppendError, Prior, Snapshot};
 use std::sync::Arc;
 use uuid::Uuid;
 use workflow_domain::{replay, Aggregate, Approver, StepNo, UserId, Workflow, WorkflowEvent};
@@ -18,7 +18,10 @@ async fn appended_events_load_back_in_version_order_for_their_tenant_only() {
         .unwrap();
     assert_eq!(record.version, 2);
 
-    let loaded = store.load("acme", id).await.unwrap();
+    let loaded = store
+        .history::<workflow_domain::Workflow>("acme", id, 0)
+        .await
+        .unwrap();
     assert_eq!(loaded.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(
         loaded.iter().map(|e| e.event.clone()).collect::<Vec<_>>(),
@@ -28,7 +31,11 @@ async fn appended_events_load_back_in_version_order_for_their_tenant_only() {
         loaded.iter().map(|e| e.event_id).collect::<Vec<_>>(),
         record.event_ids
     );
-    assert!(store.load("other-tenant", id).await.unwrap().is_empty());
+    assert!(store
+        .history::<workflow_domain::Workflow>("other-tenant", id, 0)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -80,7 +87,7 @@ async fn sixteen_concurrent_appends_at_one_version_have_exactly_one_winner() {
         }
     }
     let versions: Vec<i64> = store
-        .load("acme", id)
+        .history::<workflow_domain::Workflow>("acme", id, 0)
         .await
         .unwrap()
         .iter()
@@ -111,7 +118,14 @@ async fn a_conflict_on_another_tenants_aggregate_reveals_none_of_its_history() {
         matches!(foreign, Err(AppendError::IdUnavailable)),
         "{foreign:?}"
     );
-    assert_eq!(store.load("acme", id).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .history::<workflow_domain::Workflow>("acme", id, 0)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -148,7 +162,11 @@ async fn a_reused_command_id_appends_nothing_and_returns_the_first_result() {
         other => panic!("expected DuplicateCommand, got {other:?}"),
     }
     assert_eq!(
-        store.load("acme", id).await.unwrap().len(),
+        store
+            .history::<workflow_domain::Workflow>("acme", id, 0)
+            .await
+            .unwrap()
+            .len(),
         1,
         "the retry appended nothing"
     );
@@ -186,15 +204,9 @@ async fn the_outbox_hands_out_each_event_until_published_and_elects_one_relay() 
     .await
     .unwrap();
 
-    let mut leader = OutboxConnection::try_lead(store.pool())
-        .await
-        .unwrap()
-        .expect("first relay leads");
+    let mut leader = store.try_lead().await.unwrap().expect("first relay leads");
     assert!(
-        OutboxConnection::try_lead(store.pool())
-            .await
-            .unwrap()
-            .is_none(),
+        store.try_lead().await.unwrap().is_none(),
         "a second relay must wait"
     );
 
@@ -229,7 +241,7 @@ async fn the_outbox_hands_out_each_event_until_published_and_elects_one_relay() 
     // The lock dies with the leader's session.
     let mut taken_over = None;
     for _ in 0..50 {
-        taken_over = OutboxConnection::try_lead(store.pool()).await.unwrap();
+        taken_over = store.try_lead().await.unwrap();
         if taken_over.is_some() {
             break;
         }
@@ -262,7 +274,14 @@ async fn recorded_events_cannot_be_changed() {
         let result = sqlx::query(statement).execute(store.pool()).await;
         assert!(result.is_err(), "{statement} must be refused");
     }
-    assert_eq!(store.load("acme", id).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .history::<workflow_domain::Workflow>("acme", id, 0)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -273,7 +292,10 @@ async fn load_after_a_version_returns_only_the_later_events() {
     append(&store, id, 0, &events, &metadata("acme", Uuid::new_v4()))
         .await
         .unwrap();
-    let later = store.load_after("acme", id, 1).await.unwrap();
+    let later = store
+        .history::<workflow_domain::Workflow>("acme", id, 1)
+        .await
+        .unwrap();
     assert_eq!(
         later
             .iter()
@@ -281,9 +303,13 @@ async fn load_after_a_version_returns_only_the_later_events() {
             .collect::<Vec<_>>(),
         [(2, events[1].clone())]
     );
-    assert!(store.load_after("acme", id, 2).await.unwrap().is_empty());
     assert!(store
-        .load_after("other-tenant", id, 0)
+        .history::<workflow_domain::Workflow>("acme", id, 2)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .history::<workflow_domain::Workflow>("other-tenant", id, 0)
         .await
         .unwrap()
         .is_empty());
@@ -473,10 +499,7 @@ async fn published_rows_past_retention_are_deleted_in_batches_and_unpublished_ro
         .await
         .unwrap();
     }
-    let mut outbox = OutboxConnection::try_lead(store.pool())
-        .await
-        .unwrap()
-        .expect("leads");
+    let mut outbox = store.try_lead().await.unwrap().expect("leads");
     let positions: Vec<i64> = readable(&mut outbox, 10)
         .await
         .iter()

@@ -9,7 +9,8 @@
 mod common;
 
 use common::{append, created, insert_raw, metadata, store};
-use event_store::{OutboxConnection, StoreError, UpcastError, Upcaster};
+use es_kernel::upcast::{UpcastError, Upcaster};
+use event_store::StoreError;
 use serde_json::{json, Value};
 use uuid::Uuid;
 use workflow_domain::{
@@ -59,7 +60,7 @@ fn step_completed_v1_to_v2(mut payload: Value) -> Result<Value, UpcastError> {
 
 /// A step of the production chain, reused at the position the made-up past leaves for it.
 fn production(event_type: &str) -> fn(Value) -> Result<Value, UpcastError> {
-    event_store::UPCASTERS
+    workflow_domain::UPCASTERS
         .iter()
         .find(|step| step.event_type == event_type && step.from_version == 1)
         .expect("a production step")
@@ -148,7 +149,7 @@ async fn old_payload_shapes_load_as_current_events_and_fold() {
         WorkflowEvent::Approved {},
     ];
     let loaded: Vec<WorkflowEvent> = store
-        .load("acme", id)
+        .history::<workflow_domain::Workflow>("acme", id, 0)
         .await
         .unwrap()
         .into_iter()
@@ -159,7 +160,7 @@ async fn old_payload_shapes_load_as_current_events_and_fold() {
     assert_eq!(workflow.status, Status::Approved);
     assert_eq!(workflow.route, Route::of_users("route", ["bob"]).unwrap());
     let mid: Vec<WorkflowEvent> = store
-        .load("acme", mid_chain)
+        .history::<workflow_domain::Workflow>("acme", mid_chain, 0)
         .await
         .unwrap()
         .into_iter()
@@ -168,17 +169,13 @@ async fn old_payload_shapes_load_as_current_events_and_fold() {
     assert_eq!(mid, [created()]);
 
     // The relay's read path upcasts too.
-    let mut outbox = OutboxConnection::try_lead(pool)
-        .await
-        .unwrap()
-        .expect("leads")
-        .with_upcasters(chain());
+    let mut outbox = store.try_lead().await.unwrap().expect("leads");
     let pending: Vec<WorkflowEvent> = outbox
         .pending(10, &[])
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.unwrap().event)
+        .map(|e| serde_json::from_value(e.unwrap().event).unwrap())
         .collect();
     assert_eq!(pending[..5], expected);
     assert_eq!(pending[5], created());
@@ -212,14 +209,22 @@ async fn appends_record_the_current_version_of_each_event_type() {
         ]
     );
     assert_eq!(
-        store.load("acme", id).await.unwrap().len(),
+        store
+            .history::<workflow_domain::Workflow>("acme", id, 0)
+            .await
+            .unwrap()
+            .len(),
         2,
         "current rows are read as they are"
     );
 
     // The production chain has never heard of WorkflowCreated v4: a newer build wrote it.
-    let production = event_store::EventStore::new(store.pool().clone());
-    match production.load("acme", id).await {
+    let production =
+        event_store::EventStore::new(store.pool().clone(), &[workflow_domain::REGISTRATION]);
+    match production
+        .history::<workflow_domain::Workflow>("acme", id, 0)
+        .await
+    {
         Err(StoreError::UnknownSchema {
             event_type,
             schema_version: 4,
@@ -229,10 +234,7 @@ async fn appends_record_the_current_version_of_each_event_type() {
         }
         other => panic!("expected UnknownSchema, got {other:?}"),
     }
-    let mut outbox = OutboxConnection::try_lead(store.pool())
-        .await
-        .unwrap()
-        .expect("leads");
+    let mut outbox = production.try_lead().await.unwrap().expect("leads");
     // The relay gets the row as unreadable, in its place, rather than an error for them all.
     let pending = outbox.pending(10, &[]).await.unwrap();
     let unreadable = pending
@@ -271,13 +273,18 @@ async fn unknown_versions_and_malformed_old_payloads_are_typed_errors() {
     .await;
 
     assert!(matches!(
-        store.load("acme", future).await,
+        store
+            .history::<workflow_domain::Workflow>("acme", future, 0)
+            .await,
         Err(StoreError::UnknownSchema {
             schema_version: 5,
             ..
         })
     ));
-    match store.load("acme", malformed).await {
+    match store
+        .history::<workflow_domain::Workflow>("acme", malformed, 0)
+        .await
+    {
         Err(StoreError::Corrupt { problem, .. }) => {
             assert!(
                 problem.contains("WorkflowCreated version 1") && problem.contains("no applicant"),
@@ -287,7 +294,9 @@ async fn unknown_versions_and_malformed_old_payloads_are_typed_errors() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
     assert!(matches!(
-        store.load("acme", unknown_type).await,
+        store
+            .history::<workflow_domain::Workflow>("acme", unknown_type, 0)
+            .await,
         Err(StoreError::Corrupt { .. })
     ));
 }

@@ -1,19 +1,15 @@
 //! CloudEvents 1.0 in Kafka binary content mode: the envelope as `ce_*` headers, the payload as
 //! the message value, the aggregate id as the key (so one aggregate stays on one partition).
 
-use crate::payload;
 use chrono::{DateTime, SecondsFormat, Utc};
-use prost::Message as _;
+use es_kernel::{EventCodec, EventMetadata, RecordedEvent, WireError};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::Message;
 use std::collections::HashMap;
 use uuid::Uuid;
-use workflow_domain::{EventMetadata, RecordedEvent};
 
 /// `ce_source` of events published by the relay.
 pub const CE_SOURCE_COMMAND_SVC: &str = "ringiflow/command-svc";
-const CONTENT_TYPE: &str = "application/protobuf";
-const DATA_SCHEMA: &str = "ringiflow.workflow.v1.WorkflowEvent";
 
 const SPECVERSION: &str = "ce_specversion";
 const ID: &str = "ce_id";
@@ -39,7 +35,7 @@ pub struct OutgoingMessage {
     pub headers: OwnedHeaders,
 }
 
-pub fn encode(event: &RecordedEvent, source: &str) -> OutgoingMessage {
+pub fn encode<C: EventCodec>(event: &RecordedEvent<C::Event>, source: &str) -> OutgoingMessage {
     let version = event.version.to_string();
     let position = event.position.to_string();
     let event_id = event.event_id.to_string();
@@ -52,12 +48,12 @@ pub fn encode(event: &RecordedEvent, source: &str) -> OutgoingMessage {
     let mut pairs: Vec<(&str, &str)> = vec![
         (SPECVERSION, "1.0"),
         (ID, &event_id),
-        (TYPE, event.event.event_type()),
+        (TYPE, C::event_type(&event.event)),
         (SOURCE, source),
         (SUBJECT, &aggregate_id),
         (TIME, &time),
-        ("content-type", CONTENT_TYPE),
-        (DATASCHEMA, DATA_SCHEMA),
+        ("content-type", C::CONTENT_TYPE),
+        (DATASCHEMA, C::DATA_SCHEMA),
         (TENANT, &event.metadata.tenant_id),
         (USER, &event.metadata.user_id),
         (AGGREGATE_TYPE, &event.aggregate_type),
@@ -79,7 +75,7 @@ pub fn encode(event: &RecordedEvent, source: &str) -> OutgoingMessage {
         });
     OutgoingMessage {
         key: aggregate_id,
-        payload: payload::to_proto(&event.event).encode_to_vec(),
+        payload: C::encode(&event.event),
         headers,
     }
 }
@@ -97,15 +93,15 @@ pub enum DecodeError {
     },
     #[error("message has no payload")]
     MissingPayload,
-    #[error("payload is not a WorkflowEvent: {0}")]
-    Payload(#[from] prost::DecodeError),
+    #[error(transparent)]
+    Payload(#[from] WireError),
     #[error("ce_type {header} does not match the payload ({payload})")]
     TypeMismatch { header: String, payload: String },
-    #[error("payload breaks a domain rule: {0}")]
-    Invalid(#[from] workflow_domain::ValidationError),
 }
 
-pub fn decode<M: Message>(message: &M) -> Result<RecordedEvent, DecodeError> {
+pub fn decode<C: EventCodec, M: Message>(
+    message: &M,
+) -> Result<RecordedEvent<C::Event>, DecodeError> {
     let headers: HashMap<&str, &[u8]> = message
         .headers()
         .map(|headers| {
@@ -132,15 +128,12 @@ pub fn decode<M: Message>(message: &M) -> Result<RecordedEvent, DecodeError> {
     if spec != "1.0" {
         return Err(invalid(SPECVERSION, "only CloudEvents 1.0 is understood"));
     }
-    let proto = proto::workflow::v1::WorkflowEvent::decode(
-        message.payload().ok_or(DecodeError::MissingPayload)?,
-    )?;
+    let event = C::decode(message.payload().ok_or(DecodeError::MissingPayload)?)?;
     let ce_type = text(TYPE)?;
-    let case = payload::case_name(&proto).unwrap_or("<none>");
-    if ce_type != case {
+    if ce_type != C::event_type(&event) {
         return Err(DecodeError::TypeMismatch {
             header: ce_type.to_owned(),
-            payload: case.to_owned(),
+            payload: C::event_type(&event).to_owned(),
         });
     }
     let occurred_at = DateTime::parse_from_rfc3339(text(TIME)?)
@@ -164,7 +157,7 @@ pub fn decode<M: Message>(message: &M) -> Result<RecordedEvent, DecodeError> {
             causation_id: uuid(CAUSATION)?,
             traceparent: text(TRACEPARENT).ok().map(str::to_owned),
         },
-        event: payload::from_proto(proto)?,
+        event,
     })
 }
 
@@ -178,30 +171,9 @@ fn invalid(header: &'static str, problem: &str) -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_codec::{recorded, Line, Lines};
     use rdkafka::message::OwnedMessage;
     use rdkafka::Timestamp;
-    use workflow_domain::WorkflowEvent;
-
-    fn recorded(event: WorkflowEvent) -> RecordedEvent {
-        RecordedEvent {
-            event_id: Uuid::new_v4(),
-            position: 42,
-            aggregate_type: "workflow".into(),
-            aggregate_id: Uuid::new_v4(),
-            version: 3,
-            occurred_at: DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123456Z")
-                .unwrap()
-                .with_timezone(&Utc),
-            metadata: EventMetadata {
-                tenant_id: "acme".into(),
-                user_id: "alice".into(),
-                correlation_id: Uuid::new_v4(),
-                causation_id: Uuid::new_v4(),
-                traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
-            },
-            event,
-        }
-    }
 
     fn as_message(out: OutgoingMessage) -> OwnedMessage {
         OwnedMessage::new(
@@ -217,17 +189,34 @@ mod tests {
 
     #[test]
     fn every_event_survives_the_wire() {
-        for event in payload::tests::samples() {
+        for event in [Line::Said("こんにちは".into()), Line::Silence] {
             let event = recorded(event);
-            let out = encode(&event, CE_SOURCE_COMMAND_SVC);
+            let out = encode::<Lines>(&event, CE_SOURCE_COMMAND_SVC);
             assert_eq!(out.key, event.aggregate_id.to_string());
-            assert_eq!(decode(&as_message(out)).unwrap(), event);
+            assert_eq!(decode::<Lines, _>(&as_message(out)).unwrap(), event);
         }
     }
 
     #[test]
+    fn the_envelope_is_the_kernels_and_the_schema_the_contexts() {
+        let out = encode::<Lines>(&recorded(Line::Silence), "me");
+        let headers: HashMap<&str, &str> = out
+            .headers
+            .iter()
+            .map(|h| (h.key, std::str::from_utf8(h.value.unwrap()).unwrap()))
+            .collect();
+        assert_eq!(headers["ce_type"], "Silence");
+        assert_eq!(headers["ce_dataschema"], Lines::DATA_SCHEMA);
+        assert_eq!(headers["content-type"], Lines::CONTENT_TYPE);
+        assert_eq!(headers["ce_source"], "me");
+        assert_eq!(headers["ce_tenantid"], "acme");
+        assert_eq!(headers["ce_aggregateversion"], "3");
+        assert_eq!(headers["ce_time"], "2026-11-23T10:00:00.123456Z");
+    }
+
+    #[test]
     fn malformed_messages_are_refused_with_a_reason() {
-        let out = encode(&recorded(WorkflowEvent::Approved {}), CE_SOURCE_COMMAND_SVC);
+        let out = encode::<Lines>(&recorded(Line::Silence), CE_SOURCE_COMMAND_SVC);
         let garbage = OwnedMessage::new(
             Some(vec![0xff, 0xff, 0xff]),
             None,
@@ -237,7 +226,10 @@ mod tests {
             0,
             Some(out.headers.clone()),
         );
-        assert!(matches!(decode(&garbage), Err(DecodeError::Payload(_))));
+        assert!(matches!(
+            decode::<Lines, _>(&garbage),
+            Err(DecodeError::Payload(_))
+        ));
         let no_headers = OwnedMessage::new(
             Some(out.payload.clone()),
             None,
@@ -248,16 +240,13 @@ mod tests {
             None,
         );
         assert!(matches!(
-            decode(&no_headers),
+            decode::<Lines, _>(&no_headers),
             Err(DecodeError::MissingHeader(_))
         ));
-        let mut lying = encode(
-            &recorded(WorkflowEvent::Submitted {}),
-            CE_SOURCE_COMMAND_SVC,
-        );
+        let mut lying = encode::<Lines>(&recorded(Line::Said("x".into())), CE_SOURCE_COMMAND_SVC);
         lying.payload = out.payload;
         assert!(matches!(
-            decode(&as_message(lying)),
+            decode::<Lines, _>(&as_message(lying)),
             Err(DecodeError::TypeMismatch { .. })
         ));
     }

@@ -8,13 +8,13 @@
 
 use crate::settings::{producer_config, KafkaSettings};
 use chrono::{DateTime, SecondsFormat, Utc};
+use es_kernel::EventCodec;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Timestamp};
 use std::time::Duration;
 use uuid::Uuid;
-use workflow_domain::WorkflowEvent;
 
 pub const ERROR: &str = "ringiflow_error";
 pub const ERROR_KIND: &str = "ringiflow_error_kind";
@@ -53,7 +53,7 @@ pub async fn ensure_topic(settings: &KafkaSettings) -> Result<(), KafkaError> {
 /// Why a message was dead-lettered: the `ringiflow_error_kind` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadLetterKind {
-    /// Not a CloudEvents protobuf `WorkflowEvent` this consumer can read.
+    /// Not a CloudEvents message carrying an event this consumer can read.
     Undecodable,
     /// A `ce_type` this consumer does not know (e.g. from a newer producer).
     UnknownEventType,
@@ -82,11 +82,9 @@ impl DeadLetterKind {
 
     /// The kind of a message that did not decode: an unknown `ce_type` is told apart because
     /// it is fixed by deploying a consumer that knows the type, not by repairing the message.
-    pub fn of_undecodable<M: Message>(message: &M) -> Self {
+    pub fn of_undecodable<C: EventCodec, M: Message>(message: &M) -> Self {
         match header(message, CE_TYPE) {
-            Some(ce_type) if !WorkflowEvent::TYPES.contains(&ce_type) => {
-                DeadLetterKind::UnknownEventType
-            }
+            Some(ce_type) if !C::TYPES.contains(&ce_type) => DeadLetterKind::UnknownEventType,
             _ => DeadLetterKind::Undecodable,
         }
     }
@@ -314,28 +312,21 @@ impl DeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_codec::{recorded, Line, Lines};
     use crate::{encode, CE_SOURCE_COMMAND_SVC};
-    use workflow_domain::{EventMetadata, RecordedEvent};
+    use es_kernel::RecordedEvent;
 
-    fn original() -> (RecordedEvent, OwnedMessage) {
+    fn original() -> (RecordedEvent<Line>, OwnedMessage) {
         let event = RecordedEvent {
-            event_id: Uuid::new_v4(),
             position: 7,
-            aggregate_type: "workflow".into(),
-            aggregate_id: Uuid::new_v4(),
             version: 2,
-            // Microseconds: the precision `ce_time` carries.
-            occurred_at: DateTime::from_timestamp_micros(1_795_000_000_123_456).unwrap(),
-            metadata: EventMetadata {
-                tenant_id: "acme".into(),
-                user_id: "alice".into(),
-                correlation_id: Uuid::new_v4(),
-                causation_id: Uuid::new_v4(),
+            metadata: es_kernel::EventMetadata {
                 traceparent: None,
+                ..recorded(Line::Silence).metadata
             },
-            event: WorkflowEvent::Submitted {},
+            ..recorded(Line::Silence)
         };
-        let out = encode(&event, CE_SOURCE_COMMAND_SVC);
+        let out = encode::<Lines>(&event, CE_SOURCE_COMMAND_SVC);
         let message = OwnedMessage::new(
             Some(out.payload),
             Some(out.key.into_bytes()),
@@ -371,11 +362,11 @@ mod tests {
         let dead = as_dead_letter(&message, headers);
 
         // Still the same event: a replay decodes it exactly like the first attempt.
-        assert_eq!(crate::decode(&dead).unwrap(), event);
+        assert_eq!(crate::decode::<Lines, _>(&dead).unwrap(), event);
         let read = DeadLetter::read(&dead);
         assert_eq!(read.envelope.aggregate_id(), Some(event.aggregate_id));
         assert_eq!(read.envelope.event_id(), Some(event.event_id));
-        assert_eq!(read.envelope.ce_type.as_deref(), Some("WorkflowSubmitted"));
+        assert_eq!(read.envelope.ce_type.as_deref(), Some("Silence"));
         assert_eq!(read.envelope.tenant_id.as_deref(), Some("acme"));
         assert_eq!(read.envelope.aggregate_version, Some(2));
         assert_eq!(read.kind.as_deref(), Some("contradiction"));
@@ -403,7 +394,7 @@ mod tests {
             None,
         );
         assert_eq!(
-            DeadLetterKind::of_undecodable(&message),
+            DeadLetterKind::of_undecodable::<Lines, _>(&message),
             DeadLetterKind::Undecodable
         );
         let headers = dead_letter_headers(&message, DeadLetterKind::Undecodable, "bad", Utc::now());
@@ -418,8 +409,8 @@ mod tests {
         let (aggregate_id, event_id) = (Uuid::new_v4(), Uuid::new_v4());
         let stored = StoredEnvelope {
             event_id,
-            event_type: "WorkflowReopened",
-            aggregate_type: "workflow",
+            event_type: "Shouted",
+            aggregate_type: "conversation",
             aggregate_id,
             tenant_id: "acme",
             version: 4,
@@ -440,7 +431,10 @@ mod tests {
         assert_eq!(read.kind.as_deref(), Some("unpublishable"));
         assert_eq!(read.original_topic.as_deref(), Some("events"));
         assert_eq!(read.original_offset, Some(1234), "the event-store position");
-        assert!(crate::decode(&message).is_err(), "not an event message");
+        assert!(
+            crate::decode::<Lines, _>(&message).is_err(),
+            "not an event message"
+        );
     }
 
     #[test]
@@ -455,11 +449,11 @@ mod tests {
             // A type only a newer producer could write: no such event exists yet.
             .insert(Header {
                 key: CE_TYPE,
-                value: Some("WorkflowReopened"),
+                value: Some("Shouted"),
             });
         let message = message.replace_headers(Some(headers));
         assert_eq!(
-            DeadLetterKind::of_undecodable(&message),
+            DeadLetterKind::of_undecodable::<Lines, _>(&message),
             DeadLetterKind::UnknownEventType
         );
     }

@@ -13,8 +13,12 @@ use tonic_health::ServingStatus;
 pub const INTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server with health and reflection already mounted; add the service and call [`serve`].
-/// `services` are the fully qualified names reported as SERVING.
-pub async fn router(services: &[&str]) -> anyhow::Result<(Router, HealthReporter)> {
+/// `services` are the fully qualified names reported as SERVING; `contracts` the encoded
+/// `FileDescriptorSet`s reflection describes (the contexts' own, besides health and reflection).
+pub async fn router(
+    services: &[&str],
+    contracts: &[&'static [u8]],
+) -> anyhow::Result<(Router, HealthReporter)> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in services {
         reporter
@@ -25,18 +29,22 @@ pub async fn router(services: &[&str]) -> anyhow::Result<(Router, HealthReporter
         .timeout(INTERNAL_TIMEOUT)
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health)
-        .add_service(reflection().build_v1()?)
+        .add_service(reflection(contracts).build_v1()?)
         // grpcui, Postman, Evans, older grpcurl and Python's grpcio-reflection still ask the
         // pre-standard v1alpha service: without it they see UNIMPLEMENTED and give up.
-        .add_service(reflection().build_v1alpha()?);
+        .add_service(reflection(contracts).build_v1alpha()?);
     Ok((router, reporter))
 }
 
-/// What both reflection versions describe: every RingiFlow service, health, and both
-/// reflection services themselves, so either client finds the other.
-fn reflection() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+/// What both reflection versions describe: the `contracts`, health, and both reflection
+/// services themselves, so either client finds the other.
+fn reflection(contracts: &[&'static [u8]]) -> tonic_reflection::server::Builder<'static> {
+    contracts
+        .iter()
+        .fold(
+            tonic_reflection::server::Builder::configure(),
+            |builder, set| builder.register_encoded_file_descriptor_set(set),
+        )
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)

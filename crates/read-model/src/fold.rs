@@ -32,7 +32,7 @@ pub(crate) enum Appended {
 /// unchanged, because the caller keeps its own copy until the fold succeeds.
 pub(crate) fn evolve(
     view: Option<WorkflowView>,
-    event: &RecordedEvent,
+    event: &RecordedEvent<WorkflowEvent>,
 ) -> Result<Folded, &'static str> {
     let Some(mut view) = view else {
         return created(event).map(|view| Folded {
@@ -247,7 +247,7 @@ pub(crate) fn evolve(
 }
 
 /// The first event of a workflow: its row and one waiting step per route entry.
-fn created(event: &RecordedEvent) -> Result<WorkflowView, &'static str> {
+fn created(event: &RecordedEvent<WorkflowEvent>) -> Result<WorkflowView, &'static str> {
     let WorkflowEvent::Created {
         title,
         description,

@@ -108,14 +108,17 @@ pub enum Stopped {
 /// changed row is written once.
 pub async fn apply_batch(
     conn: &mut PgConnection,
-    events: &[RecordedEvent],
+    events: &[RecordedEvent<WorkflowEvent>],
 ) -> Result<Applied, ProjectionError> {
     apply_events(conn, events, Parking::Respect).await
 }
 
 /// Applies `event` if it is exactly the next version of its workflow, buffers it if it is
 /// early, and refuses it if the workflow is parked.
-pub async fn apply(pool: &PgPool, event: &RecordedEvent) -> Result<ApplyOutcome, ProjectionError> {
+pub async fn apply(
+    pool: &PgPool,
+    event: &RecordedEvent<WorkflowEvent>,
+) -> Result<ApplyOutcome, ProjectionError> {
     let applied = apply_events(
         &mut *pool.acquire().await?,
         std::slice::from_ref(event),
@@ -127,7 +130,10 @@ pub async fn apply(pool: &PgPool, event: &RecordedEvent) -> Result<ApplyOutcome,
 
 /// Like [`apply`], but also for a parked workflow: how a dead letter is replayed once its cause
 /// is fixed. Never returns [`ApplyOutcome::Parked`].
-pub async fn replay(pool: &PgPool, event: &RecordedEvent) -> Result<ApplyOutcome, ProjectionError> {
+pub async fn replay(
+    pool: &PgPool,
+    event: &RecordedEvent<WorkflowEvent>,
+) -> Result<ApplyOutcome, ProjectionError> {
     let applied = apply_events(
         &mut *pool.acquire().await?,
         std::slice::from_ref(event),
@@ -154,7 +160,7 @@ enum Parking {
 
 async fn apply_events(
     conn: &mut PgConnection,
-    events: &[RecordedEvent],
+    events: &[RecordedEvent<WorkflowEvent>],
     parking: Parking,
 ) -> Result<Applied, ProjectionError> {
     let mut tx = conn.begin().await?;
@@ -177,7 +183,7 @@ async fn apply_events(
 
 /// A buffered event, and whether it is in `pending_events` already (rather than buffered by
 /// this batch).
-type Pending = (RecordedEvent, bool);
+type Pending = (RecordedEvent<WorkflowEvent>, bool);
 
 /// The read model of the workflows one transaction touches, loaded under their locks, with the
 /// changes folded into it so far.
@@ -294,7 +300,11 @@ impl Batch {
     }
 
     /// Settles one event in memory, or says why the caller has to deal with it.
-    fn settle(&mut self, event: &RecordedEvent, parking: Parking) -> Result<ApplyOutcome, Stopped> {
+    fn settle(
+        &mut self,
+        event: &RecordedEvent<WorkflowEvent>,
+        parking: Parking,
+    ) -> Result<ApplyOutcome, Stopped> {
         let id = event.aggregate_id;
         let stored = self.version(id);
         if event.version <= stored {
@@ -322,7 +332,7 @@ impl Batch {
     }
 
     /// Folds the next version of a workflow into its row; on refusal the row is unchanged.
-    fn fold(&mut self, event: &RecordedEvent) -> Result<(), &'static str> {
+    fn fold(&mut self, event: &RecordedEvent<WorkflowEvent>) -> Result<(), &'static str> {
         let id = event.aggregate_id;
         let Folded { view, appended } = fold::evolve(self.views.get(&id).cloned(), event)?;
         self.views.insert(id, view);
@@ -766,8 +776,8 @@ struct BufferedEvent {
     event: WorkflowEvent,
 }
 
-impl From<&RecordedEvent> for BufferedEvent {
-    fn from(event: &RecordedEvent) -> Self {
+impl From<&RecordedEvent<WorkflowEvent>> for BufferedEvent {
+    fn from(event: &RecordedEvent<WorkflowEvent>) -> Self {
         Self {
             event_id: event.event_id,
             position: event.position,
@@ -781,7 +791,7 @@ impl From<&RecordedEvent> for BufferedEvent {
     }
 }
 
-impl From<BufferedEvent> for RecordedEvent {
+impl From<BufferedEvent> for RecordedEvent<WorkflowEvent> {
     fn from(event: BufferedEvent) -> Self {
         Self {
             event_id: event.event_id,
@@ -796,7 +806,7 @@ impl From<BufferedEvent> for RecordedEvent {
     }
 }
 
-fn contradiction(event: &RecordedEvent, problem: &'static str) -> ProjectionError {
+fn contradiction(event: &RecordedEvent<WorkflowEvent>, problem: &'static str) -> ProjectionError {
     ProjectionError::Contradiction {
         event_id: event.event_id,
         event_type: event.event.event_type(),

@@ -89,7 +89,7 @@ impl History {
         self.start += time;
     }
 
-    fn next(&mut self, event: WorkflowEvent) -> RecordedEvent {
+    fn next(&mut self, event: WorkflowEvent) -> RecordedEvent<WorkflowEvent> {
         self.version += 1;
         RecordedEvent {
             event_id: Uuid::new_v4(),
@@ -198,7 +198,7 @@ fn start() -> DateTime<Utc> {
     DateTime::from_timestamp(1_778_400_000, 0).unwrap()
 }
 
-async fn apply_all(pool: &PgPool, events: &[RecordedEvent]) {
+async fn apply_all(pool: &PgPool, events: &[RecordedEvent<WorkflowEvent>]) {
     for event in events {
         assert_eq!(
             apply(pool, event).await.unwrap(),
@@ -576,7 +576,7 @@ async fn concurrent_migrations_are_safe() {
 }
 
 /// A two-step approval from creation to the end: versions 1..=7.
-fn approval(h: &mut History) -> Vec<RecordedEvent> {
+fn approval(h: &mut History) -> Vec<RecordedEvent<WorkflowEvent>> {
     vec![
         h.next(created(&["bob", "carol"])),
         h.next(WorkflowEvent::Submitted {}),
@@ -641,7 +641,7 @@ async fn duplicates_in_any_order_end_exactly_like_in_order_delivery() {
 
 #[tokio::test]
 async fn one_batch_of_interleaved_shuffled_duplicates_ends_like_in_order_delivery() {
-    let histories: Vec<Vec<RecordedEvent>> = (0..3)
+    let histories: Vec<Vec<RecordedEvent<WorkflowEvent>>> = (0..3)
         .map(|_| approval(&mut History::new("acme", start())))
         .collect();
     let in_order = read_db().await;
@@ -1118,7 +1118,7 @@ fn changes(title: Option<&str>, description: Option<&str>) -> DraftChanges {
 struct Effect {
     name: &'static str,
     events: Vec<WorkflowEvent>,
-    expect: fn(&WorkflowDetail, &[RecordedEvent]),
+    expect: fn(&WorkflowDetail, &[RecordedEvent<WorkflowEvent>]),
 }
 
 #[tokio::test]
@@ -1429,7 +1429,8 @@ async fn every_event_of_the_domain_shows_in_the_read_model() {
     let pool = read_db().await;
     for case in cases {
         let mut h = History::new("acme", start());
-        let events: Vec<RecordedEvent> = case.events.into_iter().map(|e| h.next(e)).collect();
+        let events: Vec<RecordedEvent<WorkflowEvent>> =
+            case.events.into_iter().map(|e| h.next(e)).collect();
         apply_all(&pool, &events).await;
         let found = detail(&pool, "acme", h.id).await.unwrap();
         // The assertions inside `expect` cannot name the case; a failing test prints this.
@@ -1540,7 +1541,8 @@ async fn events_that_cannot_follow_are_refused_and_write_nothing() {
     let pool = read_db().await;
     for (name, setup, probe) in cases {
         let mut h = History::new("acme", start());
-        let setup: Vec<RecordedEvent> = setup.into_iter().map(|e| h.next(e)).collect();
+        let setup: Vec<RecordedEvent<WorkflowEvent>> =
+            setup.into_iter().map(|e| h.next(e)).collect();
         apply_all(&pool, &setup).await;
         let before = detail(&pool, "acme", h.id).await.unwrap();
         let error = apply(&pool, &h.next(probe)).await.expect_err(name);
@@ -1661,7 +1663,7 @@ async fn events_buffered_in_the_first_domain_shape_are_lifted_by_the_migration()
     other.version = 1;
     let other_created = other.next(created(&["bob", "carol"]));
     // As the first shape's projector buffered them.
-    let buffered = |event: &RecordedEvent, domain_event: Value| {
+    let buffered = |event: &RecordedEvent<WorkflowEvent>, domain_event: Value| {
         json!({
             "event_id": event.event_id, "position": event.position,
             "aggregate_type": event.aggregate_type, "aggregate_id": event.aggregate_id,

@@ -105,7 +105,7 @@ pub mod events {
 
     /// `event` as version `version` of workflow `id` of tenant `acme`, by alice, one second
     /// after the previous version.
-    pub fn recorded(id: Uuid, version: i64, event: WorkflowEvent) -> RecordedEvent {
+    pub fn recorded(id: Uuid, version: i64, event: WorkflowEvent) -> RecordedEvent<WorkflowEvent> {
         RecordedEvent {
             event_id: Uuid::new_v4(),
             position: version,

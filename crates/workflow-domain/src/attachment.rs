@@ -1,7 +1,7 @@
 //! Documents attached to a workflow. The domain records metadata only: the client uploads the
 //! bytes to object storage first, and `storage_uri` points there.
 
-use crate::values::ValidationError;
+use es_kernel::ValidationError;
 use serde::{Deserialize, Serialize};
 
 /// A validated document reference. JSON:
@@ -115,7 +115,7 @@ fn file_name(raw: &str) -> Result<String, &'static str> {
     if raw.contains(['/', '\\']) {
         return Err("must not contain / or \\");
     }
-    if let Some(message) = crate::values::hidden_character(raw, false) {
+    if let Some(message) = es_kernel::hidden_character(raw, false) {
         return Err(message);
     }
     Ok(raw.to_owned())

@@ -1,8 +1,8 @@
 //! Workflow definitions: named, versioned routes that administrators maintain and workflows
 //! pin at creation, so a later version never changes a workflow already under way.
 
-use crate::aggregate::{events, Aggregate, Context, CorruptHistory};
 use crate::{DefinitionId, DefinitionName, DomainError, Route};
+use es_kernel::{events, Aggregate, Context, CorruptHistory};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +83,7 @@ impl Aggregate for Definition {
 
     type Command = DefinitionCommand;
     type Event = DefinitionEvent;
+    type Error = DomainError;
 
     fn command_name(command: &DefinitionCommand) -> &'static str {
         match command {

@@ -1,7 +1,8 @@
 //! Why a command was refused.
 
-use crate::{Status, ValidationError};
+use crate::Status;
 use error_code::ErrorCode;
+use es_kernel::{Rejection, ValidationError};
 
 /// A rule the command broke. Each maps to exactly one [`ErrorCode`]; those about one input
 /// field name it through [`DomainError::field`].
@@ -54,8 +55,8 @@ pub enum DomainError {
     Invalid(#[from] ValidationError),
 }
 
-impl DomainError {
-    pub fn code(&self) -> ErrorCode {
+impl Rejection for DomainError {
+    fn code(&self) -> ErrorCode {
         match self {
             DomainError::NotFound { .. } => ErrorCode::NotFound,
             DomainError::AlreadyExists { .. } => ErrorCode::Conflict,
@@ -78,8 +79,7 @@ impl DomainError {
         }
     }
 
-    /// The input field at fault, for the error details; `Some` exactly for invalid arguments.
-    pub fn field(&self) -> Option<&str> {
+    fn field(&self) -> Option<&str> {
         match self {
             // Spelled as the command contracts spell the field.
             DomainError::InvalidDelegate { .. } => Some("to_user_id"),

@@ -7,29 +7,39 @@
 //! [`Context::now`]), which keeps every rule testable given/when/then.
 #![forbid(unsafe_code)]
 
-mod aggregate;
 mod attachment;
 mod definition;
-mod envelope;
 mod error;
 mod route;
+mod upcasters;
 mod values;
 mod workflow;
 
-pub use aggregate::{replay, Aggregate, Context, CorruptHistory};
 pub use attachment::{Attachment, AttachmentField, RawAttachment};
 pub use definition::{Definition, DefinitionCommand, DefinitionEvent, DefinitionRef};
-pub use envelope::{EventMetadata, RecordedEvent};
 pub use error::DomainError;
+/// The kernel's shared values and traits, re-exported so users of this context need one import.
+pub use es_kernel::{
+    parse_date, replay, Actor, Aggregate, Context, CorruptHistory, DisplayName, EventMetadata,
+    RecordedEvent, Rejection, Role, TenantId, UserId, ValidationError, DATES,
+};
 pub use route::{Approver, RawApprover, RawStep, Route, SlaHours, StepField, StepSpec};
+pub use upcasters::UPCASTERS;
 pub use values::{
-    parse_date, Actor, Comment, CommentBody, DefinitionId, DefinitionName, Description,
-    DisplayName, Priority, Reason, Role, StepNo, TenantId, Title, UserId, ValidationError,
-    WorkflowId, DATES,
+    Comment, CommentBody, DefinitionId, DefinitionName, Description, Priority, Reason, StepNo,
+    Title, WorkflowId,
 };
 pub use workflow::{
     Assignment, Decision, Draft, DraftChanges, Progress, Status, Workflow, WorkflowCommand,
     WorkflowEvent, WorkflowState,
+};
+
+/// The workflow context in a deployment: workflows publish their events; definitions live in the
+/// event store alone (command-svc reads a definition there to pin it into a new workflow).
+pub const REGISTRATION: es_kernel::ContextRegistration = es_kernel::ContextRegistration {
+    name: "workflow",
+    upcasters: UPCASTERS,
+    published: &[Workflow::TYPE],
 };
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Routes: the ordered steps a workflow passes through, each decided by a user or by anyone
 //! holding a role, optionally within an SLA.
 
-use crate::values::{Actor, Role, StepNo, UserId, ValidationError};
+use crate::values::StepNo;
 use chrono::{DateTime, TimeDelta, Utc};
+use es_kernel::{Actor, Role, UserId, ValidationError};
 use serde::{Deserialize, Serialize};
 
 /// Who decides a step. JSON: `{"user":"bob"}` or `{"role":"manager"}`.

@@ -7,104 +7,12 @@ mod values;
 mod workflow;
 
 use super::*;
-use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use es_kernel::testing::*;
 use std::fmt::Debug;
-
-/// `"bob"` is user bob without roles; `"mia:manager,admin"` is user mia holding both roles.
-fn actor(spec: &str) -> Actor {
-    let (id, roles) = spec.split_once(':').unwrap_or((spec, ""));
-    Actor {
-        tenant_id: TenantId::parse("tenant", "acme").unwrap(),
-        user_id: uid(id),
-        display_name: DisplayName::parse("name", &id.to_uppercase()).unwrap(),
-        roles: roles
-            .split(',')
-            .filter(|role| !role.is_empty())
-            .map(|role| Role::parse("roles", role).unwrap())
-            .collect(),
-    }
-}
-
-fn uid(id: &str) -> UserId {
-    UserId::parse("user", id).unwrap()
-}
-
-fn role(name: &str) -> Role {
-    Role::parse("role", name).unwrap()
-}
 
 fn step(n: u32) -> StepNo {
     StepNo::parse("step", n).unwrap()
-}
-
-/// When every scenario starts.
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 4, 1, 9, 0, 0).unwrap()
-}
-
-fn hours_after_t0(hours: i64) -> DateTime<Utc> {
-    t0() + TimeDelta::hours(hours)
-}
-
-/// One command of a scenario: who sends it, and how many hours after [`t0`].
-#[derive(Debug, Clone)]
-struct Act<C> {
-    by: &'static str,
-    hours: i64,
-    command: C,
-}
-
-fn by<C>(who: &'static str, command: C) -> Act<C> {
-    Act {
-        by: who,
-        hours: 0,
-        command,
-    }
-}
-
-impl<C> Act<C> {
-    fn at(self, hours: i64) -> Self {
-        Self { hours, ..self }
-    }
-
-    fn context(&self) -> Context {
-        Context {
-            actor: actor(self.by),
-            now: hours_after_t0(self.hours),
-        }
-    }
-}
-
-/// A table row: the case, what happened before, the command under test, what must follow.
-type Case<C, Then> = (&'static str, Vec<Act<C>>, Act<C>, Then);
-
-/// Decides and folds every `given` command (each must succeed): the state and the history.
-fn record<A>(given: &[Act<A::Command>]) -> (Option<A>, Vec<A::Event>)
-where
-    A: Aggregate,
-    A::Command: Clone + Debug,
-{
-    let mut state = None;
-    let mut history = Vec::new();
-    for act in given {
-        let events = A::decide(state.as_ref(), &act.context(), act.command.clone())
-            .unwrap_or_else(|e| panic!("given {:?} by {} failed: {e}", act.command, act.by));
-        for event in &events {
-            state = A::evolve(state, event).expect("decided events always evolve");
-        }
-        history.extend(events);
-    }
-    (state, history)
-}
-
-/// The outcome of `when` after `given`.
-fn run<A>(given: &[Act<A::Command>], when: Act<A::Command>) -> Result<Vec<A::Event>, DomainError>
-where
-    A: Aggregate,
-    A::Command: Clone + Debug,
-{
-    let (state, _) = record::<A>(given);
-    A::decide(state.as_ref(), &when.context(), when.command)
 }
 
 /// `"bob/24"`: user bob with a 24-hour SLA; `"@manager"`: anyone holding `manager`, no SLA.
@@ -261,11 +169,6 @@ fn rejected() -> Vec<WorkflowAct> {
 
 fn cancelled() -> Vec<WorkflowAct> {
     with(draft(), [by("alice", cancel())])
-}
-
-fn with<C>(mut given: Vec<Act<C>>, more: impl IntoIterator<Item = Act<C>>) -> Vec<Act<C>> {
-    given.extend(more);
-    given
 }
 
 fn workflow_after(given: &[WorkflowAct]) -> Workflow {

@@ -6,12 +6,12 @@
 //! step, now assigned to another user, with the same deadline). The applicant may cancel any
 //! workflow that has not ended. An overdue step is escalated: that notifies, it never decides.
 
-use crate::aggregate::{events, Aggregate, Context, CorruptHistory};
 use crate::{
     Actor, Approver, Attachment, Comment, CommentBody, DefinitionRef, Description, DisplayName,
     DomainError, Priority, Reason, Route, StepNo, Title, UserId,
 };
 use chrono::{DateTime, NaiveDate, Utc};
+use es_kernel::{events, Aggregate, Context, CorruptHistory};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeSet;
 
@@ -434,6 +434,7 @@ impl Aggregate for Workflow {
 
     type Command = WorkflowCommand;
     type Event = WorkflowEvent;
+    type Error = DomainError;
 
     fn command_name(command: &WorkflowCommand) -> &'static str {
         match command {

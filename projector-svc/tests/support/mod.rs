@@ -17,7 +17,7 @@ use std::process::Output;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use workflow_domain::RecordedEvent;
+use workflow_domain::{RecordedEvent, WorkflowEvent};
 
 /// Bounds a hang; not a performance assertion.
 pub const CATCH_UP: Duration = Duration::from_secs(60);
@@ -105,8 +105,8 @@ impl Harness {
             .expect("produce");
     }
 
-    pub async fn publish(&self, event: &RecordedEvent) {
-        let message = encode(event, CE_SOURCE_COMMAND_SVC);
+    pub async fn publish(&self, event: &RecordedEvent<WorkflowEvent>) {
+        let message = encode::<proto::WorkflowCodec>(event, CE_SOURCE_COMMAND_SVC);
         self.send(&message.key, &message.payload, message.headers)
             .await;
     }

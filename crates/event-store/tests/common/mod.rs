@@ -13,7 +13,7 @@ const AGGREGATE_TYPE: &str = Workflow::TYPE;
 
 pub async fn store() -> EventStore {
     let (_, pool) = test_support::fresh_database("event_store").await;
-    let store = EventStore::new(pool);
+    let store = EventStore::new(pool, &[workflow_domain::REGISTRATION]);
     store.migrate().await.expect("migrations apply");
     store
 }
@@ -95,12 +95,27 @@ pub async fn insert_raw(
 }
 
 /// Up to `limit` unpublished events, failing the test on a row this build cannot read.
-pub async fn readable(outbox: &mut OutboxConnection, limit: i64) -> Vec<RecordedEvent> {
+pub async fn readable(
+    outbox: &mut OutboxConnection,
+    limit: i64,
+) -> Vec<RecordedEvent<WorkflowEvent>> {
     outbox
         .pending(limit, &[])
         .await
         .unwrap()
         .into_iter()
-        .map(|row| row.expect("every outbox row is readable"))
+        .map(|row| {
+            let event = row.expect("every outbox row is readable");
+            RecordedEvent {
+                event: serde_json::from_value(event.event.clone()).expect("a workflow event"),
+                position: event.position,
+                event_id: event.event_id,
+                aggregate_type: event.aggregate_type,
+                aggregate_id: event.aggregate_id,
+                version: event.version,
+                occurred_at: event.occurred_at,
+                metadata: event.metadata,
+            }
+        })
         .collect()
 }

@@ -436,7 +436,8 @@ fn a_recorded_event_defaults_to_the_workflow_and_carries_any_aggregate() {
     }
     let definition: RecordedEvent<DefinitionEvent> =
         recorded(Definition::TYPE, DefinitionEvent::Archived {});
-    let workflow: RecordedEvent = recorded(Workflow::TYPE, WorkflowEvent::Submitted {});
+    let workflow: RecordedEvent<WorkflowEvent> =
+        recorded(Workflow::TYPE, WorkflowEvent::Submitted {});
     assert_eq!(definition.event.event_type(), "DefinitionArchived");
     assert_eq!(workflow.event.event_type(), "WorkflowSubmitted");
 }

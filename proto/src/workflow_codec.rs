@@ -1,12 +1,15 @@
-//! Domain events ↔ protobuf payloads. Decoding parses into domain newtypes, so a message that
-//! would break a domain invariant is refused here, before it reaches a projection. Errors name
-//! the field within the case's message, e.g. `assignee` or `route[1].sla_hours`.
+//! The workflow context's events ↔ protobuf payloads (`ringiflow.workflow.v1.WorkflowEvent`), as
+//! the kernel's [`EventCodec`]. Decoding parses into domain newtypes, so a message that would
+//! break a domain invariant is refused here, before it reaches a projection. Errors name the
+//! field within the case's message, e.g. `assignee` or `route[1].sla_hours`.
 
+use crate::convert;
+use crate::workflow::v1 as pb;
 use chrono::{DateTime, NaiveDate, Utc};
+use es_kernel::{EventCodec, WireError};
 use pb::due_date_change::Change;
 use pb::workflow_event::Event as Pb;
-use proto::convert;
-use proto::workflow::v1 as pb;
+use prost::Message as _;
 use std::time::SystemTime;
 use workflow_domain::{
     parse_date, Approver, CommentBody, Decision, DefinitionId, DefinitionName, DefinitionRef,
@@ -14,7 +17,33 @@ use workflow_domain::{
     ValidationError, WorkflowEvent,
 };
 
-pub fn to_proto(event: &WorkflowEvent) -> pb::WorkflowEvent {
+/// The workflow context's wire format.
+pub struct WorkflowCodec;
+
+impl EventCodec for WorkflowCodec {
+    type Event = WorkflowEvent;
+    const DATA_SCHEMA: &'static str = "ringiflow.workflow.v1.WorkflowEvent";
+    const CONTENT_TYPE: &'static str = "application/protobuf";
+    const TYPES: &'static [&'static str] = WorkflowEvent::TYPES;
+
+    fn event_type(event: &WorkflowEvent) -> &'static str {
+        event.event_type()
+    }
+
+    fn encode(event: &WorkflowEvent) -> Vec<u8> {
+        to_proto(event).encode_to_vec()
+    }
+
+    fn decode(payload: &[u8]) -> Result<WorkflowEvent, WireError> {
+        let wire = pb::WorkflowEvent::decode(payload).map_err(|error| WireError::Malformed {
+            schema: Self::DATA_SCHEMA,
+            problem: error.to_string(),
+        })?;
+        Ok(from_proto(wire)?)
+    }
+}
+
+fn to_proto(event: &WorkflowEvent) -> pb::WorkflowEvent {
     let event = match event {
         WorkflowEvent::Created {
             title,
@@ -122,7 +151,7 @@ pub fn to_proto(event: &WorkflowEvent) -> pb::WorkflowEvent {
     pb::WorkflowEvent { event: Some(event) }
 }
 
-pub fn from_proto(event: pb::WorkflowEvent) -> Result<WorkflowEvent, ValidationError> {
+fn from_proto(event: pb::WorkflowEvent) -> Result<WorkflowEvent, ValidationError> {
     let event = event
         .event
         .ok_or_else(|| ValidationError::new("event", "no event case is set"))?;
@@ -206,24 +235,6 @@ pub fn from_proto(event: pb::WorkflowEvent) -> Result<WorkflowEvent, ValidationE
             attachment: convert::attachment("attachment", e.attachment.as_ref())?,
             attached_by: UserId::parse("attached_by", &e.attached_by)?,
         },
-    })
-}
-
-/// The CloudEvents `ce_type` of a payload, read from the oneof case (not from the domain), so
-/// a header that disagrees with the payload is caught.
-pub fn case_name(event: &pb::WorkflowEvent) -> Option<&'static str> {
-    Some(match event.event.as_ref()? {
-        Pb::Created(_) => "WorkflowCreated",
-        Pb::DraftUpdated(_) => "WorkflowDraftUpdated",
-        Pb::Submitted(_) => "WorkflowSubmitted",
-        Pb::StepAssigned(_) => "WorkflowStepAssigned",
-        Pb::StepCompleted(_) => "WorkflowStepCompleted",
-        Pb::Approved(_) => "WorkflowApproved",
-        Pb::Rejected(_) => "WorkflowRejected",
-        Pb::Cancelled(_) => "WorkflowCancelled",
-        Pb::Escalated(_) => "WorkflowEscalated",
-        Pb::CommentAdded(_) => "CommentAdded",
-        Pb::DocumentAttached(_) => "DocumentAttached",
     })
 }
 
@@ -322,7 +333,6 @@ fn date_time(field: &str, wire: prost_types::Timestamp) -> Result<DateTime<Utc>,
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use prost::Message as _;
     use std::collections::BTreeSet;
     use workflow_domain::{Attachment, Priority, RawAttachment, RawStep, Route};
 
@@ -466,12 +476,10 @@ pub(crate) mod tests {
         assert_eq!(covered, WorkflowEvent::TYPES.iter().copied().collect());
         for event in samples {
             let wire = to_proto(&event);
-            assert_eq!(case_name(&wire), Some(event.event_type()));
             let bytes = wire.encode_to_vec();
             let decoded = pb::WorkflowEvent::decode(bytes.as_slice()).unwrap();
             assert_eq!(from_proto(decoded).unwrap(), event);
         }
-        assert_eq!(case_name(&pb::WorkflowEvent::default()), None);
     }
 
     #[test]

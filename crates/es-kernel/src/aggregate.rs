@@ -1,8 +1,9 @@
-//! What every aggregate of this context offers, so the event store, the command handler and
-//! the projector can be written once for all of them.
+//! What every aggregate offers, so the event store, the command handler and the projector can
+//! be written once for all of them.
 
-use crate::{Actor, DomainError};
+use crate::Actor;
 use chrono::{DateTime, Utc};
+use error_code::ErrorCode;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// What a decision may depend on besides the state and the command. The caller supplies the
@@ -11,6 +12,16 @@ use serde::{de::DeserializeOwned, Serialize};
 pub struct Context {
     pub actor: Actor,
     pub now: DateTime<Utc>,
+}
+
+/// Why a context refused a command, as every edge reports it: one [`ErrorCode`] (which the
+/// platform maps to gRPC, HTTP and GraphQL alike) and, for invalid input, the field at fault.
+pub trait Rejection: std::error::Error + Send + Sync + 'static {
+    fn code(&self) -> ErrorCode;
+
+    /// The input field at fault, spelled as the command contract spells it; `Some` exactly
+    /// for invalid arguments.
+    fn field(&self) -> Option<&str>;
 }
 
 /// An event-sourced aggregate. `Self` is the state once it exists; before its first event an
@@ -25,6 +36,8 @@ pub trait Aggregate: Sized + Clone + std::fmt::Debug + Serialize + DeserializeOw
 
     type Command;
     type Event: Clone + Serialize + DeserializeOwned;
+    /// The context's reasons to refuse a command.
+    type Error: Rejection;
 
     /// Stable name, recorded with the command id for idempotency.
     fn command_name(command: &Self::Command) -> &'static str;
@@ -38,13 +51,13 @@ pub trait Aggregate: Sized + Clone + std::fmt::Debug + Serialize + DeserializeOw
         state: Option<&Self>,
         context: &Context,
         command: Self::Command,
-    ) -> Result<Vec<Self::Event>, DomainError>;
+    ) -> Result<Vec<Self::Event>, Self::Error>;
 
     /// Folds one recorded fact into the state.
     fn evolve(state: Option<Self>, event: &Self::Event) -> Result<Option<Self>, CorruptHistory>;
 }
 
-/// Folds a whole history, oldest first: `replay::<Workflow>(&events)`.
+/// Folds a whole history, oldest first: `replay::<MyAggregate>(&events)`.
 pub fn replay<'a, A: Aggregate>(
     events: impl IntoIterator<Item = &'a A::Event>,
 ) -> Result<Option<A>, CorruptHistory>
@@ -64,6 +77,8 @@ pub struct CorruptHistory {
 
 /// Declares an event enum from one table of variants and their stored `event_type`s, which
 /// become the serde tag, `TYPES` and `event_type()` alike, so the three cannot drift apart.
+/// The declaring crate depends on `serde`.
+#[macro_export]
 macro_rules! events {
     (
         $(#[$meta:meta])*
@@ -90,4 +105,3 @@ macro_rules! events {
         }
     };
 }
-pub(crate) use events;

@@ -1,7 +1,6 @@
 //! The envelope every stored event travels in, from the event store through Kafka to the
 //! projector. Plain data: the store assigns ids, positions and times, never the domain.
 
-use crate::WorkflowEvent;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -21,7 +20,7 @@ pub struct EventMetadata {
 
 /// An event as recorded in the store; `E` is the aggregate's event type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedEvent<E = WorkflowEvent> {
+pub struct RecordedEvent<E> {
     pub event_id: Uuid,
     /// Global position in the store; increases with commit order only roughly, never used for
     /// per-aggregate ordering (that is `version`).
