@@ -33,3 +33,19 @@ pub struct RecordedEvent<E> {
     pub metadata: EventMetadata,
     pub event: E,
 }
+
+impl<E> RecordedEvent<E> {
+    /// The same envelope carrying `event`: e.g. the stored JSON read as the context's type.
+    pub fn with_event<F>(&self, event: F) -> RecordedEvent<F> {
+        RecordedEvent {
+            event_id: self.event_id,
+            position: self.position,
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id,
+            version: self.version,
+            occurred_at: self.occurred_at,
+            metadata: self.metadata.clone(),
+            event,
+        }
+    }
+}

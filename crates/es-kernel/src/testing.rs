@@ -103,3 +103,21 @@ pub fn with<C>(mut given: Vec<Act<C>>, more: impl IntoIterator<Item = Act<C>>) -
     given.extend(more);
     given
 }
+
+/// An event as the store keeps it: serialises it, checks the envelope (`type` is `event_type`,
+/// `data` an object), checks that it reads back unchanged, and returns the JSON for the caller
+/// to pin.
+pub fn stored<E>(event: &E, event_type: &str) -> serde_json::Value
+where
+    E: serde::Serialize + serde::de::DeserializeOwned + PartialEq + Debug,
+{
+    let json = serde_json::to_value(event).unwrap();
+    assert_eq!(json["type"], event_type);
+    assert!(
+        json["data"].is_object(),
+        "payload must be an object: {json}"
+    );
+    let back: E = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(&back, event);
+    json
+}

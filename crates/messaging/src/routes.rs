@@ -4,6 +4,7 @@
 use crate::cloudevents::{encode, OutgoingMessage};
 use es_kernel::{EventCodec, RecordedEvent};
 use serde::de::DeserializeOwned;
+use serde::Deserialize as _;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -69,19 +70,9 @@ where
     C: EventCodec,
     C::Event: DeserializeOwned,
 {
-    let typed: C::Event =
-        serde_json::from_value(event.event.clone()).map_err(|error| format!("payload: {error}"))?;
-    let typed = RecordedEvent {
-        event_id: event.event_id,
-        position: event.position,
-        aggregate_type: event.aggregate_type.clone(),
-        aggregate_id: event.aggregate_id,
-        version: event.version,
-        occurred_at: event.occurred_at,
-        metadata: event.metadata.clone(),
-        event: typed,
-    };
-    Ok(encode::<C>(&typed, source))
+    // From the JSON in place: the payload is not copied before it becomes the typed event.
+    let typed = C::Event::deserialize(&event.event).map_err(|error| format!("payload: {error}"))?;
+    Ok(encode::<C>(&event.with_event(typed), source))
 }
 
 #[cfg(test)]

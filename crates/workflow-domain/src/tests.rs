@@ -9,7 +9,6 @@ mod workflow;
 use super::*;
 use chrono::{DateTime, NaiveDate, Utc};
 use es_kernel::testing::*;
-use std::fmt::Debug;
 
 fn step(n: u32) -> StepNo {
     StepNo::parse("step", n).unwrap()

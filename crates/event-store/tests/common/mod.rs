@@ -105,17 +105,9 @@ pub async fn readable(
         .unwrap()
         .into_iter()
         .map(|row| {
-            let event = row.expect("every outbox row is readable");
-            RecordedEvent {
-                event: serde_json::from_value(event.event.clone()).expect("a workflow event"),
-                position: event.position,
-                event_id: event.event_id,
-                aggregate_type: event.aggregate_type,
-                aggregate_id: event.aggregate_id,
-                version: event.version,
-                occurred_at: event.occurred_at,
-                metadata: event.metadata,
-            }
+            let stored = row.expect("every outbox row is readable");
+            stored
+                .with_event(serde_json::from_value(stored.event.clone()).expect("a workflow event"))
         })
         .collect()
 }

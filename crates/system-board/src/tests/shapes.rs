@@ -4,22 +4,6 @@ use super::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
-/// Serialises, checks the envelope shape, and checks the value reads back unchanged.
-fn stored<E>(event: &E, event_type: &str) -> Value
-where
-    E: serde::Serialize + serde::de::DeserializeOwned + PartialEq + Debug,
-{
-    let json = serde_json::to_value(event).unwrap();
-    assert_eq!(json["type"], event_type);
-    assert!(
-        json["data"].is_object(),
-        "payload must be an object: {json}"
-    );
-    let back: E = serde_json::from_value(json.clone()).unwrap();
-    assert_eq!(&back, event);
-    json
-}
-
 /// Every event of `histories` round-trips under its stored type, and together they cover
 /// every stored type of `A`, which are unique.
 fn assert_every_event_round_trips<A>(histories: &[Vec<Act<A::Command>>], types: &[&'static str])
