@@ -22,7 +22,7 @@ pub enum HandleError {
     /// A rule of the aggregate's context refused the command.
     #[error("{0}")]
     Rejected(Box<dyn Rejection>),
-    #[error("expected version {expected}, but the workflow is at version {current_version}")]
+    #[error("expected version {expected}, but the aggregate is at version {current_version}")]
     Conflict { expected: i64, current_version: i64 },
     #[error("command id was already used for a different command")]
     CommandIdReused,
