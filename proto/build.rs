@@ -7,6 +7,10 @@ const PROTOS: &[&str] = &[
     "ringiflow/workflow/v1/commands.proto",
     "ringiflow/workflow/v1/queries.proto",
     "ringiflow/workflow/v1/events.proto",
+    "ringiflow/systemboard/v1/common.proto",
+    "ringiflow/systemboard/v1/commands.proto",
+    "ringiflow/systemboard/v1/queries.proto",
+    "ringiflow/systemboard/v1/events.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

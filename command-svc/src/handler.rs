@@ -11,9 +11,12 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct CommandContext {
     pub actor: Actor,
-    /// The client's idempotency key; also the causation id of the events.
+    /// The client's idempotency key.
     pub command_id: Uuid,
     pub correlation_id: Uuid,
+    /// Recorded as the events' causation: the command id for a person's command, the event a
+    /// process manager reacted to for its commands.
+    pub causation_id: Uuid,
     pub traceparent: Option<String>,
 }
 
@@ -106,7 +109,7 @@ impl CommandHandler {
             tenant_id: tenant.to_owned(),
             user_id: context.actor.user_id.to_string(),
             correlation_id: context.correlation_id,
-            causation_id: context.command_id,
+            causation_id: context.causation_id,
             traceparent: context.traceparent.clone(),
         };
         let appended = self
@@ -117,6 +120,7 @@ impl CommandHandler {
                 expected_version: version,
                 events: &events,
                 metadata: &metadata,
+                command_id: context.command_id,
                 command_type,
                 occurred_at: now,
             })

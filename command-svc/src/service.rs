@@ -517,6 +517,7 @@ fn context<T>(request: &Request<T>, command_id: &str) -> Result<CommandContext, 
         actor,
         command_id,
         correlation_id,
+        causation_id: command_id,
         traceparent: header("traceparent").map(str::to_owned),
     })
 }

@@ -28,6 +28,7 @@ fn context(user: &str) -> CommandContext {
         },
         command_id: Uuid::new_v4(),
         correlation_id: Uuid::new_v4(),
+        causation_id: Uuid::new_v4(),
         traceparent: None,
     }
 }

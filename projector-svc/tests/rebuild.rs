@@ -322,6 +322,7 @@ async fn rebuild_and_verify_read_only_workflows_from_a_store_shared_with_other_a
                 route: Route::of_users("route", ["bob"]).unwrap(),
             }],
             metadata: &support::metadata("acme"),
+            command_id: Uuid::now_v7(),
             command_type: "CreateDefinition",
             occurred_at: chrono::Utc::now(),
         })

@@ -1,9 +1,13 @@
-//! Generated contracts. `workflow::v1` is the `ringiflow.workflow.v1` package.
+//! Generated contracts. `workflow::v1` is the `ringiflow.workflow.v1` package, `systemboard::v1`
+//! the System Board's `ringiflow.systemboard.v1`.
 #![forbid(unsafe_code)]
 
+mod board_codec;
+pub mod board_convert;
 pub mod convert;
 mod workflow_codec;
 
+pub use board_codec::{ScanCodec, SystemCodec, TaskCodec};
 pub use workflow_codec::WorkflowCodec;
 
 /// Limits that are part of the query contract: query-svc refuses more, and clients size their
@@ -20,6 +24,12 @@ pub mod limits {
 pub mod workflow {
     pub mod v1 {
         tonic::include_proto!("ringiflow.workflow.v1");
+    }
+}
+
+pub mod systemboard {
+    pub mod v1 {
+        tonic::include_proto!("ringiflow.systemboard.v1");
     }
 }
 

@@ -60,6 +60,7 @@ async fn append_overdue_workflow(stack: &TestStack) -> Uuid {
             expected_version: 0,
             events: &events,
             metadata: &metadata,
+            command_id: metadata.causation_id,
             command_type: "CreateWorkflow",
             occurred_at: Utc::now() - Duration::hours(3),
         })

@@ -97,8 +97,11 @@ pub struct Append<'a, E> {
     /// The version the decision was made on (0 for a new aggregate).
     pub expected_version: i64,
     pub events: &'a [E],
-    /// Applied to every new event; `causation_id` is the command id.
+    /// Applied to every new event. Its `causation_id` is what caused the command: the command
+    /// itself when a person sent it, the event a process manager reacted to otherwise.
     pub metadata: &'a EventMetadata,
+    /// The command's idempotency key: a second append with it appends nothing.
+    pub command_id: Uuid,
     pub command_type: &'a str,
     pub occurred_at: DateTime<Utc>,
 }
@@ -272,7 +275,7 @@ impl EventStore {
         .bind(&metadata)
         .bind(append.occurred_at)
         .bind(&schema_versions)
-        .bind(append.metadata.causation_id)
+        .bind(append.command_id)
         .bind(append.command_type)
         .bind(version)
         .bind(OUTBOX_CHANNEL)
@@ -303,7 +306,7 @@ impl EventStore {
             }
             Err(error) if violates(&error, "processed_commands_pkey") => {
                 let existing = self
-                    .find_command(&append.metadata.tenant_id, append.metadata.causation_id)
+                    .find_command(&append.metadata.tenant_id, append.command_id)
                     .await?
                     .ok_or_else(|| StoreError::Database(error))?;
                 Err(AppendError::DuplicateCommand(existing))

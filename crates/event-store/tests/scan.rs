@@ -123,6 +123,7 @@ async fn a_scan_reads_only_the_aggregate_types_it_is_asked_for() {
             expected_version: 0,
             events: &[serde_json::json!({"type": "DefinitionCreated", "data": {"name": "x"}})],
             metadata: &metadata("acme", Uuid::new_v4()),
+            command_id: Uuid::now_v7(),
             command_type: "Test",
             occurred_at: chrono::Utc::now(),
         })

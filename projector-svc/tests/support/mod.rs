@@ -279,6 +279,7 @@ pub async fn append(
             expected_version,
             events,
             metadata: &metadata,
+            command_id: Uuid::now_v7(),
             command_type: "Test",
             occurred_at: chrono::Utc::now(),
         })

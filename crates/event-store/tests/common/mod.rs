@@ -55,6 +55,8 @@ pub async fn append(
             expected_version,
             events,
             metadata,
+            // The tests name the command by the metadata they pass.
+            command_id: metadata.causation_id,
             command_type: "Test",
             occurred_at: chrono::Utc::now(),
         })
