@@ -321,7 +321,10 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 /// Refuses nanos outside 0..1e9 (which no valid Timestamp has) and instants outside the years
 /// dates may have (`workflow_domain::DATES`, the Timestamp contract's own range too): nothing
 /// RingiFlow writes lies there, and the read model need not store what nobody could mean.
-pub(crate) fn date_time(field: &str, wire: prost_types::Timestamp) -> Result<DateTime<Utc>, ValidationError> {
+pub(crate) fn date_time(
+    field: &str,
+    wire: prost_types::Timestamp,
+) -> Result<DateTime<Utc>, ValidationError> {
     u32::try_from(wire.nanos)
         .ok()
         .filter(|nanos| *nanos < 1_000_000_000)

@@ -66,6 +66,9 @@ pub enum DeadLetterKind {
     /// The relay could not read it from the event store (see [`unpublishable`]): it never
     /// reached the event topic. A build that can read it, then `rebuild`, resolves it.
     Unpublishable,
+    /// Decodes, but a command a process manager sent in reaction to it was refused by its
+    /// context: the reaction is not possible as the other context stands.
+    Rejected,
 }
 
 impl DeadLetterKind {
@@ -77,6 +80,7 @@ impl DeadLetterKind {
             DeadLetterKind::Refused => "refused",
             DeadLetterKind::Parked => "parked",
             DeadLetterKind::Unpublishable => "unpublishable",
+            DeadLetterKind::Rejected => "rejected",
         }
     }
 
