@@ -303,7 +303,7 @@ async fn apply_only(
     let started = Instant::now();
     let mut conn = pool.acquire().await?;
     for run in events.chunks(projector_svc::MAX_BATCH) {
-        let applied = read_model::apply_batch(&mut conn, run)
+        let applied = projection::apply_batch::<read_model::Workflows>(&mut conn, run)
             .await
             .context("apply-only")?;
         if let Some(stopped) = applied.stopped {

@@ -1,9 +1,12 @@
-//! command-svc: the write side. gRPC `WorkflowCommandService` and `DefinitionCommandService`
-//! over the PostgreSQL event store, and the outbox relay that publishes committed workflow
-//! events to Kafka.
+//! command-svc: the write side. gRPC `WorkflowCommandService`, `DefinitionCommandService` and
+//! `SystemBoardCommandService` over the PostgreSQL event store, the outbox relay that publishes
+//! committed events to their contexts' Kafka topics, and the process managers that run the
+//! System Board's reactions.
 #![forbid(unsafe_code)]
 
+mod board;
 mod handler;
+pub mod reactions;
 mod relay;
 mod service;
 
@@ -12,6 +15,9 @@ use event_store::EventStore;
 use messaging::KafkaSettings;
 use platform::auth::GrpcAuth;
 use platform::settings::{AuthSettings, TelemetrySettings};
+use proto::systemboard::v1::system_board_command_service_server::{
+    SystemBoardCommandServiceServer, SERVICE_NAME as BOARD_SERVICE_NAME,
+};
 use proto::workflow::v1::definition_command_service_server::{
     DefinitionCommandServiceServer, SERVICE_NAME as DEFINITION_SERVICE_NAME,
 };
@@ -74,6 +80,20 @@ pub struct Settings {
     /// events after it; 0 disables snapshots.
     #[arg(long, env = "RINGIFLOW_SNAPSHOT_EVERY", default_value_t = 100)]
     pub snapshot_every: u32,
+    /// Run the System Board's reactions (the process managers following the systems and
+    /// vulnerabilities topics) in this process. Every replica may: they share a consumer group.
+    #[arg(long, env = "RINGIFLOW_REACTIONS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reactions_enabled: bool,
+    /// Appended to the reactions' process-manager names, and so to their consumer groups
+    /// (`ringiflow.process.system-board-scans<suffix>`): to run a second, independent set of
+    /// reactions against the same topics, as tests do. Empty in a deployment.
+    #[arg(
+        long,
+        env = "RINGIFLOW_REACTIONS_GROUP_SUFFIX",
+        default_value = "",
+        hide = true
+    )]
+    pub reactions_group_suffix: String,
     /// URI schemes an attachment's storage URI may use, comma-separated.
     #[arg(
         long,
@@ -85,6 +105,9 @@ pub struct Settings {
     pub allowed_storage_schemes: Vec<String>,
     #[command(flatten)]
     pub kafka: KafkaSettings,
+    /// The System Board contexts' topics (the workflow's is `--kafka-topic`).
+    #[command(flatten)]
+    pub topics: messaging::ContextTopics,
     #[command(flatten)]
     pub auth: AuthSettings,
     #[command(flatten)]
@@ -106,7 +129,15 @@ pub enum Command {
 }
 
 /// The contexts whose commands this service handles.
-pub const CONTEXTS: &[es_kernel::ContextRegistration] = &[workflow_domain::REGISTRATION];
+pub const CONTEXTS: &[es_kernel::ContextRegistration] = &[
+    workflow_domain::REGISTRATION,
+    system_board::REGISTRATIONS[0],
+    system_board::REGISTRATIONS[1],
+    system_board::REGISTRATIONS[2],
+];
+
+/// The gRPC services this process serves, reported SERVING until shutdown.
+const SERVICES: &[&str] = &[SERVICE_NAME, DEFINITION_SERVICE_NAME, BOARD_SERVICE_NAME];
 
 /// `command-svc migrate`: brings the event store's schema up to date and returns.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -147,6 +178,7 @@ pub struct Application {
     router: tonic::transport::server::Router,
     health: tonic_health::server::HealthReporter,
     relay: Option<JoinHandle<()>>,
+    reactions: Vec<JoinHandle<()>>,
     shutdown: CancellationToken,
 }
 
@@ -180,6 +212,7 @@ impl Application {
             );
         }
 
+        let [systems, vulnerabilities, tasks] = &system_board::REGISTRATIONS;
         let relay = if settings.relay_enabled {
             let producer: rdkafka::producer::FutureProducer =
                 messaging::producer_config(&settings.kafka)
@@ -187,10 +220,23 @@ impl Application {
                     .context("invalid kafka producer settings")?;
             let relay = relay::Relay {
                 store: store.clone(),
-                routes: messaging::Routes::default().publish::<proto::WorkflowCodec>(
-                    <workflow_domain::Workflow as es_kernel::Aggregate>::TYPE,
-                    &settings.kafka.topic,
-                ),
+                routes: messaging::Routes::default()
+                    .publish::<proto::WorkflowCodec>(
+                        <workflow_domain::Workflow as es_kernel::Aggregate>::TYPE,
+                        &settings.kafka.topic,
+                    )
+                    .publish::<proto::SystemCodec>(
+                        <system_board::System as es_kernel::Aggregate>::TYPE,
+                        settings.topics.topic(systems),
+                    )
+                    .publish::<proto::ScanCodec>(
+                        <system_board::VulnerabilityScan as es_kernel::Aggregate>::TYPE,
+                        settings.topics.topic(vulnerabilities),
+                    )
+                    .publish::<proto::TaskCodec>(
+                        <system_board::Task as es_kernel::Aggregate>::TYPE,
+                        settings.topics.topic(tasks),
+                    ),
                 dead_letters: messaging::dead_letter::DeadLetterProducer::with_producer(
                     producer.clone(),
                     &settings.kafka,
@@ -206,12 +252,14 @@ impl Application {
         };
 
         let handler = CommandHandler::new(store).with_snapshot_every(settings.snapshot_every);
+        let reactions = if settings.reactions_enabled {
+            spawn_reactions(&settings, &handler, &shutdown)
+        } else {
+            Vec::new()
+        };
         let auth = GrpcAuth(Arc::new(settings.auth.jwt()?));
-        let (router, health) = platform::grpc::router(
-            &[SERVICE_NAME, DEFINITION_SERVICE_NAME],
-            &[proto::FILE_DESCRIPTOR_SET],
-        )
-        .await?;
+        let (router, health) =
+            platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
         let router = router
             .add_service(WorkflowCommandServiceServer::with_interceptor(
                 service::CommandService::new(
@@ -221,20 +269,30 @@ impl Application {
                 auth.clone(),
             ))
             .add_service(DefinitionCommandServiceServer::with_interceptor(
-                service::DefinitionService::new(handler),
+                service::DefinitionService::new(handler.clone()),
+                auth.clone(),
+            ))
+            .add_service(SystemBoardCommandServiceServer::with_interceptor(
+                board::BoardCommandService::new(handler),
                 auth,
             ));
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
-        tracing::info!(port, relay = settings.relay_enabled, "command-svc ready");
+        tracing::info!(
+            port,
+            relay = settings.relay_enabled,
+            reactions = settings.reactions_enabled,
+            "command-svc ready"
+        );
         Ok(Self {
             listener,
             port,
             router,
             health,
             relay,
+            reactions,
             shutdown,
         })
     }
@@ -243,13 +301,13 @@ impl Application {
         self.port
     }
 
-    /// Serves until the shutdown token is cancelled, then lets in-flight commands and the
-    /// relay's current round finish.
+    /// Serves until the shutdown token is cancelled, then lets in-flight commands, the relay's
+    /// current round and the reactions' current commands finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         platform::grpc::serve(
             self.router,
             self.health,
-            &[SERVICE_NAME],
+            SERVICES,
             self.listener,
             self.shutdown,
         )
@@ -257,6 +315,85 @@ impl Application {
         if let Some(relay) = self.relay {
             relay.await.context("relay task failed")?;
         }
+        for reactions in self.reactions {
+            reactions.await.context("reactions task failed")?;
+        }
         Ok(())
     }
+}
+
+/// Starts the System Board's process managers: scans for new systems and package lists, tasks
+/// and alerts for new scans and critical findings. Each runs its commands through `handler`.
+fn spawn_reactions(
+    settings: &Settings,
+    handler: &CommandHandler,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let [systems, vulnerabilities, _] = &system_board::REGISTRATIONS;
+    let dispatch = reactions::BoardDispatch {
+        handler: handler.clone(),
+    };
+    let following = |context: &es_kernel::ContextRegistration| KafkaSettings {
+        topic: settings.topics.topic(context),
+        ..settings.kafka.clone()
+    };
+    let name = |base: &'static str| -> &'static str {
+        match settings.reactions_group_suffix.as_str() {
+            "" => base,
+            // Built once per start; a process manager keeps its name for its lifetime.
+            suffix => Box::leak(format!("{base}{suffix}").into_boxed_str()),
+        }
+    };
+    vec![
+        spawn_process(
+            process_manager::ProcessManager {
+                name: name(reactions::SCANS_PROCESS),
+                reactor: reactions::SystemReactions,
+                dispatch: dispatch.clone(),
+                kafka: following(systems),
+            },
+            shutdown,
+        ),
+        spawn_process(
+            process_manager::ProcessManager {
+                name: name(reactions::TASKS_PROCESS),
+                reactor: reactions::ScanReactions,
+                dispatch,
+                kafka: following(vulnerabilities),
+            },
+            shutdown,
+        ),
+    ]
+}
+
+fn spawn_process<R, D>(
+    process: process_manager::ProcessManager<R, D>,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()>
+where
+    R: process_manager::Reactor,
+    D: process_manager::Dispatch<R::Reaction>,
+{
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let name = process.name;
+        // A consumer subscribed to a topic that does not exist yet may not notice it appear for
+        // minutes: create it (and its dead-letter topic) first, as the relay would.
+        for ensured in [
+            messaging::ensure_topic(&process.kafka).await,
+            messaging::dead_letter::ensure_topic(&process.kafka).await,
+        ] {
+            if let Err(error) = ensured {
+                tracing::warn!(process = name, topic = %process.kafka.topic, error = %error, "could not ensure topic");
+            }
+        }
+        match process.run(shutdown).await {
+            process_manager::Stopped::Shutdown => {
+                tracing::info!(process = name, "reactions stopped")
+            }
+            process_manager::Stopped::Kafka(error) => {
+                tracing::error!(process = name, error = %error, "reactions cannot follow their topic")
+            }
+        }
+    })
 }

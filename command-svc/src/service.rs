@@ -63,7 +63,7 @@ impl CommandService {
 }
 
 /// Runs one command of an aggregate of type `A` for the verified caller, and logs it.
-async fn handle<A: Aggregate>(
+pub(crate) async fn handle<A: Aggregate>(
     handler: &CommandHandler,
     request: &Request<impl Sized>,
     command_id: &str,
@@ -89,7 +89,7 @@ async fn handle<A: Aggregate>(
 
 /// An id for a new aggregate: the client's, or one derived from the tenant and command id in
 /// `namespace`, so a retried create without a client-chosen id lands on the same aggregate.
-fn new_aggregate_id<T>(
+pub(crate) fn new_aggregate_id<T>(
     request: &Request<T>,
     namespace: &Uuid,
     field: &str,
@@ -496,7 +496,7 @@ fn due_date(field: &str, raw: &str) -> Result<Option<NaiveDate>, ValidationError
     workflow_domain::parse_date(field, raw).map(Some)
 }
 
-fn invalid(error: ValidationError) -> Status {
+pub(crate) fn invalid(error: ValidationError) -> Status {
     errors::invalid_argument(&error.field, &error.message)
 }
 
@@ -556,7 +556,8 @@ fn to_status(error: HandleError) -> Status {
             current_version, ..
         } => errors::conflict(error.to_string(), current_version),
         HandleError::CommandIdReused => errors::invalid_argument("command_id", &error.to_string()),
-        // Named as the create requests name the id: `workflow_id`, `definition_id`.
+        // Named as the create requests name the id: `workflow_id`, `definition_id`,
+        // `system_id`.
         HandleError::IdUnavailable { aggregate } => unusable_id(&format!("{aggregate}_id")),
         HandleError::Store(store) if store.is_unavailable() => {
             tracing::warn!(error = %store, "event store unavailable");

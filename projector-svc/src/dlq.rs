@@ -3,11 +3,11 @@
 use anyhow::Context;
 use messaging::dead_letter::{self, DeadLetter, Envelope};
 use messaging::KafkaSettings;
+use projection::{ApplyOutcome, ProjectionError, Unpark};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use read_model::{ApplyOutcome, ProjectionError, Unpark};
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -166,7 +166,7 @@ impl Replayed {
 async fn replay_one(pool: &PgPool, message: &OwnedMessage) -> Result<Replayed, ProjectionError> {
     let error = match messaging::decode::<proto::WorkflowCodec, _>(message) {
         Ok(event) => {
-            return match read_model::replay(pool, &event).await {
+            return match projection::replay::<read_model::Workflows>(pool, &event).await {
                 Ok(ApplyOutcome::Applied) => Ok(Replayed::Applied),
                 Ok(ApplyOutcome::AlreadyApplied) => Ok(Replayed::AlreadyApplied),
                 Ok(ApplyOutcome::Buffered { .. }) => Ok(Replayed::Buffered),
@@ -308,7 +308,7 @@ pub(crate) async fn replay(
         if failing_owners.contains(&Some(owner)) {
             continue;
         }
-        match read_model::unpark(pool, owner, dead_letters).await? {
+        match projection::unpark::<read_model::Workflows>(pool, owner, dead_letters).await? {
             Unpark::Unparked => summary.unparked += 1,
             Unpark::NotParked => {}
             Unpark::Stuck | Unpark::UnseenDeadLetters => summary.still_parked += 1,

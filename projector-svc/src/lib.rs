@@ -335,7 +335,7 @@ async fn report_completeness(pool: PgPool, reporter: HealthReporter, shutdown: C
     use tonic_health::ServingStatus;
     let mut reported = None;
     while !shutdown.is_cancelled() {
-        match read_model::parked_count(&pool).await {
+        match projection::parked_count(&pool).await {
             Ok(parked) => {
                 let status = if parked == 0 {
                     ServingStatus::Serving

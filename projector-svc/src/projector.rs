@@ -3,12 +3,12 @@
 use futures::FutureExt;
 use messaging::dead_letter::{DeadLetterKind, DeadLetterProducer, Envelope};
 use platform::backoff::Backoff;
+use projection::{ApplyOutcome, Park, ProjectionError};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
-use read_model::{ApplyOutcome, Park, ProjectionError};
 use sqlx::PgPool;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -165,7 +165,11 @@ impl Projector {
             return Ok(0);
         }
         // A parked or contradicting event ends it too, and nothing of it is written.
-        let applied = read_model::apply_batch(&mut *self.pool.acquire().await?, &events).await?;
+        let applied = projection::apply_batch::<read_model::Workflows>(
+            &mut *self.pool.acquire().await?,
+            &events,
+        )
+        .await?;
         for (event, outcome) in events.iter().zip(&applied.outcomes) {
             tracing::debug!(
                 event_id = %event.event_id,
@@ -212,7 +216,7 @@ impl Projector {
         let applied = retry!(
             shutdown,
             "apply event",
-            match read_model::apply(&self.pool, &event).await {
+            match projection::apply::<read_model::Workflows>(&self.pool, &event).await {
                 Err(error) if error.is_transient() => Err(error),
                 settled => Ok(settled),
             }
@@ -285,7 +289,7 @@ impl Projector {
             Some(park) => retry!(
                 shutdown,
                 "park workflow",
-                read_model::park(&self.pool, &park).await
+                projection::park(&self.pool, &park).await
             )?,
             None => tracing::warn!(
                 dlq_partition,

@@ -4,8 +4,8 @@
 
 use anyhow::Context;
 use event_store::{EventStore, ScannedEvent};
+use projection::{ApplyOutcome, ProjectionError, Stopped};
 use read_model::shadow::{self, Scope, Switch};
-use read_model::{ApplyOutcome, ProjectionError, Stopped};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 use std::fmt;
@@ -145,7 +145,7 @@ async fn apply_all(
             rest = &rest[1..];
             continue;
         }
-        let batch = read_model::apply_batch(conn, &run).await?;
+        let batch = projection::apply_batch::<read_model::Workflows>(conn, &run).await?;
         for (scanned, outcome) in rest.iter().zip(&batch.outcomes) {
             match outcome {
                 ApplyOutcome::Applied => *applied += 1,

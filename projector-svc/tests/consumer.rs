@@ -127,7 +127,9 @@ async fn duplicated_and_reordered_delivery_ends_like_in_order_delivery() {
     let (_, reference) = test_support::fresh_database("projector_reference").await;
     read_model::migrate(&reference).await.unwrap();
     for e in &events {
-        read_model::apply(&reference, e).await.unwrap();
+        projection::apply::<read_model::Workflows>(&reference, e)
+            .await
+            .unwrap();
     }
     let expected = read_model::get_workflow(&reference, "acme", id)
         .await

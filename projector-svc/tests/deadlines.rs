@@ -111,7 +111,9 @@ impl Setup {
             events.extend(self.history(tenant, *id).await);
         }
         let mut conn = self.read.acquire().await.unwrap();
-        let applied = read_model::apply_batch(&mut conn, &events).await.unwrap();
+        let applied = projection::apply_batch::<read_model::Workflows>(&mut conn, &events)
+            .await
+            .unwrap();
         assert!(applied.stopped.is_none(), "not projected: {applied:?}");
     }
 
@@ -220,9 +222,9 @@ async fn overdue_steps_are_escalated_once_per_tenant_and_nothing_else_is_touched
         }],
     )
     .await;
-    read_model::park(
+    projection::park(
         &s.read,
-        &read_model::Park {
+        &projection::Park {
             aggregate_id: parked,
             tenant_id: Some("acme".into()),
             reason: "test".into(),

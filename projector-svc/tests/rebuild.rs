@@ -62,7 +62,9 @@ impl Databases {
                 .await
                 .unwrap()
             {
-                read_model::apply(&self.read, &event).await.unwrap();
+                projection::apply::<read_model::Workflows>(&self.read, &event)
+                    .await
+                    .unwrap();
             }
         }
     }

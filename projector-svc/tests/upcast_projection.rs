@@ -58,8 +58,10 @@ async fn events_stored_in_an_old_shape_project_like_current_ones() {
     {
         let event = scanned.event.expect("old shapes are upcast, not refused");
         assert_eq!(
-            read_model::apply(&read_pool, &event).await.unwrap(),
-            read_model::ApplyOutcome::Applied
+            projection::apply::<read_model::Workflows>(&read_pool, &event)
+                .await
+                .unwrap(),
+            projection::ApplyOutcome::Applied
         );
     }
     let row = read_model::get_workflow(&read_pool, "acme", id)

@@ -134,7 +134,9 @@ impl TestApp {
                 },
                 event,
             };
-            read_model::apply(&self.pool, &event).await.unwrap();
+            projection::apply::<read_model::Workflows>(&self.pool, &event)
+                .await
+                .unwrap();
             recorded.push(event);
         }
         recorded

@@ -22,7 +22,7 @@ pub(crate) struct Folded {
 }
 
 #[derive(Debug)]
-pub(crate) enum Appended {
+pub enum Appended {
     Comment(CommentView),
     Attachment(AttachmentView),
 }

@@ -1,7 +1,7 @@
 //! Read-your-writes. A client that just wrote version n of a workflow (every command result
 //! carries it) can ask to read at least version n. The projector NOTIFYs [`CHANNEL`] in every
 //! transaction that changes rows, naming each changed workflow with its new version
-//! ([`payloads`]); one LISTEN connection per process hands each version to the readers waiting
+//! (`projection::payloads`); one LISTEN connection per process hands each version to the readers waiting
 //! on that workflow, so a reader re-reads only once its own workflow reached its version —
 //! never by polling, and not on every other workflow's commit either (under load that was
 //! several reads per waiting reader per commit) — and gives up after a bounded wait with the
@@ -27,42 +27,6 @@ pub const CHANNEL: &str = "ringiflow_read_model_applied";
 /// answer reaches the client instead of a timeout.
 pub const MAX_WAIT: Duration = Duration::from_secs(2);
 
-/// PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more.
-const MAX_PAYLOAD: usize = 7_900;
-
-/// The NOTIFY payloads announcing `changed` (workflow id, version reached): space-separated
-/// `id:version` entries, split so each payload stays under PostgreSQL's limit.
-pub fn payloads(changed: impl IntoIterator<Item = (Uuid, i64)>) -> Vec<String> {
-    let mut payloads = vec![String::new()];
-    for (id, version) in changed {
-        let entry = format!("{}:{version}", id.simple());
-        let current = payloads.last_mut().expect("never empty");
-        if !current.is_empty() && current.len() + 1 + entry.len() > MAX_PAYLOAD {
-            payloads.push(entry);
-        } else {
-            if !current.is_empty() {
-                current.push(' ');
-            }
-            current.push_str(&entry);
-        }
-    }
-    payloads
-}
-
-/// The entries of a payload; `None` if it is not a list of them (then everyone must look).
-fn parse(payload: &str) -> Option<Vec<(Uuid, i64)>> {
-    if payload.is_empty() {
-        return None;
-    }
-    payload
-        .split(' ')
-        .map(|entry| {
-            let (id, version) = entry.split_once(':')?;
-            Some((Uuid::try_parse(id).ok()?, version.parse().ok()?))
-        })
-        .collect()
-}
-
 /// What a read at a minimum version found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AtLeast<T> {
@@ -86,7 +50,7 @@ struct Signals {
 
 impl Signals {
     fn announce(&self, payload: &str) {
-        match parse(payload) {
+        match projection::notification(payload) {
             Some(changed) => {
                 let waiting = self.waiting.lock().unwrap();
                 for (id, version) in changed {
@@ -232,22 +196,5 @@ impl Freshness {
                 return Ok(AtLeast { value, stale: true });
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_round_trip_and_stay_under_the_limit() {
-        let changed: Vec<(Uuid, i64)> = (0..600).map(|i| (Uuid::new_v4(), i)).collect();
-        let payloads = payloads(changed.iter().copied());
-        assert!(payloads.len() > 1);
-        assert!(payloads.iter().all(|payload| payload.len() < 8_000));
-        let parsed: Vec<(Uuid, i64)> = payloads.iter().flat_map(|p| parse(p).unwrap()).collect();
-        assert_eq!(parsed, changed);
-        assert_eq!(parse(""), None);
-        assert_eq!(parse("not-a-list"), None);
     }
 }

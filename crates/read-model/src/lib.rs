@@ -20,10 +20,7 @@ mod views;
 
 pub use cursor::SortDirection;
 pub use dashboard::{dashboard, Dashboard, Zone};
-pub use projection::{
-    apply, apply_batch, park, parked_count, replay, stored_version, unpark, Applied, ApplyOutcome,
-    Park, ProjectionError, Stopped, Unpark,
-};
+pub use projection::{stored_version, Workflows};
 pub use queries::{
     get_workflow, get_workflows, list_my_tasks, list_workflows, Assignee, Page, QueryError,
     WorkflowFilter, WorkflowPage, WorkflowQuery, WorkflowSort, MAX_PAGE_SIZE,
@@ -51,21 +48,6 @@ pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> 
     migrations::pending(&MIGRATOR, pool).await
 }
 
-/// Whether the database refused a statement because of the values it carried: a data
-/// exception (class 22: out-of-range dates, overlong strings, bad encodings) or an integrity
-/// violation (class 23) other than a unique violation (appliers of one workflow are
-/// serialised, so two inserting the same new workflow should never collide; if they ever do,
-/// a retry sees the winner's row and reports the event as already applied).
-fn refuses_the_data(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            (code.starts_with("22") || code.starts_with("23")) && code.as_ref() != "23505"
-        }),
-        _ => false,
-    }
-}
-/// Whether retrying the same statement later can succeed: the database is unreachable or
-/// overloaded, or the transaction lost a race it may win next time.
 fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)

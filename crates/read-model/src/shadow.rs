@@ -4,7 +4,8 @@
 //! The shadow is written through a connection whose `search_path` is `rebuild`, so the
 //! projection's unqualified SQL lands there; everything here names `public` explicitly.
 
-use crate::projection::{drain_buffered, ProjectionError};
+use crate::Workflows;
+use projection::{drain_buffered, ProjectionError};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use std::fmt;
@@ -208,7 +209,7 @@ impl<'c> Switch<'c> {
         sqlx::query("SET LOCAL search_path TO public")
             .execute(&mut **tx)
             .await?;
-        drain_buffered(tx, &next_in_line).await?;
+        drain_buffered::<Workflows>(tx, &next_in_line).await?;
         self.tx.commit().await?;
         Ok(Switched {
             workflows,

@@ -18,7 +18,7 @@ async fn a_waiting_reader_sees_the_version_once_it_is_applied_and_otherwise_is_t
     read_model::migrate(&pool).await.unwrap();
     let freshness = Freshness::listen(&pool).await.unwrap();
     let id = Uuid::new_v4();
-    read_model::apply(&pool, &event(id, 1, created()))
+    projection::apply::<read_model::Workflows>(&pool, &event(id, 1, created()))
         .await
         .unwrap();
 
@@ -34,9 +34,12 @@ async fn a_waiting_reader_sees_the_version_once_it_is_applied_and_otherwise_is_t
         let pool = pool.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            read_model::apply(&pool, &event(id, 2, WorkflowEvent::Submitted {}))
-                .await
-                .unwrap();
+            projection::apply::<read_model::Workflows>(
+                &pool,
+                &event(id, 2, WorkflowEvent::Submitted {}),
+            )
+            .await
+            .unwrap();
         })
     };
     let waited = freshness
@@ -80,7 +83,7 @@ async fn read_model_with(name: &str, ids: &[Uuid]) -> (sqlx::PgPool, Freshness) 
     read_model::migrate(&pool).await.unwrap();
     let freshness = Freshness::listen(&pool).await.unwrap();
     for id in ids {
-        read_model::apply(&pool, &event(*id, 1, created()))
+        projection::apply::<read_model::Workflows>(&pool, &event(*id, 1, created()))
             .await
             .unwrap();
     }
@@ -93,9 +96,12 @@ fn submit_later(pool: &sqlx::PgPool, ids: Vec<Uuid>) -> tokio::task::JoinHandle<
     tokio::spawn(async move {
         for id in ids {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            read_model::apply(&pool, &event(id, 2, WorkflowEvent::Submitted {}))
-                .await
-                .unwrap();
+            projection::apply::<read_model::Workflows>(
+                &pool,
+                &event(id, 2, WorkflowEvent::Submitted {}),
+            )
+            .await
+            .unwrap();
         }
     })
 }

@@ -4,10 +4,11 @@
 mod queries;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use projection::{apply, apply_batch, park, replay, unpark, ApplyOutcome, Park, Stopped, Unpark};
 use read_model::shadow::{self, Scope, Switch};
 use read_model::{
-    apply, apply_batch, get_workflow, list_workflows, park, replay, unpark, ApplyOutcome,
-    AssignmentView, Park, QueryError, StepStatus, Stopped, Unpark, WorkflowDetail, WorkflowView,
+    get_workflow, list_workflows, AssignmentView, QueryError, StepStatus, WorkflowDetail,
+    WorkflowView, Workflows,
 };
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -201,7 +202,7 @@ fn start() -> DateTime<Utc> {
 async fn apply_all(pool: &PgPool, events: &[RecordedEvent<WorkflowEvent>]) {
     for event in events {
         assert_eq!(
-            apply(pool, event).await.unwrap(),
+            apply::<Workflows>(pool, event).await.unwrap(),
             ApplyOutcome::Applied,
             "{event:?}"
         );
@@ -342,7 +343,7 @@ async fn redelivered_events_change_nothing() {
     let before = get(&pool, "acme", h.id).await.unwrap();
     for event in &events {
         assert_eq!(
-            apply(&pool, event).await.unwrap(),
+            apply::<Workflows>(&pool, event).await.unwrap(),
             ApplyOutcome::AlreadyApplied
         );
     }
@@ -361,14 +362,14 @@ async fn an_early_event_waits_for_its_predecessor_and_then_applies_with_it() {
 
     // Nothing yet: not even the first event of a workflow may be skipped.
     assert_eq!(
-        apply(&pool, &events[2]).await.unwrap(),
+        apply::<Workflows>(&pool, &events[2]).await.unwrap(),
         ApplyOutcome::Buffered {
             expected: 1,
             got: 3
         }
     );
     assert_eq!(
-        apply(&pool, &events[1]).await.unwrap(),
+        apply::<Workflows>(&pool, &events[1]).await.unwrap(),
         ApplyOutcome::Buffered {
             expected: 1,
             got: 2
@@ -416,7 +417,7 @@ async fn contradicting_events_are_permanent_errors_and_roll_back() {
     cases.push(("another tenant's event", other_tenant));
 
     for (name, event) in cases {
-        let error = apply(&pool, &event).await.expect_err(name);
+        let error = apply::<Workflows>(&pool, &event).await.expect_err(name);
         assert!(!error.is_transient(), "{name}: {error}");
         assert_eq!(
             get(&pool, "acme", h.id).await.unwrap(),
@@ -427,7 +428,10 @@ async fn contradicting_events_are_permanent_errors_and_roll_back() {
 
     let orphan = History::new("acme", start()).next(assigned(1, "bob"));
     assert!(
-        !apply(&pool, &orphan).await.unwrap_err().is_transient(),
+        !apply::<Workflows>(&pool, &orphan)
+            .await
+            .unwrap_err()
+            .is_transient(),
         "event before creation"
     );
 }
@@ -437,7 +441,10 @@ async fn concurrent_creations_apply_once() {
     let pool = read_db().await;
     for _ in 0..10 {
         let event = History::new("acme", start()).next(created(&["bob"]));
-        let (a, b) = tokio::join!(apply(&pool, &event), apply(&pool, &event));
+        let (a, b) = tokio::join!(
+            apply::<Workflows>(&pool, &event),
+            apply::<Workflows>(&pool, &event)
+        );
         let mut applied = 0;
         for outcome in [a, b] {
             match outcome {
@@ -446,7 +453,7 @@ async fn concurrent_creations_apply_once() {
                 // The loser of the insert race is told to retry, which then sees the row.
                 Err(error) if error.is_transient() => {
                     assert_eq!(
-                        apply(&pool, &event).await.unwrap(),
+                        apply::<Workflows>(&pool, &event).await.unwrap(),
                         ApplyOutcome::AlreadyApplied
                     );
                 }
@@ -462,7 +469,10 @@ async fn an_unreachable_database_is_a_transient_error() {
     let pool = read_db().await;
     pool.close().await;
     let event = History::new("acme", start()).next(created(&["bob"]));
-    assert!(apply(&pool, &event).await.unwrap_err().is_transient());
+    assert!(apply::<Workflows>(&pool, &event)
+        .await
+        .unwrap_err()
+        .is_transient());
     let error = get_workflow(&pool, "acme", event.aggregate_id)
         .await
         .unwrap_err();
@@ -632,7 +642,7 @@ async fn duplicates_in_any_order_end_exactly_like_in_order_delivery() {
 
         let shuffled = read_db().await;
         for &i in order {
-            apply(&shuffled, &events[i]).await.unwrap();
+            apply::<Workflows>(&shuffled, &events[i]).await.unwrap();
         }
         assert_eq!(full_rows(&shuffled, h.id).await, expected, "{order:?}");
         assert_eq!(count(&shuffled, "pending_events").await, 0, "{order:?}");
@@ -659,7 +669,7 @@ async fn one_batch_of_interleaved_shuffled_duplicates_ends_like_in_order_deliver
     }
     let batched = read_db().await;
     let mut conn = batched.acquire().await.unwrap();
-    let applied = apply_batch(&mut conn, &run).await.unwrap();
+    let applied = apply_batch::<Workflows>(&mut conn, &run).await.unwrap();
     drop(conn);
     assert!(applied.stopped.is_none(), "{:?}", applied.stopped);
     assert_eq!(applied.outcomes.len(), run.len());
@@ -695,7 +705,7 @@ async fn a_batch_stops_at_a_contradiction_and_keeps_what_came_before() {
         good.next(assigned(1, "bob")),
     ];
     let mut conn = pool.acquire().await.unwrap();
-    let applied = apply_batch(&mut conn, &run).await.unwrap();
+    let applied = apply_batch::<Workflows>(&mut conn, &run).await.unwrap();
     drop(conn);
     assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 3]);
     match applied.stopped {
@@ -722,7 +732,7 @@ async fn a_batch_stops_at_a_contradiction_and_keeps_what_came_before() {
     .unwrap();
     let later = bad.next(WorkflowEvent::Submitted {});
     let mut conn = pool.acquire().await.unwrap();
-    let applied = apply_batch(&mut conn, &[run[4].clone(), later])
+    let applied = apply_batch::<Workflows>(&mut conn, &[run[4].clone(), later])
         .await
         .unwrap();
     assert_eq!(applied.outcomes, [ApplyOutcome::Applied]);
@@ -749,12 +759,15 @@ async fn a_parked_workflow_takes_nothing_new_until_a_replay_unparks_it() {
     park(&pool, &parked).await.unwrap();
 
     assert_eq!(
-        apply(&pool, &events[0]).await.unwrap(),
+        apply::<Workflows>(&pool, &events[0]).await.unwrap(),
         ApplyOutcome::AlreadyApplied,
         "a redelivery stays harmless"
     );
     for event in [&events[2], &events[1]] {
-        assert_eq!(apply(&pool, event).await.unwrap(), ApplyOutcome::Parked);
+        assert_eq!(
+            apply::<Workflows>(&pool, event).await.unwrap(),
+            ApplyOutcome::Parked
+        );
         // ... and is dead-lettered in turn.
         park(
             &pool,
@@ -782,27 +795,35 @@ async fn a_parked_workflow_takes_nothing_new_until_a_replay_unparks_it() {
 
     // A replay in dead-letter order: version 3 waits for version 2, which brings it along.
     assert_eq!(
-        replay(&pool, &events[2]).await.unwrap(),
+        replay::<Workflows>(&pool, &events[2]).await.unwrap(),
         ApplyOutcome::Buffered {
             expected: 2,
             got: 3
         }
     );
     assert_eq!(
-        replay(&pool, &events[1]).await.unwrap(),
+        replay::<Workflows>(&pool, &events[1]).await.unwrap(),
         ApplyOutcome::Applied
     );
     assert_eq!(get(&pool, "acme", h.id).await.unwrap().version, 3);
 
     assert_eq!(
-        unpark(&pool, h.id, 2).await.unwrap(),
+        unpark::<Workflows>(&pool, h.id, 2).await.unwrap(),
         Unpark::UnseenDeadLetters,
         "a dead letter the replay did not see keeps it parked"
     );
-    assert_eq!(unpark(&pool, h.id, 3).await.unwrap(), Unpark::Unparked);
-    assert_eq!(unpark(&pool, h.id, 3).await.unwrap(), Unpark::NotParked);
     assert_eq!(
-        apply(&pool, &h.next(approved_by(1, "bob"))).await.unwrap(),
+        unpark::<Workflows>(&pool, h.id, 3).await.unwrap(),
+        Unpark::Unparked
+    );
+    assert_eq!(
+        unpark::<Workflows>(&pool, h.id, 3).await.unwrap(),
+        Unpark::NotParked
+    );
+    assert_eq!(
+        apply::<Workflows>(&pool, &h.next(approved_by(1, "bob")))
+            .await
+            .unwrap(),
         ApplyOutcome::Applied
     );
 }
@@ -817,7 +838,7 @@ async fn a_buffered_event_that_contradicts_stays_buffered_and_parks_its_workflow
         h.next(assigned(5, "bob")), // the route has no step 5
     ];
     assert!(matches!(
-        apply(&pool, &events[2]).await.unwrap(),
+        apply::<Workflows>(&pool, &events[2]).await.unwrap(),
         ApplyOutcome::Buffered { .. }
     ));
     // Its predecessors still apply: the failure undoes only the buffered event itself.
@@ -838,9 +859,12 @@ async fn a_buffered_event_that_contradicts_stays_buffered_and_parks_its_workflow
         "{reason}"
     );
     assert_eq!(first_event_id, Some(events[2].event_id));
-    assert_eq!(unpark(&pool, h.id, 0).await.unwrap(), Unpark::Stuck);
     assert_eq!(
-        apply(&pool, &h.next(WorkflowEvent::Approved {}))
+        unpark::<Workflows>(&pool, h.id, 0).await.unwrap(),
+        Unpark::Stuck
+    );
+    assert_eq!(
+        apply::<Workflows>(&pool, &h.next(WorkflowEvent::Approved {}))
             .await
             .unwrap(),
         ApplyOutcome::Parked
@@ -870,7 +894,7 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
         ),
         "one shadow at a time"
     );
-    let applied = apply_batch(&mut conn, &events).await.unwrap();
+    let applied = apply_batch::<Workflows>(&mut conn, &events).await.unwrap();
     assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 7]);
     assert_eq!(
         shadow::diff(&mut conn, &Scope::default()).await.unwrap(),
@@ -996,7 +1020,7 @@ async fn a_switch_catches_up_and_settles_buffered_and_parked_workflows() {
     // Live: x has version 3 buffered while 2 is on its way; y is parked; z got further than
     // the shadow will.
     apply_all(&pool, &x_events[..1]).await;
-    apply(&pool, &x_events[2]).await.unwrap();
+    apply::<Workflows>(&pool, &x_events[2]).await.unwrap();
     apply_all(&pool, &y_events[..1]).await;
     park(
         &pool,
@@ -1015,7 +1039,7 @@ async fn a_switch_catches_up_and_settles_buffered_and_parked_workflows() {
     let mut conn = PgConnection::connect(&url).await.unwrap();
     shadow::create(&mut conn).await.unwrap();
     let loaded = [&x_events[0], &x_events[1], &y_events[0], &z_events[0]].map(Clone::clone);
-    apply_batch(&mut conn, &loaded).await.unwrap();
+    apply_batch::<Workflows>(&mut conn, &loaded).await.unwrap();
     let mut behind = shadow::behind(&mut conn, &Scope::default()).await.unwrap();
     behind.sort();
     let mut expected = vec![(y.id, 1), (z.id, 1)];
@@ -1027,7 +1051,7 @@ async fn a_switch_catches_up_and_settles_buffered_and_parked_workflows() {
 
     let mut switch = Switch::begin(&mut conn).await.unwrap();
     assert_eq!(
-        apply_batch(switch.shadow(), std::slice::from_ref(&z_events[1]))
+        apply_batch::<Workflows>(switch.shadow(), std::slice::from_ref(&z_events[1]))
             .await
             .unwrap()
             .outcomes,
@@ -1545,7 +1569,9 @@ async fn events_that_cannot_follow_are_refused_and_write_nothing() {
             setup.into_iter().map(|e| h.next(e)).collect();
         apply_all(&pool, &setup).await;
         let before = detail(&pool, "acme", h.id).await.unwrap();
-        let error = apply(&pool, &h.next(probe)).await.expect_err(name);
+        let error = apply::<Workflows>(&pool, &h.next(probe))
+            .await
+            .expect_err(name);
         assert!(!error.is_transient(), "{name}: {error}");
         assert_eq!(
             detail(&pool, "acme", h.id).await.unwrap(),
@@ -1592,7 +1618,7 @@ async fn a_batch_writes_the_discussion_of_every_workflow_in_one_statement_per_ta
         }
     }
     let mut conn = pool.acquire().await.unwrap();
-    let applied = apply_batch(&mut conn, &run).await.unwrap();
+    let applied = apply_batch::<Workflows>(&mut conn, &run).await.unwrap();
     drop(conn);
     assert!(applied.stopped.is_none(), "{:?}", applied.stopped);
     assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 9]);
