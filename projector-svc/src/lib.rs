@@ -223,7 +223,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
 
 /// A built projector: connected, migrated, subscribed and bound, not yet consuming.
 pub struct Application {
-    projector: projector::Projector,
+    /// One per followed topic, each in its own consumer group, run until shutdown.
+    projectors: Vec<futures::future::BoxFuture<'static, ()>>,
     watcher: Option<DeadlineWatcher>,
     /// Shared by the projector and the watcher; closed once both have stopped.
     pool: PgPool,
@@ -237,34 +238,16 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let pool = settings.database.connect_ready().await?;
-        // Subscribing to a topic that does not exist yet would leave the group without
-        // partitions until the relay first publishes.
-        messaging::ensure_topic(&settings.kafka)
-            .await
-            .with_context(|| format!("cannot ensure kafka topic {}", settings.kafka.topic))?;
-        messaging::dead_letter::ensure_topic(&settings.kafka)
-            .await
-            .context("cannot ensure the dead-letter topic")?;
-        let dead_letters = DeadLetterProducer::new(&settings.kafka)
-            .context("cannot create the dead-letter producer")?;
-        let consumer: StreamConsumer =
-            messaging::consumer_config(&settings.kafka, &settings.group_id)
-                .set(
-                    "fetch.wait.max.ms",
-                    settings.kafka_fetch_wait_max_ms.to_string(),
-                )
-                // librdkafka commits what the projector stored (only offsets of applied
-                // batches: `enable.auto.offset.store` stays off), periodically and on revocation.
-                .set("enable.auto.commit", "true")
-                .set(
-                    "auto.commit.interval.ms",
-                    settings.kafka_commit_interval_ms.to_string(),
-                )
-                .create()
-                .context("cannot create the kafka consumer")?;
-        consumer
-            .subscribe(&[&settings.kafka.topic])
-            .with_context(|| format!("cannot subscribe to {}", settings.kafka.topic))?;
+        let projectors = vec![
+            follow::<proto::WorkflowCodec, read_model::Workflows>(
+                &settings,
+                &settings.kafka,
+                &settings.group_id,
+                pool.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+        ];
         let (router, reporter) =
             platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
         // Unknown until the first look at the parked workflows (see `report_completeness`).
@@ -285,7 +268,7 @@ impl Application {
             None
         };
         Ok(Self {
-            projector: projector::Projector::new(consumer, pool.clone(), dead_letters),
+            projectors,
             watcher,
             pool,
             router,
@@ -318,7 +301,7 @@ impl Application {
             self.reporter.clone(),
             self.shutdown.clone(),
         ));
-        self.projector.run(&self.shutdown).await;
+        futures::future::join_all(self.projectors).await;
         completeness
             .await
             .context("read-model health task panicked")?;
@@ -328,6 +311,50 @@ impl Application {
         self.pool.close().await;
         health.await.context("health endpoint task panicked")?
     }
+}
+
+/// A projector of the events on `kafka.topic` (decoded by `C`) into the read model `P`, in the
+/// consumer group `group`: subscribed, ready to run until `shutdown`.
+async fn follow<C, P>(
+    settings: &Settings,
+    kafka: &KafkaSettings,
+    group: &str,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<futures::future::BoxFuture<'static, ()>>
+where
+    C: es_kernel::EventCodec,
+    P: projection::Projection<Event = C::Event>,
+{
+    // Subscribing to a topic that does not exist yet would leave the group without partitions
+    // until the relay first publishes.
+    messaging::ensure_topic(kafka)
+        .await
+        .with_context(|| format!("cannot ensure kafka topic {}", kafka.topic))?;
+    messaging::dead_letter::ensure_topic(kafka)
+        .await
+        .with_context(|| format!("cannot ensure the dead-letter topic of {}", kafka.topic))?;
+    let dead_letters =
+        DeadLetterProducer::new(kafka).context("cannot create the dead-letter producer")?;
+    let consumer: StreamConsumer = messaging::consumer_config(kafka, group)
+        .set(
+            "fetch.wait.max.ms",
+            settings.kafka_fetch_wait_max_ms.to_string(),
+        )
+        // librdkafka commits what the projector stored (only offsets of applied batches:
+        // `enable.auto.offset.store` stays off), periodically and on revocation.
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            settings.kafka_commit_interval_ms.to_string(),
+        )
+        .create()
+        .context("cannot create the kafka consumer")?;
+    consumer
+        .subscribe(&[&kafka.topic])
+        .with_context(|| format!("cannot subscribe to {}", kafka.topic))?;
+    let projector = projector::Projector::<C, P>::new(consumer, pool, dead_letters);
+    Ok(Box::pin(projector.run(shutdown)))
 }
 
 /// Keeps [`READ_MODEL_HEALTH`] up to date until shutdown.

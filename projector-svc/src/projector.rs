@@ -1,18 +1,20 @@
-//! The consume → apply (or dead-letter) → commit loop.
+//! The consume → apply (or dead-letter) → commit loop of one projection: a context's topic
+//! (decoded by its codec) into one read model (a `projection::Projection`).
 
+use es_kernel::{EventCodec, RecordedEvent};
 use futures::FutureExt;
 use messaging::dead_letter::{DeadLetterKind, DeadLetterProducer, Envelope};
 use platform::backoff::Backoff;
-use projection::{ApplyOutcome, Park, ProjectionError};
+use projection::{ApplyOutcome, Park, Projection, ProjectionError};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
 use sqlx::PgPool;
+use std::marker::PhantomData;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-use workflow_domain::{RecordedEvent, WorkflowEvent};
 
 /// Evaluates `$attempt` (an expression awaiting a `Result`) until it is `Ok`, backing off
 /// between failures, or until shutdown (`Err(Interrupted)`). Every error it returns is one worth
@@ -43,17 +45,23 @@ macro_rules! retry {
 /// whatever has arrived, usually one message.
 pub const MAX_BATCH: usize = 2_048;
 
-pub(crate) struct Projector {
+/// Events of the context `C` encodes, into the read model `P`.
+pub(crate) struct Projector<C, P> {
     consumer: StreamConsumer,
     pool: PgPool,
     dead_letters: DeadLetterProducer,
+    read_model: PhantomData<fn() -> (C, P)>,
 }
 
 /// Shutdown arrived while a step was waiting to be retried: the message stays uncommitted and
 /// is redelivered to the next run.
 struct Interrupted;
 
-impl Projector {
+impl<C, P> Projector<C, P>
+where
+    C: EventCodec,
+    P: Projection<Event = C::Event>,
+{
     pub(crate) fn new(
         consumer: StreamConsumer,
         pool: PgPool,
@@ -63,10 +71,12 @@ impl Projector {
             consumer,
             pool,
             dead_letters,
+            read_model: PhantomData,
         }
     }
 
-    pub(crate) async fn run(self, shutdown: &CancellationToken) {
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
+        let shutdown = &shutdown;
         loop {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -88,7 +98,7 @@ impl Projector {
             }
         }
         self.final_commit();
-        tracing::info!("projector stopped");
+        tracing::info!(topic = ?self.consumer.subscription().ok(), "projector stopped");
     }
 
     /// `first` plus whatever the consumer already holds, up to [`MAX_BATCH`]: under load a
@@ -157,19 +167,16 @@ impl Projector {
     async fn apply_run(&self, messages: &[BorrowedMessage<'_>]) -> Result<usize, ProjectionError> {
         let started = Instant::now();
         // An undecodable message ends the run; `process` dead-letters it after this commit.
-        let events: Vec<RecordedEvent<WorkflowEvent>> = messages
+        let events: Vec<RecordedEvent<C::Event>> = messages
             .iter()
-            .map_while(|message| messaging::decode::<proto::WorkflowCodec, _>(message).ok())
+            .map_while(|message| messaging::decode::<C, _>(message).ok())
             .collect();
         if events.is_empty() {
             return Ok(0);
         }
         // A parked or contradicting event ends it too, and nothing of it is written.
-        let applied = projection::apply_batch::<read_model::Workflows>(
-            &mut *self.pool.acquire().await?,
-            &events,
-        )
-        .await?;
+        let applied =
+            projection::apply_batch::<P>(&mut *self.pool.acquire().await?, &events).await?;
         for (event, outcome) in events.iter().zip(&applied.outcomes) {
             tracing::debug!(
                 event_id = %event.event_id,
@@ -194,20 +201,20 @@ impl Projector {
         shutdown: &CancellationToken,
     ) -> Result<(), Interrupted> {
         let started = Instant::now();
-        let event = match messaging::decode::<proto::WorkflowCodec, _>(message) {
+        let event = match messaging::decode::<C, _>(message) {
             Ok(event) => event,
             Err(error) => {
                 let envelope = Envelope::of(message);
                 let error = error.to_string();
-                // The key is the workflow id even when the payload is garbage, so the workflow
-                // can still be parked.
+                // The key is the aggregate id even when the payload is garbage, so the
+                // aggregate can still be parked.
                 let park = envelope.aggregate_id().map(|aggregate_id| Park {
                     aggregate_id,
                     tenant_id: envelope.tenant_id.clone(),
                     reason: error.clone(),
                     first_event_id: envelope.event_id(),
                 });
-                let kind = DeadLetterKind::of_undecodable::<proto::WorkflowCodec, _>(message);
+                let kind = DeadLetterKind::of_undecodable::<C, _>(message);
                 return self
                     .dead_letter(message, kind, &error, park, shutdown)
                     .await;
@@ -216,7 +223,7 @@ impl Projector {
         let applied = retry!(
             shutdown,
             "apply event",
-            match projection::apply::<read_model::Workflows>(&self.pool, &event).await {
+            match projection::apply::<P>(&self.pool, &event).await {
                 Err(error) if error.is_transient() => Err(error),
                 settled => Ok(settled),
             }
@@ -225,7 +232,7 @@ impl Projector {
             Ok(ApplyOutcome::Parked) => (
                 DeadLetterKind::Parked,
                 format!(
-                    "workflow {} is parked after an earlier dead letter",
+                    "aggregate {} is parked after an earlier dead letter",
                     event.aggregate_id
                 ),
             ),
@@ -258,8 +265,8 @@ impl Projector {
     }
 
     /// The single place a message that can never be applied goes: into the dead-letter topic,
-    /// then its workflow is parked. Producing first means a crash in between dead-letters the
-    /// message twice rather than parks a workflow for a dead letter that does not exist.
+    /// then its aggregate is parked. Producing first means a crash in between dead-letters the
+    /// message twice rather than parks an aggregate for a dead letter that does not exist.
     async fn dead_letter(
         &self,
         message: &BorrowedMessage<'_>,
@@ -288,13 +295,13 @@ impl Projector {
         match park {
             Some(park) => retry!(
                 shutdown,
-                "park workflow",
+                "park aggregate",
                 projection::park(&self.pool, &park).await
             )?,
             None => tracing::warn!(
                 dlq_partition,
                 dlq_offset,
-                "dead letter names no workflow to park"
+                "dead letter names no aggregate to park"
             ),
         }
         Ok(())
