@@ -337,13 +337,7 @@ fn spawn_reactions(
         topic: settings.topics.topic(context),
         ..settings.kafka.clone()
     };
-    let name = |base: &'static str| -> &'static str {
-        match settings.reactions_group_suffix.as_str() {
-            "" => base,
-            // Built once per start; a process manager keeps its name for its lifetime.
-            suffix => Box::leak(format!("{base}{suffix}").into_boxed_str()),
-        }
-    };
+    let name = |base: &str| format!("{base}{}", settings.reactions_group_suffix);
     vec![
         spawn_process(
             process_manager::ProcessManager {
@@ -376,23 +370,13 @@ where
 {
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        let name = process.name;
-        // A consumer subscribed to a topic that does not exist yet may not notice it appear for
-        // minutes: create it (and its dead-letter topic) first, as the relay would.
-        for ensured in [
-            messaging::ensure_topic(&process.kafka).await,
-            messaging::dead_letter::ensure_topic(&process.kafka).await,
-        ] {
-            if let Err(error) = ensured {
-                tracing::warn!(process = name, topic = %process.kafka.topic, error = %error, "could not ensure topic");
-            }
-        }
+        let name = process.name.clone();
         match process.run(shutdown).await {
             process_manager::Stopped::Shutdown => {
-                tracing::info!(process = name, "reactions stopped")
+                tracing::info!(process = %name, "reactions stopped")
             }
             process_manager::Stopped::Kafka(error) => {
-                tracing::error!(process = name, error = %error, "reactions cannot follow their topic")
+                tracing::error!(process = %name, error = %error, "reactions cannot follow their topic")
             }
         }
     })

@@ -85,7 +85,7 @@ pub trait Dispatch<R>: Send + Sync + 'static {
 /// `dispatch`.
 pub struct ProcessManager<R, D> {
     /// Names the consumer group, `ringiflow.process.<name>`.
-    pub name: &'static str,
+    pub name: String,
     pub reactor: R,
     pub dispatch: D,
     pub kafka: KafkaSettings,
@@ -107,8 +107,9 @@ where
         format!("ringiflow.process.{}", self.name)
     }
 
-    /// Follows the topic until `shutdown`. Stops early only if the consumer or the dead-letter
-    /// producer cannot be created or subscribed.
+    /// Follows the topic (creating it and its dead-letter topic if need be) until `shutdown`.
+    /// Stops early only if the consumer or the dead-letter producer cannot be created or
+    /// subscribed.
     pub async fn run(self, shutdown: CancellationToken) -> Stopped {
         match self.follow(&shutdown).await {
             Ok(()) => Stopped::Shutdown,
@@ -117,12 +118,22 @@ where
     }
 
     async fn follow(&self, shutdown: &CancellationToken) -> Result<(), rdkafka::error::KafkaError> {
+        // A consumer subscribed to a topic that does not exist yet may not notice it appear for
+        // minutes: create it (and its dead-letter topic) first, as the relay does.
+        for ensured in [
+            messaging::ensure_topic(&self.kafka).await,
+            messaging::dead_letter::ensure_topic(&self.kafka).await,
+        ] {
+            if let Err(error) = ensured {
+                tracing::warn!(process = %self.name, topic = %self.kafka.topic, error = %error, "could not ensure topic");
+            }
+        }
         let consumer: StreamConsumer =
             messaging::consumer_config(&self.kafka, &self.group_id()).create()?;
         consumer.subscribe(&[&self.kafka.topic])?;
         let dead_letters = DeadLetterProducer::new(&self.kafka)?;
         let mut backoff = Backoff::default();
-        tracing::info!(process = self.name, topic = %self.kafka.topic, "process manager following");
+        tracing::info!(process = %self.name, topic = %self.kafka.topic, "process manager following");
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -131,7 +142,7 @@ where
             let message = match message {
                 Ok(message) => message,
                 Err(error) => {
-                    tracing::warn!(process = self.name, error = %error, "cannot consume; retrying");
+                    tracing::warn!(process = %self.name, error = %error, "cannot consume; retrying");
                     backoff.wait(shutdown).await;
                     continue;
                 }
@@ -144,7 +155,7 @@ where
             // The message is done with (or set aside): a crash before this commit redelivers
             // it, which the derived command ids make harmless.
             while let Err(error) = consumer.commit_message(&message, CommitMode::Async) {
-                tracing::warn!(process = self.name, error = %error, "cannot commit; retrying");
+                tracing::warn!(process = %self.name, error = %error, "cannot commit; retrying");
                 backoff.wait(shutdown).await;
                 if shutdown.is_cancelled() {
                     return Ok(());
@@ -176,7 +187,7 @@ where
                 match self.dispatch.dispatch(reaction.clone(), &cause).await {
                     Ok(()) => break,
                     Err(DispatchError::Permanent(problem)) => {
-                        tracing::error!(process = self.name, event_id = %cause.event_id, %problem, "reaction refused");
+                        tracing::error!(process = %self.name, event_id = %cause.event_id, %problem, "reaction refused");
                         let kind = DeadLetterKind::Rejected;
                         if !self
                             .dead_letter(dead_letters, message, kind, &problem, shutdown)
@@ -187,7 +198,7 @@ where
                         break;
                     }
                     Err(DispatchError::Transient(problem)) => {
-                        tracing::warn!(process = self.name, event_id = %cause.event_id, %problem, "reaction failed; retrying");
+                        tracing::warn!(process = %self.name, event_id = %cause.event_id, %problem, "reaction failed; retrying");
                         backoff.wait(shutdown).await;
                         if shutdown.is_cancelled() {
                             return false;
@@ -214,7 +225,7 @@ where
             match dead_letters.send(message, kind, problem).await {
                 Ok(_) => return true,
                 Err(error) => {
-                    tracing::warn!(process = self.name, error = %error, "cannot dead-letter; retrying");
+                    tracing::warn!(process = %self.name, error = %error, "cannot dead-letter; retrying");
                     backoff.wait(shutdown).await;
                     if shutdown.is_cancelled() {
                         return false;

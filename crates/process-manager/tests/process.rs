@@ -143,7 +143,7 @@ async fn produce(
 async fn run_until(settings: &KafkaSettings, stock: &Stock, until: impl Fn(&Stock) -> bool) {
     let shutdown = CancellationToken::new();
     let manager = ProcessManager {
-        name: "reserve-stock-test",
+        name: "reserve-stock-test".into(),
         reactor: ReserveStock,
         dispatch: stock.clone(),
         kafka: settings.clone(),
