@@ -1,8 +1,9 @@
-//! projector-svc: consumes `ringiflow.workflow.events` in a consumer group and keeps the
-//! workflow read model up to date, one event per read-database transaction. A Kafka offset is
-//! committed only after its event's transaction committed, or after the broker acknowledged the
-//! message's copy in the dead-letter topic `<topic>.dlq`, so a crash redelivers, and
-//! redelivery is harmless.
+//! projector-svc: consumes each context's topic in a consumer group of its own and keeps that
+//! context's read model up to date — `ringiflow.workflow.events` into the workflow read model,
+//! the System Board's systems, vulnerabilities and tasks topics into theirs — a run of events
+//! per read-database transaction (the `projection` pipeline). A Kafka offset is committed only
+//! after its event's transaction committed, or after the broker acknowledged the message's copy
+//! in the dead-letter topic `<topic>.dlq`, so a crash redelivers, and redelivery is harmless.
 //!
 //! Alongside the consumer runs the deadline watcher (see [`DeadlineWatcher`]), which escalates
 //! overdue steps through command-svc.
@@ -71,7 +72,8 @@ pub struct Settings {
     pub database: read_model::DatabaseSettings,
     #[command(flatten)]
     pub kafka: KafkaSettings,
-    /// Consumer group; one group per projection, so each projection sees every event.
+    /// Consumer group of the workflow projection; the System Board's projections consume in
+    /// `ringiflow-projector-<context>`. One group per projection, so each sees every event.
     #[arg(
         long,
         env = "RINGIFLOW_KAFKA_GROUP_ID",
@@ -97,6 +99,9 @@ pub struct Settings {
         default_value_t = 1_000
     )]
     pub kafka_commit_interval_ms: u32,
+    /// Topics of the System Board's contexts.
+    #[command(flatten)]
+    pub topics: messaging::ContextTopics,
     #[command(flatten)]
     pub deadlines: DeadlineSettings,
     #[command(flatten)]
@@ -238,11 +243,48 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let pool = settings.database.connect_ready().await?;
+        // The System Board's contexts, each into its read model in a group of its own.
+        let [systems, vulnerabilities, tasks] = &system_board::REGISTRATIONS;
+        let board = |context| {
+            (
+                KafkaSettings {
+                    topic: settings.topics.topic(context),
+                    ..settings.kafka.clone()
+                },
+                format!("ringiflow-projector-{}", context.name),
+            )
+        };
+        let ((systems, systems_group), (scans, scans_group), (tasks, tasks_group)) =
+            (board(systems), board(vulnerabilities), board(tasks));
         let projectors = vec![
             follow::<proto::WorkflowCodec, read_model::Workflows>(
                 &settings,
                 &settings.kafka,
                 &settings.group_id,
+                pool.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+            follow::<proto::SystemCodec, board_read_model::Systems>(
+                &settings,
+                &systems,
+                &systems_group,
+                pool.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+            follow::<proto::ScanCodec, board_read_model::Scans>(
+                &settings,
+                &scans,
+                &scans_group,
+                pool.clone(),
+                shutdown.clone(),
+            )
+            .await?,
+            follow::<proto::TaskCodec, board_read_model::Tasks>(
+                &settings,
+                &tasks,
+                &tasks_group,
                 pool.clone(),
                 shutdown.clone(),
             )

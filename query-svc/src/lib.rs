@@ -1,7 +1,10 @@
-//! query-svc: `ringiflow.workflow.v1.WorkflowQueryService` over the read database, and over the
-//! event store for workflow histories only. Every answer is limited to the caller's tenant.
+//! query-svc: `ringiflow.workflow.v1.WorkflowQueryService` and
+//! `ringiflow.systemboard.v1.SystemBoardQueryService` over the read database, and over the event
+//! store for workflow histories and the board's causal chains only. Every answer is limited to
+//! the caller's tenant.
 #![forbid(unsafe_code)]
 
+mod board;
 mod convert;
 mod service;
 
@@ -9,6 +12,9 @@ use anyhow::Context;
 use event_store::EventStore;
 use platform::auth::GrpcAuth;
 use platform::settings::{AuthSettings, TelemetrySettings};
+use proto::systemboard::v1::system_board_query_service_server::{
+    self, SystemBoardQueryServiceServer,
+};
 use proto::workflow::v1::workflow_query_service_server::{self, WorkflowQueryServiceServer};
 use read_model::freshness::Freshness;
 use sqlx::PgPool;
@@ -20,9 +26,12 @@ use tonic::transport::server::Router;
 use tonic_health::server::HealthReporter;
 
 /// Reported SERVING through grpc.health.v1 while the server runs.
-const SERVICES: &[&str] = &[workflow_query_service_server::SERVICE_NAME];
+const SERVICES: &[&str] = &[
+    workflow_query_service_server::SERVICE_NAME,
+    system_board_query_service_server::SERVICE_NAME,
+];
 
-/// Pooled connections to the event store, which only histories read. The gateway prices a
+/// Pooled connections to the event store, which only histories and causal chains read. The gateway prices a
 /// history accordingly, so one request cannot queue many of them.
 const EVENT_STORE_CONNECTIONS: u32 = 4;
 
@@ -41,7 +50,7 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     #[command(flatten)]
     pub database: read_model::DatabaseSettings,
-    /// PostgreSQL URL of the event store, read (only) for workflow histories.
+    /// PostgreSQL URL of the event store, read (only) for workflow histories and causal chains.
     #[arg(
         long,
         env = "RINGIFLOW_EVENT_STORE_URL",
@@ -105,15 +114,25 @@ impl Application {
                         .connect_options(&settings.event_store_url)
                         .context("invalid event store url")?,
                 ),
-            &[workflow_domain::REGISTRATION],
+            &[
+                workflow_domain::REGISTRATION,
+                system_board::REGISTRATIONS[0],
+                system_board::REGISTRATIONS[1],
+                system_board::REGISTRATIONS[2],
+            ],
         );
         let (router, reporter) =
             platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
+        let auth = GrpcAuth(Arc::new(settings.auth.jwt()?));
+        let board = SystemBoardQueryServiceServer::with_interceptor(
+            board::BoardQueryService::new(pool.clone(), events.clone()),
+            auth.clone(),
+        );
         let queries = WorkflowQueryServiceServer::with_interceptor(
             service::QueryService::new(pool.clone(), freshness, events),
-            GrpcAuth(Arc::new(settings.auth.jwt()?)),
+            auth,
         );
-        let router = router.add_service(queries);
+        let router = router.add_service(queries).add_service(board);
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;

@@ -4,6 +4,7 @@
 //! needs.
 #![forbid(unsafe_code)]
 
+mod chain;
 mod outbox;
 mod prior;
 mod scan;
@@ -19,6 +20,7 @@ use sqlx::{PgPool, Row};
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub use chain::ChainLink;
 pub use outbox::{
     OutboxConnection, PendingEvent, UnreadableEvent, LEADER_CALL_TIMEOUT, LEADER_IDLE_TIMEOUT,
     OUTBOX_CHANNEL,
