@@ -1,6 +1,12 @@
-//! gRPC clients of command-svc and query-svc.
+//! gRPC clients of command-svc and query-svc: one channel per service, shared by the clients
+//! of every contract it serves (the workflow's and the System Board's), so every call of any of
+//! them runs under the same timeouts. The caller's token and correlation id travel on each
+//! request (`caller::Caller::request`), and every failure goes through the one error mapping
+//! (`errors::graphql_error`); `schema::call` is the one path that does both.
 
 use anyhow::Context as _;
+use proto::systemboard::v1::system_board_command_service_client::SystemBoardCommandServiceClient;
+use proto::systemboard::v1::system_board_query_service_client::SystemBoardQueryServiceClient;
 use proto::workflow::v1::definition_command_service_client::DefinitionCommandServiceClient;
 use proto::workflow::v1::workflow_command_service_client::WorkflowCommandServiceClient;
 use proto::workflow::v1::workflow_query_service_client::WorkflowQueryServiceClient;
@@ -24,6 +30,10 @@ pub(crate) struct Backends {
     /// Served by command-svc too, over the same connection.
     pub(crate) definitions: DefinitionCommandServiceClient<Channel>,
     pub(crate) query: WorkflowQueryServiceClient<Channel>,
+    /// The System Board's commands, served by command-svc over the same connection.
+    pub(crate) board_command: SystemBoardCommandServiceClient<Channel>,
+    /// The System Board's queries, served by query-svc over the same connection.
+    pub(crate) board_query: SystemBoardQueryServiceClient<Channel>,
     command_health: HealthClient<Channel>,
     query_health: HealthClient<Channel>,
 }
@@ -40,6 +50,8 @@ impl Backends {
             command: WorkflowCommandServiceClient::new(command.clone()),
             definitions: DefinitionCommandServiceClient::new(command.clone()),
             query: WorkflowQueryServiceClient::new(query.clone()),
+            board_command: SystemBoardCommandServiceClient::new(command.clone()),
+            board_query: SystemBoardQueryServiceClient::new(query.clone()),
             command_health: HealthClient::new(command),
             query_health: HealthClient::new(query),
         })

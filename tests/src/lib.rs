@@ -73,10 +73,19 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
     let suffix = Uuid::new_v4().simple().to_string();
     let topic = format!("ringiflow.workflow.events.test-{suffix}");
     let group = format!("ringiflow-projector-test-{suffix}");
+    // The System Board's topics, projector groups and reaction groups of this stack alone, so
+    // stacks of parallel tests never take each other's events.
+    let context_topics = format!(
+        "systems=test.systems.{suffix},vulnerabilities=test.vulnerabilities.{suffix},\
+         tasks=test.tasks.{suffix}"
+    );
+    let context_groups = format!("ringiflow-projector-test-{suffix}");
+    let reactions_suffix = format!(".test-{suffix}");
     let kafka = [
         ("kafka-brokers", brokers),
         ("kafka-topic", topic.as_str()),
         ("kafka-topic-partitions", "3"),
+        ("context-topic", context_topics.as_str()),
     ];
     let any_port = "127.0.0.1:0";
     let shutdown = CancellationToken::new();
@@ -89,6 +98,7 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
                 [
                     ("listen-addr", any_port),
                     ("event-store-url", events_url.as_str()),
+                    ("reactions-group-suffix", reactions_suffix.as_str()),
                 ]
                 .as_slice(),
                 &kafka,
@@ -111,6 +121,7 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
                     ("health-addr", any_port),
                     ("read-database-url", read_url.as_str()),
                     ("group-id", group.as_str()),
+                    ("context-group-prefix", context_groups.as_str()),
                     ("command-url", command_url.as_str()),
                     ("deadline-scan-interval-ms", "200"),
                 ]

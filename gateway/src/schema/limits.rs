@@ -49,6 +49,12 @@ pub(crate) const LOOKUP: usize = 10;
 pub(crate) const WAIT: usize = 1_000;
 /// A list page and its count, both served by indexes.
 pub(crate) const LIST: usize = 100;
+/// A lookup by id that has no batch call (a System Board `system(id)`): a query-svc call of
+/// its own, priced as one, like a list page.
+pub(crate) const GET: usize = LIST;
+/// The items a list answered whole rather than a page at a time (a system's vulnerabilities,
+/// a causal chain) is priced at: a full page.
+pub(crate) const UNPAGED: Option<i32> = Some(100);
 /// A search: a trigram index lookup, or for one or two characters a scan of the tenant.
 pub(crate) const SEARCH: usize = 1_000;
 /// A history, read from the event store through query-svc's pool of four connections: at most

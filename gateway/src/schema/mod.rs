@@ -1,6 +1,7 @@
 //! The GraphQL schema. Resolvers verify the caller, translate to the gRPC contract and back, and
 //! hold no state: validation beyond what the wire types force belongs to the backends.
 
+mod board;
 mod limits;
 mod loader;
 mod mutation;
@@ -10,11 +11,28 @@ mod types;
 use crate::backends::Backends;
 use crate::caller::{Caller, Incoming};
 use crate::errors::{code_request_errors, graphql_error};
-use async_graphql::{Context, EmptySubscription, Schema, ID};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema, ID};
 use platform::auth::Jwt;
+use std::future::Future;
 use std::sync::Arc;
 
-type GatewaySchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+type GatewaySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Every read: the workflow context's and the System Board's.
+#[derive(MergedObject, Default)]
+pub(crate) struct QueryRoot(query::WorkflowQuery, board::query::BoardQuery);
+
+/// Every command: the workflow context's and the System Board's.
+#[derive(MergedObject, Default)]
+pub(crate) struct MutationRoot(mutation::WorkflowMutation, board::mutation::BoardMutation);
+
+fn roots() -> (QueryRoot, MutationRoot, EmptySubscription) {
+    (
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+}
 
 /// The schema and what runs around every execution of it: the shape limits on a parsed
 /// document (remembered per document text), and the error codes of what async-graphql refuses
@@ -28,7 +46,8 @@ pub(crate) struct Api {
 }
 
 pub(crate) fn build(backends: Backends, jwt: Jwt, introspection: bool) -> Api {
-    let schema = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+    let (query, mutation, subscription) = roots();
+    let schema = Schema::build(query, mutation, subscription)
         .data(backends)
         .data(jwt)
         .limit_depth(limits::MAX_DEPTH)
@@ -85,6 +104,27 @@ fn authorized<'a>(ctx: &Context<'a>) -> async_graphql::Result<(Caller, &'a Backe
         .authenticate(data::<Jwt>(ctx)?)
         .map_err(graphql_error)?;
     Ok((caller, data::<Backends>(ctx)?))
+}
+
+/// One call to a backend on behalf of the verified caller, through the client `pick` chooses:
+/// the path the gateway's calls take, so each carries the caller's token and the request's
+/// correlation id, runs under its channel's timeouts (`backends`) and fails through the one
+/// error mapping.
+async fn call<C, R, F, Fut, Out>(
+    ctx: &Context<'_>,
+    pick: fn(&Backends) -> C,
+    message: R,
+    call: F,
+) -> async_graphql::Result<Out>
+where
+    F: FnOnce(C, tonic::Request<R>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<Out>, tonic::Status>>,
+{
+    let (caller, backends) = authorized(ctx)?;
+    let response = call(pick(backends), caller.request(message))
+        .await
+        .map_err(graphql_error)?;
+    Ok(response.into_inner())
 }
 
 /// What [`build`] or [`prepare`] attached; missing, it is a wiring bug, reported as INTERNAL
@@ -181,6 +221,11 @@ mod tests {
             r#"{ workflow(id: "x") { id } }"#,
             "{ workflows { edges { cursor } } }",
             r#"mutation { submitWorkflow(input: { workflowId: "x" }) { version } }"#,
+            r#"{ system(id: "x") { id } }"#,
+            "{ tasks { nodes { id } } }",
+            r#"{ causalChain(correlationId: "x") { eventId } }"#,
+            r#"mutation { recordFinding(input: { scanId: "x", cve: "CVE-2021-44228", cvss: 9.8,
+                 package: "log4j-core" }) { version } }"#,
         ];
         for operation in operations {
             for authorization in [None, Some("Bearer forged".to_owned())] {
@@ -209,6 +254,11 @@ mod tests {
         for query in [
             r#"{ workflow(id: "6f9619ff-8b86-d011-b42d-00cf4fc964ff") { id } }"#,
             r#"{ workflow(id: "6f9619ff-8b86-d011-b42d-00cf4fc964ff", minVersion: 3) { id } }"#,
+            r#"{ system(id: "6f9619ff-8b86-d011-b42d-00cf4fc964ff") { id } }"#,
+            "{ systems { nodes { id } pageInfo { hasNextPage endCursor } } }",
+            r#"{ tasks(filter: { mine: true, overdueOnly: true }) { nodes { id } } }"#,
+            r#"mutation { registerSystem(input: { name: "n", owner: "o", environment: TEST,
+                 packages: [{ name: "log4j-core", version: "2.14.1" }] }) { aggregateId } }"#,
         ] {
             let response = execute(Some(bearer()), query).await;
             assert_eq!(codes(&response), ["UNAVAILABLE"], "{query}");
@@ -293,17 +343,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn board_input_the_wire_cannot_carry_is_refused_without_a_backend_call() {
+        let cases = [
+            (
+                r#"mutation { recordFinding(input: { scanId: "x", cve: "CVE-2021-44228",
+                     cvss: 9.85, package: "log4j-core" }) { version } }"#,
+                "cvss",
+            ),
+            (
+                r#"mutation { recordFinding(input: { scanId: "x", cve: "CVE-2021-44228",
+                     cvss: -1, package: "log4j-core" }) { version } }"#,
+                "cvss",
+            ),
+            ("{ systems(first: -1) { nodes { id } } }", "first"),
+            ("{ tasks(first: -1) { nodes { id } } }", "first"),
+        ];
+        for (query, field) in cases {
+            let response = execute(Some(bearer()), query).await;
+            assert_eq!(codes(&response), ["INVALID_ARGUMENT"], "{query}");
+            assert_eq!(
+                response["errors"][0]["extensions"]["field"], field,
+                "{query}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn each_costly_field_is_priced_by_what_it_costs_the_backends() {
         let wait = format!(r#"workflow(id: "{ID}", minVersion: 3) {{ id }}"#);
         let history = format!(r#"workflowHistory(id: "{ID}") {{ version }}"#);
         let search = r#"searchWorkflows(text: "a", first: 5) { totalCount }"#;
         let submit = format!(r#"submitWorkflow(input: {{ workflowId: "{ID}" }}) {{ version }}"#);
+        let complete_scan = format!(r#"completeScan(input: {{ scanId: "{ID}" }}) {{ version }}"#);
+        let system = format!(r#"system(id: "{ID}") {{ id }}"#);
+        let chain = format!(r#"causalChain(correlationId: "{ID}") {{ eventId }}"#);
+        let vulnerabilities = format!(r#"systemVulnerabilities(systemId: "{ID}") {{ cve cvss }}"#);
         let cases = [
             ("reads at a minimum version", "", wait.as_str(), 9),
             ("histories", "", &history, 3),
             ("searches", "", search, 9),
             ("dashboards", "", "dashboard { overdue }", 9),
             ("mutations", "mutation", &submit, 19),
+            ("board mutations", "mutation", &complete_scan, 19),
+            ("system lookups", "", &system, 99),
+            ("causal chains", "", &chain, 3),
+            ("vulnerability lists", "", &vulnerabilities, 33),
+            ("task pages", "", "tasks(first: 100) { nodes { id } }", 33),
         ];
         for (name, operation, field, most) in cases {
             let admitted = execute(Some(bearer()), &aliased(operation, most, field)).await;
@@ -443,9 +528,8 @@ mod tests {
 
     #[test]
     fn the_sdl_has_the_documented_shape() {
-        let sdl = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
-            .finish()
-            .sdl();
+        let (query, mutation, subscription) = roots();
+        let sdl = Schema::build(query, mutation, subscription).finish().sdl();
         for expected in [
             "workflow(id: ID!, minVersion: Int): Workflow!",
             "myTasks(first: Int = 20, after: String): WorkflowConnection!",
@@ -467,6 +551,25 @@ mod tests {
             "eventIds: [ID!]!",
             "IN_PROGRESS",
             "endCursor: String",
+            "system(id: ID!): System!",
+            "systems(first: Int = 20, after: String): SystemConnection!",
+            "tasks(filter: TaskFilter, first: Int = 20, after: String): TaskConnection!",
+            "systemVulnerabilities(systemId: ID!): [Vulnerability!]!",
+            "causalChain(correlationId: ID!): [ChainEvent!]!",
+            "registerSystem(input: RegisterSystemInput!): BoardCommandResult!",
+            "updatePackages(input: UpdatePackagesInput!): BoardCommandResult!",
+            "decommissionSystem(input: DecommissionSystemInput!): BoardCommandResult!",
+            "recordFinding(input: RecordFindingInput!): BoardCommandResult!",
+            "completeScan(input: CompleteScanInput!): BoardCommandResult!",
+            "assignTask(input: AssignTaskInput!): BoardCommandResult!",
+            "completeTask(input: CompleteTaskInput!): BoardCommandResult!",
+            "openVulnerabilities: VulnerabilityCounts!",
+            "securityAlerts: [SecurityAlert!]!",
+            "cvss: Float!",
+            "causationId: ID!",
+            "SCAN_REVIEW",
+            "PRODUCTION",
+            "CRITICAL",
         ] {
             assert!(sdl.contains(expected), "missing {expected:?} in\n{sdl}");
         }

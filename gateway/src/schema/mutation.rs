@@ -4,7 +4,7 @@
 use super::limits;
 use super::types::Priority;
 use super::types::Workflow;
-use super::{authorized, canonical, non_negative};
+use super::{call, canonical, non_negative};
 use crate::backends::Backends;
 use crate::errors::graphql_error;
 use async_graphql::{
@@ -18,7 +18,8 @@ use std::future::Future;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-pub(crate) struct MutationRoot;
+#[derive(Default)]
+pub(crate) struct WorkflowMutation;
 
 #[derive(InputObject)]
 struct CreateWorkflowInput {
@@ -223,7 +224,8 @@ impl From<pb::CommandResult> for WorkflowCommandPayload {
     }
 }
 
-fn command_id(id: Option<ID>) -> String {
+/// The client's command id, or a fresh one when it sent none.
+pub(super) fn command_id(id: Option<ID>) -> String {
     id.map_or_else(|| Uuid::new_v4().to_string(), canonical)
 }
 
@@ -241,24 +243,20 @@ impl WorkflowTarget {
 type CommandClient = WorkflowCommandServiceClient<Channel>;
 type DefinitionClient = DefinitionCommandServiceClient<Channel>;
 
-/// Sends one command on behalf of the verified caller: the single path every mutation takes,
-/// through the client `pick` chooses.
-async fn send_to<C, R, F, Fut, Out, P>(
+/// Sends one command on behalf of the verified caller (see [`call`]), through the client `pick`
+/// chooses, and answers its payload.
+pub(super) async fn send_to<C, R, F, Fut, Out, P>(
     ctx: &Context<'_>,
     pick: fn(&Backends) -> C,
     message: R,
-    call: F,
+    send: F,
 ) -> Result<P>
 where
     F: FnOnce(C, tonic::Request<R>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Out>, tonic::Status>>,
     P: From<Out>,
 {
-    let (caller, backends) = authorized(ctx)?;
-    let result = call(pick(backends), caller.request(message))
-        .await
-        .map_err(graphql_error)?;
-    Ok(result.into_inner().into())
+    Ok(call(ctx, pick, message, send).await?.into())
 }
 
 /// A workflow command.
@@ -318,7 +316,7 @@ fn date(date: NaiveDate) -> String {
 }
 
 #[Object]
-impl MutationRoot {
+impl WorkflowMutation {
     /// Creates a draft workflow with an inline route.
     #[graphql(complexity = "limits::single(limits::COMMAND, child_complexity)")]
     async fn create_workflow(

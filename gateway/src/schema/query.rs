@@ -13,7 +13,8 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use proto::workflow::v1 as pb;
 
-pub(crate) struct QueryRoot;
+#[derive(Default)]
+pub(crate) struct WorkflowQuery;
 
 /// Narrows `workflows`; every field is optional and they combine with AND.
 #[derive(InputObject, Default)]
@@ -179,7 +180,7 @@ pub(crate) async fn workflow(
 }
 
 /// An explicit null leaves the page size to query-svc (0 on the wire).
-fn page_size(first: Option<i32>) -> Result<u32> {
+pub(super) fn page_size(first: Option<i32>) -> Result<u32> {
     first.map_or(Ok(0), |first| non_negative("first", first))
 }
 
@@ -191,7 +192,7 @@ fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
 }
 
 #[Object]
-impl QueryRoot {
+impl WorkflowQuery {
     /// One workflow of the caller's tenant, with its steps and its latest 100 comments and
     /// attachments (`commentCount` and `attachmentCount` count all of them; `workflowHistory`
     /// holds every one). With `minVersion` (the `version` a mutation returned), waits up to 2 s
