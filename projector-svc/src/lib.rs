@@ -19,13 +19,14 @@ mod rebuild;
 
 pub use deadlines::{DeadlineSettings, DeadlineWatcher, Round};
 pub use projector::MAX_BATCH;
+pub use rebuild::ProjectionName;
 
 use anyhow::Context;
 use messaging::dead_letter::DeadLetterProducer;
 use messaging::KafkaSettings;
 use platform::settings::TelemetrySettings;
+use projection::shadow::Scope;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use read_model::shadow::Scope;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -72,8 +73,8 @@ pub struct Settings {
     pub database: read_model::DatabaseSettings,
     #[command(flatten)]
     pub kafka: KafkaSettings,
-    /// Consumer group of the workflow projection; the System Board's projections consume in
-    /// `ringiflow-projector-<context>`. One group per projection, so each sees every event.
+    /// Consumer group of the workflow projection. One group per projection, so each sees every
+    /// event.
     #[arg(
         long,
         env = "RINGIFLOW_KAFKA_GROUP_ID",
@@ -102,6 +103,13 @@ pub struct Settings {
     /// Topics of the System Board's contexts.
     #[command(flatten)]
     pub topics: messaging::ContextTopics,
+    /// The System Board's projections consume in the groups `<prefix>-<context>`.
+    #[arg(
+        long,
+        env = "RINGIFLOW_CONTEXT_GROUP_PREFIX",
+        default_value = "ringiflow-projector"
+    )]
+    pub context_group_prefix: String,
     #[command(flatten)]
     pub deadlines: DeadlineSettings,
     #[command(flatten)]
@@ -120,21 +128,27 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
-    /// Rebuild the read model from the event store in shadow tables and switch to them in one
+    /// Rebuild a read model from the event store in shadow tables and switch to them in one
     /// transaction; readers keep being answered throughout.
     Rebuild {
         #[command(flatten)]
         event_store: EventStoreArgs,
+        /// The read model to rebuild (`all`: each in turn, each switched on its own).
+        #[arg(long, value_enum, default_value_t = ProjectionName::Workflows)]
+        projection: ProjectionName,
     },
-    /// Rebuild the read model (or part of it) from the event store in shadow tables and print
+    /// Rebuild a read model (or part of it) from the event store in shadow tables and print
     /// every difference to the live one; exit status 1 if there is any.
     Verify {
         #[command(flatten)]
         event_store: EventStoreArgs,
-        /// Only this tenant's workflows.
+        /// The read model to verify (`all`: each in turn).
+        #[arg(long, value_enum, default_value_t = ProjectionName::Workflows)]
+        projection: ProjectionName,
+        /// Only this tenant's rows.
         #[arg(long)]
         tenant: Option<String>,
-        /// Only this workflow.
+        /// Only this aggregate's rows (a workflow's, a system's, a scan's or a task's).
         #[arg(long)]
         aggregate: Option<Uuid>,
     },
@@ -197,12 +211,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             let pool = settings.database.connect_ready().await?;
             dlq::replay(&pool, &settings.kafka, aggregate).await
         }
-        Some(Command::Rebuild { event_store }) => {
+        Some(Command::Rebuild {
+            event_store,
+            projection,
+        }) => {
             settings.database.connect_ready().await?;
-            rebuild::rebuild(read_database_url, &event_store.event_store_url).await
+            rebuild::rebuild(read_database_url, &event_store.event_store_url, projection).await
         }
         Some(Command::Verify {
             event_store,
+            projection,
             tenant,
             aggregate,
         }) => {
@@ -211,7 +229,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
                 tenant_id: tenant,
                 aggregate_id: aggregate,
             };
-            rebuild::verify(read_database_url, &event_store.event_store_url, scope).await
+            rebuild::verify(
+                read_database_url,
+                &event_store.event_store_url,
+                projection,
+                scope,
+            )
+            .await
         }
         None => {
             platform::telemetry::init(&settings.telemetry);
@@ -251,7 +275,7 @@ impl Application {
                     topic: settings.topics.topic(context),
                     ..settings.kafka.clone()
                 },
-                format!("ringiflow-projector-{}", context.name),
+                format!("{}-{}", settings.context_group_prefix, context.name),
             )
         };
         let ((systems, systems_group), (scans, scans_group), (tasks, tasks_group)) =

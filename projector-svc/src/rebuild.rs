@@ -1,28 +1,66 @@
-//! `rebuild` and `verify`: the read model rebuilt from the event store in a shadow (see
-//! `read_model::shadow`) by the same projection code the live projector runs, then switched
-//! to or compared with the live tables.
+//! `rebuild` and `verify`: a read model rebuilt from the event store in a shadow (see
+//! `projection::shadow`) by the same projection code the live projector runs, then switched
+//! to or compared with the live tables. One code path for every projection: the events it
+//! reads are its `Projection::Event`s of its `Projection::AGGREGATE_TYPES`, the tables it
+//! builds its `Projection::TABLES`.
 
 use anyhow::Context;
+use es_kernel::RecordedEvent;
 use event_store::{EventStore, ScannedEvent};
-use projection::{ApplyOutcome, ProjectionError, Stopped};
-use read_model::shadow::{self, Scope, Switch};
+use projection::shadow::{self, Scope, Switch};
+use projection::{ApplyOutcome, Projection, ProjectionError, Stopped};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 use std::fmt;
+use std::marker::PhantomData;
 use std::process::ExitCode;
 use std::time::Instant;
 use uuid::Uuid;
-use workflow_domain::{Aggregate, RecordedEvent, Workflow, WorkflowEvent};
 
 /// Events read and applied per shadow transaction.
 const BATCH: i64 = 1_000;
 
-/// The aggregate types the read model is built from; the store holds others too (definitions,
-/// and whatever later contexts append), which this projection never reads.
-const PROJECTED_TYPES: &[&str] = &[Workflow::TYPE];
+/// The read models `rebuild` and `verify` work on, by name (`--projection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProjectionName {
+    /// The workflow read model (`workflows`, `workflow_steps`, comments, attachments).
+    Workflows,
+    /// The System Board's systems and their alerts.
+    Systems,
+    /// The System Board's vulnerability scans and their findings.
+    Scans,
+    /// The System Board's tasks.
+    Tasks,
+    /// Every one of them, one after the other.
+    All,
+}
+
+impl ProjectionName {
+    /// The read models this name stands for, in the order a run takes them.
+    fn each(self) -> &'static [ProjectionName] {
+        use ProjectionName::*;
+        match self {
+            All => &[Workflows, Systems, Scans, Tasks],
+            Workflows => &[Workflows],
+            Systems => &[Systems],
+            Scans => &[Scans],
+            Tasks => &[Tasks],
+        }
+    }
+}
+
+impl fmt::Display for ProjectionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use clap::ValueEnum;
+        let value = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(value.get_name())
+    }
+}
 
 /// An event of the store the projection cannot apply.
 struct Failure {
+    /// What the aggregate is, in what is printed (its aggregate type).
+    aggregate: &'static str,
     aggregate_id: Uuid,
     version: i64,
     event_id: Uuid,
@@ -30,8 +68,12 @@ struct Failure {
 }
 
 impl Failure {
-    fn of(scanned: &ScannedEvent<WorkflowEvent>, problem: String) -> Self {
+    fn of<P: Projection>(scanned: &ScannedEvent<P::Event>, problem: String) -> Self {
         Self {
+            aggregate: match P::AGGREGATE_TYPES {
+                [one] => one,
+                _ => "aggregate",
+            },
             aggregate_id: scanned.aggregate_id,
             version: scanned.version,
             event_id: scanned.event_id,
@@ -44,26 +86,27 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "event {} (workflow {} version {}) cannot be applied: {}",
-            self.event_id, self.aggregate_id, self.version, self.problem
+            "event {} ({} {} version {}) cannot be applied: {}",
+            self.event_id, self.aggregate, self.aggregate_id, self.version, self.problem
         )
     }
 }
 
-/// The shadow, through the connection that owns it, and what went into it so far.
-struct Shadow {
+/// The shadow of `P`, through the connection that owns it, and what went into it so far.
+struct Shadow<P: Projection> {
     conn: PgConnection,
     scope: Scope,
     applied: u64,
     failures: Vec<Failure>,
+    projection: PhantomData<P>,
 }
 
-impl Shadow {
+impl<P: Projection> Shadow<P> {
     async fn create(read_database_url: &str, scope: Scope) -> anyhow::Result<Self> {
         let mut conn = PgConnection::connect(read_database_url)
             .await
             .context("cannot connect to the read database")?;
-        shadow::create(&mut conn)
+        shadow::create::<P>(&mut conn)
             .await
             .context("cannot create the shadow")?;
         Ok(Self {
@@ -71,6 +114,7 @@ impl Shadow {
             scope,
             applied: 0,
             failures: Vec::new(),
+            projection: PhantomData,
         })
     }
 
@@ -79,8 +123,8 @@ impl Shadow {
         let mut after = (Uuid::nil(), 0);
         loop {
             let batch = store
-                .scan(
-                    PROJECTED_TYPES,
+                .scan::<P::Event>(
+                    P::AGGREGATE_TYPES,
                     self.scope.tenant_id.as_deref(),
                     self.scope.aggregate_id,
                     after,
@@ -93,7 +137,7 @@ impl Shadow {
             };
             after = (last.aggregate_id, last.version);
             let mut tx = self.conn.begin().await?;
-            apply_all(&mut tx, batch, &mut self.applied, &mut self.failures).await?;
+            apply_all::<P>(&mut tx, batch, &mut self.applied, &mut self.failures).await?;
             tx.commit().await?;
         }
     }
@@ -105,53 +149,53 @@ impl Shadow {
     }
 }
 
-/// Brings the shadow up to the live tables: loads the events of every workflow it is behind on
-/// (see `shadow::behind`) and applies them through `conn`, which writes to the shadow — its own
-/// connection, or a switch's locked transaction.
-async fn catch_up(
+/// Brings the shadow up to the live tables: loads the events of every aggregate it is behind
+/// on (see `shadow::behind`) and applies them through `conn`, which writes to the shadow — its
+/// own connection, or a switch's locked transaction.
+async fn catch_up<P: Projection>(
     conn: &mut PgConnection,
     store: &EventStore,
     scope: &Scope,
     applied: &mut u64,
     failures: &mut Vec<Failure>,
 ) -> anyhow::Result<()> {
-    let behind = shadow::behind(conn, scope).await?;
+    let behind = shadow::behind::<P>(conn, scope).await?;
     if behind.is_empty() {
         return Ok(());
     }
     let events = store
-        .after_versions(PROJECTED_TYPES, &behind)
+        .after_versions::<P::Event>(P::AGGREGATE_TYPES, &behind)
         .await
         .context("cannot read the event store")?;
-    Ok(apply_all(conn, events, applied, failures).await?)
+    Ok(apply_all::<P>(conn, events, applied, failures).await?)
 }
 
 /// Applies events in order, each run of decoded events in one batch; only an error worth
 /// retrying (the database is away) stops it.
-async fn apply_all(
+async fn apply_all<P: Projection>(
     conn: &mut PgConnection,
-    events: Vec<ScannedEvent<WorkflowEvent>>,
+    events: Vec<ScannedEvent<P::Event>>,
     applied: &mut u64,
     failures: &mut Vec<Failure>,
 ) -> Result<(), ProjectionError> {
     let mut rest = events.as_slice();
     while let Some(first) = rest.first() {
-        let run: Vec<RecordedEvent<WorkflowEvent>> = rest
+        let run: Vec<RecordedEvent<P::Event>> = rest
             .iter()
             .map_while(|scanned| scanned.event.as_ref().ok().cloned())
             .collect();
         if let Err(error) = &first.event {
-            failures.push(Failure::of(first, error.to_string()));
+            failures.push(Failure::of::<P>(first, error.to_string()));
             rest = &rest[1..];
             continue;
         }
-        let batch = projection::apply_batch::<read_model::Workflows>(conn, &run).await?;
+        let batch = projection::apply_batch::<P>(conn, &run).await?;
         for (scanned, outcome) in rest.iter().zip(&batch.outcomes) {
             match outcome {
                 ApplyOutcome::Applied => *applied += 1,
                 // The store has no gaps and the shadow parks nothing, so these mean a version
                 // missing from the store.
-                outcome => failures.push(Failure::of(
+                outcome => failures.push(Failure::of::<P>(
                     scanned,
                     format!("unexpected outcome {outcome:?}"),
                 )),
@@ -164,7 +208,7 @@ async fn apply_all(
                 Stopped::Parked => format!("unexpected outcome {:?}", ApplyOutcome::Parked),
                 Stopped::Refused(error) => error.to_string(),
             };
-            failures.push(Failure::of(&rest[0], problem));
+            failures.push(Failure::of::<P>(&rest[0], problem));
             rest = &rest[1..];
         }
     }
@@ -179,31 +223,72 @@ fn rate(events: u64, started: Instant) -> String {
     )
 }
 
-/// The event store, read through its upcasting read path; a rebuild only reads, one batch at a
-/// time.
+/// The event store, read through its upcasting read path (every context this binary projects);
+/// a rebuild only reads, one batch at a time.
 async fn event_store(url: &str) -> anyhow::Result<EventStore> {
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .connect(url)
         .await
         .context("cannot connect to the event store")?;
-    Ok(EventStore::new(pool, &[workflow_domain::REGISTRATION]))
+    let contexts: Vec<es_kernel::ContextRegistration> =
+        std::iter::once(workflow_domain::REGISTRATION)
+            .chain(system_board::REGISTRATIONS)
+            .collect();
+    Ok(EventStore::new(pool, &contexts))
 }
 
-/// `projector-svc rebuild`. Refuses to switch if any event cannot be applied: the live read
-/// model is left as it is rather than replaced by one known to be incomplete.
+/// `projector-svc rebuild`. Refuses to switch a read model if any of its events cannot be
+/// applied: it is left as it is rather than replaced by one known to be incomplete. With
+/// several read models, each is rebuilt and switched on its own, one after the other.
 pub(crate) async fn rebuild(
     read_database_url: &str,
     event_store_url: &str,
+    projection: ProjectionName,
 ) -> anyhow::Result<ExitCode> {
     let store = event_store(event_store_url).await?;
-    let mut shadow = Shadow::create(read_database_url, Scope::default()).await?;
-    let result = load_and_switch(&mut shadow, &store).await;
+    let each = projection.each();
+    let mut status = ExitCode::SUCCESS;
+    for name in each {
+        if each.len() > 1 {
+            println!("{name}:");
+        }
+        let rebuilt = match name {
+            ProjectionName::Workflows => {
+                rebuild_one::<read_model::Workflows>(read_database_url, &store).await?
+            }
+            ProjectionName::Systems => {
+                rebuild_one::<board_read_model::Systems>(read_database_url, &store).await?
+            }
+            ProjectionName::Scans => {
+                rebuild_one::<board_read_model::Scans>(read_database_url, &store).await?
+            }
+            ProjectionName::Tasks => {
+                rebuild_one::<board_read_model::Tasks>(read_database_url, &store).await?
+            }
+            ProjectionName::All => unreachable!("`each` lists single read models"),
+        };
+        if rebuilt != ExitCode::SUCCESS {
+            status = rebuilt;
+        }
+    }
+    Ok(status)
+}
+
+async fn rebuild_one<P: Projection>(
+    read_database_url: &str,
+    store: &EventStore,
+) -> anyhow::Result<ExitCode> {
+    let mut shadow = Shadow::<P>::create(read_database_url, Scope::default()).await?;
+    let result = load_and_switch(&mut shadow, store).await;
     shadow.remove().await?;
     result
 }
 
-async fn load_and_switch(shadow: &mut Shadow, store: &EventStore) -> anyhow::Result<ExitCode> {
+async fn load_and_switch<P: Projection>(
+    shadow: &mut Shadow<P>,
+    store: &EventStore,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     shadow.load(store).await?;
     println!("loaded {}", rate(shadow.applied, started));
@@ -211,10 +296,10 @@ async fn load_and_switch(shadow: &mut Shadow, store: &EventStore) -> anyhow::Res
         return Ok(ExitCode::FAILURE);
     }
     let loaded = shadow.applied;
-    let mut switch = Switch::begin(&mut shadow.conn)
+    let mut switch = Switch::<P>::begin(&mut shadow.conn)
         .await
         .context("cannot lock the read model")?;
-    catch_up(
+    catch_up::<P>(
         switch.shadow(),
         store,
         &shadow.scope,
@@ -228,11 +313,9 @@ async fn load_and_switch(shadow: &mut Shadow, store: &EventStore) -> anyhow::Res
     }
     let switched = switch.commit().await.context("cannot switch")?;
     println!(
-        "caught up {} events under the lock; switched {} workflows and {} steps; \
-         unparked {}, cleared {} buffered events, applied buffered events of {} workflows",
+        "caught up {} events under the lock; switched {switched}; unparked {}, cleared {} \
+         buffered events, applied buffered events of {} aggregates",
         shadow.applied - loaded,
-        switched.workflows,
-        switched.steps,
         switched.unparked,
         switched.pending_cleared,
         switched.pending_drained,
@@ -255,26 +338,68 @@ fn all_applied(failures: &[Failure]) -> bool {
     failures.is_empty()
 }
 
-/// `projector-svc verify`: one line per difference between the read model and the events in
-/// scope (an event that cannot be applied is one, too). Exit status 1 if there is any.
+/// `projector-svc verify`: one line per difference between the read model(s) and the events in
+/// scope (an event that cannot be applied is one, too), each naming its table. Exit status 1 if
+/// there is any.
 pub(crate) async fn verify(
     read_database_url: &str,
     event_store_url: &str,
+    projection: ProjectionName,
     scope: Scope,
 ) -> anyhow::Result<ExitCode> {
     let store = event_store(event_store_url).await?;
-    let mut shadow = Shadow::create(read_database_url, scope).await?;
-    let result = load_and_compare(&mut shadow, &store).await;
+    let mut found = 0;
+    for name in projection.each() {
+        let scope = scope.clone();
+        found += match name {
+            ProjectionName::Workflows => {
+                verify_one::<read_model::Workflows>(*name, read_database_url, &store, scope).await?
+            }
+            ProjectionName::Systems => {
+                verify_one::<board_read_model::Systems>(*name, read_database_url, &store, scope)
+                    .await?
+            }
+            ProjectionName::Scans => {
+                verify_one::<board_read_model::Scans>(*name, read_database_url, &store, scope)
+                    .await?
+            }
+            ProjectionName::Tasks => {
+                verify_one::<board_read_model::Tasks>(*name, read_database_url, &store, scope)
+                    .await?
+            }
+            ProjectionName::All => unreachable!("`each` lists single read models"),
+        };
+    }
+    Ok(if found == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Verifies one read model; how many differences it found.
+async fn verify_one<P: Projection>(
+    name: ProjectionName,
+    read_database_url: &str,
+    store: &EventStore,
+    scope: Scope,
+) -> anyhow::Result<usize> {
+    let mut shadow = Shadow::<P>::create(read_database_url, scope).await?;
+    let result = load_and_compare(name, &mut shadow, store).await;
     shadow.remove().await?;
     result
 }
 
-async fn load_and_compare(shadow: &mut Shadow, store: &EventStore) -> anyhow::Result<ExitCode> {
+async fn load_and_compare<P: Projection>(
+    name: ProjectionName,
+    shadow: &mut Shadow<P>,
+    store: &EventStore,
+) -> anyhow::Result<usize> {
     let started = Instant::now();
     shadow.load(store).await?;
-    // Not under a lock: the live projector keeps working, and a workflow it got further with
+    // Not under a lock: the live projector keeps working, and an aggregate it got further with
     // since the load is brought level instead of reported.
-    catch_up(
+    catch_up::<P>(
         &mut shadow.conn,
         store,
         &shadow.scope,
@@ -282,7 +407,7 @@ async fn load_and_compare(shadow: &mut Shadow, store: &EventStore) -> anyhow::Re
         &mut shadow.failures,
     )
     .await?;
-    let differences = shadow::diff(&mut shadow.conn, &shadow.scope).await?;
+    let differences = shadow::diff::<P>(&mut shadow.conn, &shadow.scope).await?;
     for failure in &shadow.failures {
         println!("{failure}");
     }
@@ -291,12 +416,8 @@ async fn load_and_compare(shadow: &mut Shadow, store: &EventStore) -> anyhow::Re
     }
     let found = shadow.failures.len() + differences.len();
     eprintln!(
-        "verify: {found} difference(s); checked {}",
+        "verify {name}: {found} difference(s); checked {}",
         rate(shadow.applied, started)
     );
-    Ok(if found == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(found)
 }

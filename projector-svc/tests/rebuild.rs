@@ -205,7 +205,7 @@ async fn verify_finds_corruption_and_rebuild_repairs_it_while_readers_keep_readi
     let out = stdout(&rebuild);
     assert!(out.contains("events/s"), "{out}");
     assert!(
-        out.contains("switched 201 workflows and 201 steps"),
+        out.contains("switched 201 workflows, 201 workflow_steps,"),
         "{out}"
     );
 
@@ -352,4 +352,403 @@ async fn rebuild_and_verify_read_only_workflows_from_a_store_shared_with_other_a
         printed(&rebuild)
     );
     assert_eq!(get(&db.read, "acme", workflow).await.version, 1);
+}
+
+/// The System Board's events, for a store that holds every context's.
+mod board {
+    use chrono::{DateTime, Utc};
+    use system_board::{
+        CveId, Cvss, Environment, PackageName, Packages, RawPackage, ScanEvent, ScanId,
+        ScanTrigger, SystemEvent, SystemId, SystemName, TaskEvent, TaskKind, TaskPriority,
+        TaskTitle, UserId,
+    };
+    use uuid::Uuid;
+
+    fn user(id: &str) -> UserId {
+        UserId::parse("user", id).unwrap()
+    }
+
+    fn packages() -> Packages {
+        Packages::parse(
+            "packages",
+            [("log4j-core", "2.14.1"), ("openssl", "3.0.7")]
+                .into_iter()
+                .map(|(name, version)| RawPackage { name, version }),
+            |i, f| format!("packages[{i}].{f}"),
+        )
+        .unwrap()
+    }
+
+    fn cvss() -> Cvss {
+        Cvss::from_tenths("cvss", 100).unwrap()
+    }
+
+    pub fn registered() -> SystemEvent {
+        SystemEvent::Registered {
+            name: SystemName::parse("name", "Payroll API").unwrap(),
+            owner: user("olga"),
+            environment: Environment::Production,
+            packages: packages(),
+            registered_by: user("olga"),
+        }
+    }
+
+    pub fn alert(scan: Uuid) -> SystemEvent {
+        SystemEvent::SecurityAlertRaised {
+            scan_id: ScanId::new(scan),
+            cve: CveId::parse("cve", "CVE-2021-44228").unwrap(),
+            cvss: cvss(),
+            severity: cvss().severity(),
+            package: PackageName::parse("package", "log4j-core").unwrap(),
+        }
+    }
+
+    pub fn initiated(system: Uuid) -> ScanEvent {
+        ScanEvent::Initiated {
+            system_id: SystemId::new(system),
+            packages: packages(),
+            trigger: ScanTrigger::Registered,
+        }
+    }
+
+    pub fn detected(system: Uuid) -> ScanEvent {
+        ScanEvent::VulnerabilityDetected {
+            cve: CveId::parse("cve", "CVE-2021-44228").unwrap(),
+            cvss: cvss(),
+            severity: cvss().severity(),
+            package: PackageName::parse("package", "log4j-core").unwrap(),
+            system_id: SystemId::new(system),
+        }
+    }
+
+    pub fn task_created(system: Uuid, scan: Uuid) -> TaskEvent {
+        TaskEvent::Created {
+            kind: TaskKind::ScanReview,
+            system_id: SystemId::new(system),
+            scan_id: ScanId::new(scan),
+            cve: None,
+            title: TaskTitle::parse("title", "Review scan").unwrap(),
+            priority: TaskPriority::Medium,
+            due_at: DateTime::<Utc>::from_timestamp(1_750_000_000, 0).unwrap(),
+        }
+    }
+
+    pub fn task_assigned() -> TaskEvent {
+        TaskEvent::Assigned {
+            assignee: user("sam"),
+            assigned_by: user("mia"),
+        }
+    }
+}
+
+/// One system with an alert, its scan with a finding, and a task about it, of `tenant`.
+struct Board {
+    system: Uuid,
+    scan: Uuid,
+    task: Uuid,
+}
+
+impl Databases {
+    /// Appends events of any context's aggregate, as `alice` of `tenant`.
+    async fn append_of<A: Aggregate>(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        expected_version: i64,
+        events: &[A::Event],
+    ) {
+        self.store
+            .append(event_store::Append {
+                aggregate_type: A::TYPE,
+                aggregate_id: id,
+                expected_version,
+                events,
+                metadata: &support::metadata(tenant),
+                command_id: Uuid::now_v7(),
+                command_type: "Test",
+                occurred_at: chrono::Utc::now(),
+            })
+            .await
+            .expect("append");
+    }
+
+    /// A board of `tenant` in the store, projected into the read model as its live projectors
+    /// would leave it.
+    async fn board(&self, tenant: &str) -> Board {
+        use system_board::{System, Task, VulnerabilityScan};
+        let board = Board {
+            system: Uuid::new_v4(),
+            scan: Uuid::new_v4(),
+            task: Uuid::new_v4(),
+        };
+        self.append_of::<System>(
+            tenant,
+            board.system,
+            0,
+            &[board::registered(), board::alert(board.scan)],
+        )
+        .await;
+        self.append_of::<VulnerabilityScan>(
+            tenant,
+            board.scan,
+            0,
+            &[
+                board::initiated(board.system),
+                board::detected(board.system),
+            ],
+        )
+        .await;
+        self.append_of::<Task>(
+            tenant,
+            board.task,
+            0,
+            &[
+                board::task_created(board.system, board.scan),
+                board::task_assigned(),
+            ],
+        )
+        .await;
+        for event in self
+            .store
+            .history::<System>(tenant, board.system, 0)
+            .await
+            .unwrap()
+        {
+            projection::apply::<board_read_model::Systems>(&self.read, &event)
+                .await
+                .unwrap();
+        }
+        for event in self
+            .store
+            .history::<VulnerabilityScan>(tenant, board.scan, 0)
+            .await
+            .unwrap()
+        {
+            projection::apply::<board_read_model::Scans>(&self.read, &event)
+                .await
+                .unwrap();
+        }
+        for event in self
+            .store
+            .history::<Task>(tenant, board.task, 0)
+            .await
+            .unwrap()
+        {
+            projection::apply::<board_read_model::Tasks>(&self.read, &event)
+                .await
+                .unwrap();
+        }
+        board
+    }
+
+    async fn park(&self, id: Uuid) {
+        sqlx::query(
+            "INSERT INTO parked_aggregates (aggregate_id, tenant_id, reason) VALUES ($1, 'acme', 'test')",
+        )
+        .bind(id)
+        .execute(&self.read)
+        .await
+        .unwrap();
+    }
+
+    async fn parked(&self, id: Uuid) -> bool {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM parked_aggregates WHERE aggregate_id = $1)",
+        )
+        .bind(id)
+        .fetch_one(&self.read)
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_workflow_rebuild_and_verify_ignore_every_other_contexts_events_and_rows() {
+    let db = databases().await;
+    let workflow = Uuid::new_v4();
+    db.append("acme", workflow, 0, &[created()]).await;
+    db.project("acme", &[workflow]).await;
+    let board = db.board("acme").await;
+    // A parked task is the task projection's to settle, not the workflow rebuild's.
+    db.park(board.task).await;
+    // The board's rows differ from their events: none of the workflow commands' business.
+    sqlx::query("UPDATE board_systems SET name = 'bent' WHERE id = $1")
+        .bind(board.system)
+        .execute(&db.read)
+        .await
+        .unwrap();
+
+    for args in [&["verify"][..], &["verify", "--projection", "workflows"]] {
+        let verify = db.run(args).await;
+        assert!(verify.status.success(), "{args:?}: {}", printed(&verify));
+        assert_eq!(stdout(&verify), "", "{args:?}");
+    }
+    let rebuild = db.run(&["rebuild"]).await;
+    assert!(rebuild.status.success(), "{}", printed(&rebuild));
+    let out = stdout(&rebuild);
+    assert!(out.contains("loaded 1 events"), "{out}");
+    assert!(
+        out.contains(
+            "switched 1 workflows, 1 workflow_steps, 0 workflow_comments, 0 workflow_attachments;"
+        ),
+        "{out}"
+    );
+    assert_eq!(get(&db.read, "acme", workflow).await.version, 1);
+    // The board's tables and delivery state are as they were.
+    assert_eq!(db.count("board_systems").await, 1);
+    assert_eq!(db.count("board_alerts").await, 1);
+    assert_eq!(db.count("board_scans").await, 1);
+    assert_eq!(db.count("board_vulnerabilities").await, 1);
+    assert_eq!(db.count("board_tasks").await, 1);
+    assert!(db.parked(board.task).await, "the task stays parked");
+    let name: String = sqlx::query_scalar("SELECT name FROM board_systems WHERE id = $1")
+        .bind(board.system)
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
+    assert_eq!(name, "bent");
+
+    // The systems' verify is the one that sees it.
+    let systems = db.run(&["verify", "--projection", "systems"]).await;
+    assert_eq!(systems.status.code(), Some(1), "{}", printed(&systems));
+    assert_eq!(
+        stdout(&systems),
+        format!(
+            "board_systems {}: name is \"bent\" in the read model, \"Payroll API\" in the events\n",
+            board.system
+        )
+    );
+}
+
+#[tokio::test]
+async fn board_read_models_are_verified_and_rebuilt_from_the_store_one_projection_at_a_time() {
+    let db = databases().await;
+    let workflow = Uuid::new_v4();
+    db.append("acme", workflow, 0, &[created()]).await;
+    db.project("acme", &[workflow]).await;
+    let board = db.board("acme").await;
+    let other = db.board("globex").await;
+
+    let clean = db.run(&["verify", "--projection", "all"]).await;
+    assert!(clean.status.success(), "{}", printed(&clean));
+    assert_eq!(stdout(&clean), "");
+
+    // Doctored: a task's title, and an alert gone.
+    sqlx::query("UPDATE board_tasks SET title = 'bent' WHERE id = $1")
+        .bind(board.task)
+        .execute(&db.read)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM board_alerts WHERE system_id = $1")
+        .bind(board.system)
+        .execute(&db.read)
+        .await
+        .unwrap();
+    let tasks = db.run(&["verify", "--projection", "tasks"]).await;
+    assert_eq!(tasks.status.code(), Some(1), "{}", printed(&tasks));
+    assert_eq!(
+        stdout(&tasks),
+        format!(
+            "board_tasks {}: title is \"bent\" in the read model, \"Review scan\" in the events\n",
+            board.task
+        )
+    );
+    let systems = db.run(&["verify", "--projection", "systems"]).await;
+    assert_eq!(systems.status.code(), Some(1), "{}", printed(&systems));
+    assert_eq!(
+        stdout(&systems),
+        format!(
+            "board_alerts {} {} CVE-2021-44228 log4j-core: missing from the read model\n",
+            board.system, board.scan
+        )
+    );
+    // Scoped runs see only their scope; the other read models nothing.
+    for args in [
+        &["verify", "--projection", "tasks", "--tenant", "globex"][..],
+        &[
+            "verify",
+            "--projection",
+            "tasks",
+            "--aggregate",
+            &other.task.to_string(),
+        ],
+        &[
+            "verify",
+            "--projection",
+            "systems",
+            "--aggregate",
+            &other.system.to_string(),
+        ],
+        &["verify", "--projection", "scans"],
+        &["verify"],
+    ] {
+        let scoped = db.run(args).await;
+        assert!(scoped.status.success(), "{args:?}: {}", printed(&scoped));
+    }
+    let one = db
+        .run(&[
+            "verify",
+            "--projection",
+            "tasks",
+            "--aggregate",
+            &board.task.to_string(),
+        ])
+        .await;
+    assert_eq!(stdout(&one).lines().count(), 1, "{}", printed(&one));
+    let all = db.run(&["verify", "--projection", "all"]).await;
+    assert_eq!(all.status.code(), Some(1), "{}", printed(&all));
+    assert_eq!(stdout(&all).lines().count(), 2, "{}", printed(&all));
+
+    // Rebuilt: the doctored systems, and the tasks from a wiped table, with a parked task.
+    let rebuild = db.run(&["rebuild", "--projection", "systems"]).await;
+    assert!(rebuild.status.success(), "{}", printed(&rebuild));
+    assert!(
+        stdout(&rebuild).contains("switched 2 board_systems, 2 board_alerts;"),
+        "{}",
+        printed(&rebuild)
+    );
+    sqlx::query("DELETE FROM board_tasks")
+        .execute(&db.read)
+        .await
+        .unwrap();
+    db.park(board.task).await;
+    db.park(workflow).await;
+    let wiped = db.run(&["verify", "--projection", "tasks"]).await;
+    assert_eq!(wiped.status.code(), Some(1), "{}", printed(&wiped));
+    assert_eq!(stdout(&wiped).lines().count(), 2, "{}", printed(&wiped));
+    assert!(
+        stdout(&wiped).contains(&format!(
+            "board_tasks {}: missing from the read model",
+            board.task
+        )),
+        "{}",
+        printed(&wiped)
+    );
+    let rebuild = db.run(&["rebuild", "--projection", "tasks"]).await;
+    assert!(rebuild.status.success(), "{}", printed(&rebuild));
+    let out = stdout(&rebuild);
+    assert!(out.contains("switched 2 board_tasks; unparked 1,"), "{out}");
+    assert!(!db.parked(board.task).await);
+    assert!(
+        db.parked(workflow).await,
+        "a workflow is not the tasks' to unpark"
+    );
+    let title: String = sqlx::query_scalar("SELECT title FROM board_tasks WHERE id = $1")
+        .bind(board.task)
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
+    assert_eq!(title, "Review scan");
+
+    let repaired = db.run(&["verify", "--projection", "all"]).await;
+    assert!(repaired.status.success(), "{}", printed(&repaired));
+    assert_eq!(stdout(&repaired), "");
+    let everything = db.run(&["rebuild", "--projection", "all"]).await;
+    assert!(everything.status.success(), "{}", printed(&everything));
+    let out = stdout(&everything);
+    for name in ["workflows:", "systems:", "scans:", "tasks:"] {
+        assert!(out.contains(name), "{out}");
+    }
+    assert!(!db.parked(workflow).await);
+    assert_eq!(db.count("parked_aggregates").await, 0);
 }

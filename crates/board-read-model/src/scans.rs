@@ -53,6 +53,8 @@ impl Projection for Scans {
     type Row = ScanRow;
     type Added = VulnerabilityView;
 
+    const AGGREGATE_TYPES: &'static [&'static str] =
+        &[<system_board::VulnerabilityScan as system_board::Aggregate>::TYPE];
     const TABLES: &'static [&'static str] = &["board_scans", "board_vulnerabilities"];
     const CHANNEL: &'static str = CHANNEL;
 

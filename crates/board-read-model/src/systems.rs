@@ -64,6 +64,8 @@ impl Projection for Systems {
     type Row = SystemRow;
     type Added = NewAlert;
 
+    const AGGREGATE_TYPES: &'static [&'static str] =
+        &[<system_board::System as system_board::Aggregate>::TYPE];
     const TABLES: &'static [&'static str] = &["board_systems", "board_alerts"];
     const CHANNEL: &'static str = CHANNEL;
 

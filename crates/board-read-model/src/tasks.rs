@@ -41,6 +41,8 @@ impl Projection for Tasks {
     /// A task event adds nothing besides its row.
     type Added = Infallible;
 
+    const AGGREGATE_TYPES: &'static [&'static str] =
+        &[<system_board::Task as system_board::Aggregate>::TYPE];
     const TABLES: &'static [&'static str] = &["board_tasks"];
     const CHANNEL: &'static str = CHANNEL;
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod notify;
+pub mod shadow;
 
 pub use notify::{notification, payloads};
 
@@ -30,8 +31,19 @@ pub trait Projection: Send + Sync + 'static {
     /// What a fold adds besides the row, written as new rows (e.g. a comment).
     type Added: Send + Sync;
 
-    /// The tables `write` writes, locked before the rows are read.
+    /// The aggregate types whose events the read model is built from: all a rebuild or verify
+    /// reads from the event store, which holds other types too.
+    const AGGREGATE_TYPES: &'static [&'static str];
+    /// The tables `write` writes, each after the tables it references (a rebuild's switch
+    /// empties them in reverse order and fills them in this one), locked before the rows are
+    /// read. The first is the row table: one row per aggregate, its id in `id`, its tenant in
+    /// `tenant_id`, the version it reflects in `version`; every other table references it with
+    /// a foreign key (what `verify` scopes their rows by).
     const TABLES: &'static [&'static str];
+    /// How `verify` names the rows of some of [`Self::TABLES`] in what it prints: `(table, SQL
+    /// text expression over the row `t`)`. A table not listed is named by the values of its
+    /// primary key, space-separated.
+    const KEYS: &'static [(&'static str, &'static str)] = &[];
     /// Notified on commit with the `id:version` of every changed row (see [`payloads`]).
     const CHANNEL: &'static str;
 

@@ -15,7 +15,6 @@ mod projection;
 mod queries;
 mod search;
 mod settings;
-pub mod shadow;
 mod views;
 
 pub use cursor::SortDirection;

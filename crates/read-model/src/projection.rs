@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use uuid::Uuid;
-use workflow_domain::{Approver, RecordedEvent, WorkflowEvent};
+use workflow_domain::{Aggregate, Approver, RecordedEvent, Workflow, WorkflowEvent};
 
 /// The workflow read model: `workflows` and `workflow_steps` rows, comments and attachments.
 pub struct Workflows;
@@ -21,12 +21,17 @@ impl Projection for Workflows {
     type Row = WorkflowView;
     type Added = Appended;
 
+    const AGGREGATE_TYPES: &'static [&'static str] = &[Workflow::TYPE];
     const TABLES: &'static [&'static str] = &[
         "workflows",
         "workflow_steps",
         "workflow_comments",
         "workflow_attachments",
     ];
+    const KEYS: &'static [(&'static str, &'static str)] = &[(
+        "workflow_steps",
+        "t.workflow_id::text || ' step ' || t.step_no",
+    )];
     const CHANNEL: &'static str = crate::freshness::CHANNEL;
 
     fn id(row: &WorkflowView) -> Uuid {

@@ -4,8 +4,8 @@
 mod queries;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use projection::shadow::{self, Scope, Switch};
 use projection::{apply, apply_batch, park, replay, unpark, ApplyOutcome, Park, Stopped, Unpark};
-use read_model::shadow::{self, Scope, Switch};
 use read_model::{
     get_workflow, list_workflows, AssignmentView, QueryError, StepStatus, WorkflowDetail,
     WorkflowView, Workflows,
@@ -885,11 +885,11 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
     let expected = detail(&pool, "acme", h.id).await;
 
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    shadow::create(&mut conn).await.unwrap();
+    shadow::create::<Workflows>(&mut conn).await.unwrap();
     let mut second = PgConnection::connect(&url).await.unwrap();
     assert!(
         matches!(
-            shadow::create(&mut second).await,
+            shadow::create::<Workflows>(&mut second).await,
             Err(shadow::ShadowError::Busy)
         ),
         "one shadow at a time"
@@ -897,7 +897,9 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
     let applied = apply_batch::<Workflows>(&mut conn, &events).await.unwrap();
     assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 7]);
     assert_eq!(
-        shadow::diff(&mut conn, &Scope::default()).await.unwrap(),
+        shadow::diff::<Workflows>(&mut conn, &Scope::default())
+            .await
+            .unwrap(),
         []
     );
 
@@ -937,7 +939,7 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
     .execute(&pool)
     .await
     .unwrap();
-    let lines: Vec<String> = shadow::diff(&mut conn, &Scope::default())
+    let lines: Vec<String> = shadow::diff::<Workflows>(&mut conn, &Scope::default())
         .await
         .unwrap()
         .iter()
@@ -967,14 +969,25 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
         tenant_id: Some("globex".into()),
         aggregate_id: None,
     };
-    assert_eq!(shadow::diff(&mut conn, &other_tenant).await.unwrap(), []);
+    assert_eq!(
+        shadow::diff::<Workflows>(&mut conn, &other_tenant)
+            .await
+            .unwrap(),
+        []
+    );
     let one = Scope {
         tenant_id: None,
         aggregate_id: Some(ghost),
     };
-    assert_eq!(shadow::diff(&mut conn, &one).await.unwrap().len(), 1);
+    assert_eq!(
+        shadow::diff::<Workflows>(&mut conn, &one)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
-    let switched = Switch::begin(&mut conn)
+    let switched = Switch::<Workflows>::begin(&mut conn)
         .await
         .unwrap()
         .commit()
@@ -982,15 +995,17 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
         .unwrap();
     assert_eq!(
         (
-            switched.workflows,
-            switched.steps,
-            switched.comments,
-            switched.attachments
+            switched.rows_of("workflows"),
+            switched.rows_of("workflow_steps"),
+            switched.rows_of("workflow_comments"),
+            switched.rows_of("workflow_attachments")
         ),
         (1, 2, 1, 1)
     );
     assert_eq!(
-        shadow::diff(&mut conn, &Scope::default()).await.unwrap(),
+        shadow::diff::<Workflows>(&mut conn, &Scope::default())
+            .await
+            .unwrap(),
         []
     );
     assert_eq!(detail(&pool, "acme", h.id).await, expected);
@@ -1002,7 +1017,7 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
             .await
             .unwrap();
     assert_eq!(schemas, 0);
-    shadow::create(&mut second).await.unwrap();
+    shadow::create::<Workflows>(&mut second).await.unwrap();
 }
 
 #[tokio::test]
@@ -1037,10 +1052,12 @@ async fn a_switch_catches_up_and_settles_buffered_and_parked_workflows() {
 
     // The shadow, loaded from a store that already has x's version 2.
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    shadow::create(&mut conn).await.unwrap();
+    shadow::create::<Workflows>(&mut conn).await.unwrap();
     let loaded = [&x_events[0], &x_events[1], &y_events[0], &z_events[0]].map(Clone::clone);
     apply_batch::<Workflows>(&mut conn, &loaded).await.unwrap();
-    let mut behind = shadow::behind(&mut conn, &Scope::default()).await.unwrap();
+    let mut behind = shadow::behind::<Workflows>(&mut conn, &Scope::default())
+        .await
+        .unwrap();
     behind.sort();
     let mut expected = vec![(y.id, 1), (z.id, 1)];
     expected.sort();
@@ -1049,7 +1066,7 @@ async fn a_switch_catches_up_and_settles_buffered_and_parked_workflows() {
         "the parked one and the one live is ahead on"
     );
 
-    let mut switch = Switch::begin(&mut conn).await.unwrap();
+    let mut switch = Switch::<Workflows>::begin(&mut conn).await.unwrap();
     assert_eq!(
         apply_batch::<Workflows>(switch.shadow(), std::slice::from_ref(&z_events[1]))
             .await
