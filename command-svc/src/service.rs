@@ -505,20 +505,32 @@ fn parse_command_id(raw: &str) -> Result<Uuid, Status> {
 }
 
 /// The actor comes from the verified token; correlation and trace context from the caller's
-/// metadata when it carries them, so one id follows the whole request chain.
+/// metadata when it carries them, so one id follows the whole request chain. The platform's
+/// own reactions (the `system` role) also name what caused their command (`x-causation-id`,
+/// e.g. the event after which a deadline passed); anyone else's command is its own cause.
 fn context<T>(request: &Request<T>, command_id: &str) -> Result<CommandContext, Status> {
     let command_id = parse_command_id(command_id)?;
     let actor = actor(identity(request)?)?;
-    let header = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
-    let correlation_id = header("x-correlation-id")
-        .and_then(|raw| Uuid::parse_str(raw).ok())
-        .unwrap_or_else(Uuid::new_v4);
+    let header = |name: &str| {
+        request
+            .metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|raw| Uuid::parse_str(raw).ok())
+    };
+    let causation_id = header("x-causation-id")
+        .filter(|_| actor.is_system())
+        .unwrap_or(command_id);
     Ok(CommandContext {
+        correlation_id: header("x-correlation-id").unwrap_or_else(Uuid::new_v4),
         actor,
         command_id,
-        correlation_id,
-        causation_id: command_id,
-        traceparent: header("traceparent").map(str::to_owned),
+        causation_id,
+        traceparent: request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     })
 }
 

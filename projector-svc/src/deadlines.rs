@@ -7,22 +7,27 @@
 //! deadlines needs no deployment of its own; it never reads the event store, and command-svc,
 //! deciding on the event store, stays the only judge of whether a step really is overdue.
 //!
-//! One replica running it is enough, but any number is harmless: a command's id is derived from
-//! the state the watcher saw (see [`command_id`]), so replicas that saw the same state send the
-//! same command and command-svc appends it once; replicas that saw different states are refused
-//! by the domain (a step is escalated once per assignment) or lose the optimistic-concurrency
-//! race. The same makes a round that repeats a command — because the read model has not caught
-//! up yet — a no-op.
+//! It is a reaction like the process managers' (`process_manager`), triggered by time instead of
+//! by a message: its cause is the workflow's last event as the read model shows it, the command
+//! goes out through a [`process_manager::Dispatch`], and its id is derived from that event
+//! (`es_kernel::derived_id`), so replicas that saw the same state send the same command and
+//! command-svc appends it once; replicas that saw different states are refused by the domain
+//! (a step is escalated once per assignment) or lose the optimistic-concurrency race. The same
+//! makes a round that repeats a command — because the read model has not caught up yet — a
+//! no-op. The escalation's events record that last event as their causation and share a
+//! correlation id derived from it.
 
 use chrono::{DateTime, Utc};
 use platform::auth::{Identity, Jwt};
 use platform::backoff::Backoff;
 use platform::errors::{self, ErrorCode};
 use platform::settings::AuthSettings;
+use process_manager::{Cause, Dispatch, DispatchError};
 use proto::workflow::v1 as pb;
 use proto::workflow::v1::workflow_command_service_client::WorkflowCommandServiceClient;
 use sqlx::{PgPool, Row};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -54,8 +59,9 @@ pub struct DeadlineSettings {
     pub auth: AuthSettings,
 }
 
-/// Namespace of the command ids the watcher derives (UUID v5).
-const ESCALATION_COMMAND_IDS: Uuid = Uuid::from_u128(0x3c5d_9a2e_71f4_4b8a_8e26_d3a1_0f57_c9b4);
+/// What the watcher's ids are derived for, from the workflow's last event.
+const ESCALATE_STEP: &str = "escalate-step";
+const ESCALATION_CHAIN: &str = "escalation";
 
 /// The identity the watcher acts as, in each tenant.
 const WATCHER_USER_ID: &str = "deadline-watcher";
@@ -78,6 +84,20 @@ struct Overdue {
     due_at: DateTime<Utc>,
     /// The read model's version of the workflow when the watcher saw it.
     version: i64,
+    /// The event that brought the workflow to that version: the escalation's cause.
+    last_event_id: Uuid,
+}
+
+impl Overdue {
+    /// Who and what the escalation is caused by: the tenant's workflow at the state seen.
+    fn cause(&self) -> Cause {
+        Cause {
+            tenant_id: self.tenant_id.clone(),
+            correlation_id: es_kernel::derived_id(self.last_event_id, ESCALATION_CHAIN),
+            event_id: self.last_event_id,
+            traceparent: None,
+        }
+    }
 }
 
 /// What one round did; a step counts once, under how its escalation ended.
@@ -94,8 +114,7 @@ pub struct Round {
 
 pub struct DeadlineWatcher {
     pool: PgPool,
-    client: WorkflowCommandServiceClient<Channel>,
-    tokens: Tokens,
+    escalations: Escalations,
     interval: Duration,
     batch: i64,
     shutdown: CancellationToken,
@@ -118,8 +137,10 @@ impl DeadlineWatcher {
             .connect_lazy();
         Ok(Self {
             pool,
-            client: WorkflowCommandServiceClient::new(channel),
-            tokens: Tokens::new(settings.auth.jwt()?)?,
+            escalations: Escalations {
+                client: WorkflowCommandServiceClient::new(channel),
+                tokens: Mutex::new(Tokens::new(settings.auth.jwt()?)?),
+            },
             interval: Duration::from_millis(settings.deadline_scan_interval_ms),
             batch: settings.deadline_batch,
             shutdown,
@@ -172,25 +193,29 @@ impl DeadlineWatcher {
                 step,
                 due_at,
                 version,
+                ..
             } = overdue;
-            match self.escalate(&overdue).await {
-                Ok(result) => {
+            let cause = overdue.cause();
+            // Not retried in place: a failed escalation is tried again next round, from what
+            // the read model shows then.
+            match self.escalations.dispatch(overdue.clone(), &cause).await {
+                Ok(()) => {
                     round.escalated += 1;
-                    tracing::info!(%workflow_id, %tenant_id, step, %due_at, version = result.version, "overdue step escalated");
+                    tracing::info!(%workflow_id, %tenant_id, step, %due_at, seen_version = version, "overdue step escalated");
                 }
-                Err(status) => match errors::code_of(&status) {
-                    code @ (ErrorCode::FailedPrecondition | ErrorCode::NotFound) => {
-                        round.settled += 1;
-                        tracing::debug!(%workflow_id, %tenant_id, step, %due_at, seen_version = version, %code, error = status.message(), "no escalation needed");
-                    }
-                    code => {
-                        round.failed += 1;
-                        tracing::warn!(%workflow_id, %tenant_id, step, %due_at, %code, error = status.message(), "escalation failed; retrying next round");
-                        if code == ErrorCode::Unavailable {
-                            break;
-                        }
-                    }
-                },
+                Err(DispatchError::Permanent(error)) => {
+                    round.settled += 1;
+                    tracing::debug!(%workflow_id, %tenant_id, step, %due_at, seen_version = version, %error, "no escalation needed");
+                }
+                Err(DispatchError::Transient(error)) => {
+                    round.failed += 1;
+                    tracing::warn!(%workflow_id, %tenant_id, step, %due_at, %error, "escalation failed; retrying next round");
+                }
+                Err(DispatchError::Unavailable(error)) => {
+                    round.failed += 1;
+                    tracing::warn!(%workflow_id, %tenant_id, step, %due_at, %error, "command-svc unavailable; retrying next round");
+                    break;
+                }
             }
         }
         Ok(round)
@@ -204,7 +229,7 @@ impl DeadlineWatcher {
         // The status is a literal rather than a parameter so that a partial index with this
         // predicate can serve the query.
         sqlx::query(
-            "SELECT w.id, w.tenant_id, w.current_step, w.current_due_at, w.version
+            "SELECT w.id, w.tenant_id, w.current_step, w.current_due_at, w.version, w.last_event_id
              FROM workflows w
              WHERE w.status = 'IN_PROGRESS'
                AND w.current_due_at <= now()
@@ -228,39 +253,67 @@ impl DeadlineWatcher {
                 })?,
                 due_at: row.try_get("current_due_at")?,
                 version: row.try_get("version")?,
+                last_event_id: row.try_get("last_event_id")?,
             })
         })
         .collect()
     }
+}
 
-    async fn escalate(&mut self, overdue: &Overdue) -> Result<pb::CommandResult, tonic::Status> {
+/// Sends `EscalateStep` to command-svc as the tenant's `system` actor.
+struct Escalations {
+    client: WorkflowCommandServiceClient<Channel>,
+    tokens: Mutex<Tokens>,
+}
+
+impl Dispatch<Overdue> for Escalations {
+    /// The command id is derived from the state seen (the workflow's last event), the same for
+    /// every round and replica that saw it: a delegation hands the step on with the same
+    /// deadline, and being a new event, gets the new assignment escalated again rather than
+    /// answered with the result of the first escalation.
+    async fn dispatch(&self, overdue: Overdue, cause: &Cause) -> Result<(), DispatchError> {
         let mut request = tonic::Request::new(pb::EscalateStepRequest {
-            command_id: command_id(overdue).to_string(),
+            command_id: es_kernel::derived_id(cause.event_id, ESCALATE_STEP).to_string(),
             workflow_id: overdue.workflow_id.to_string(),
             // The command id already pins the state seen; the domain checks the rest.
             expected_version: None,
             step: overdue.step,
         });
-        request
-            .metadata_mut()
-            .insert("authorization", self.tokens.bearer(&overdue.tenant_id));
-        Ok(self.client.escalate_step(request).await?.into_inner())
+        let bearer = self
+            .tokens
+            .lock()
+            .expect("never poisoned: no panics while held")
+            .bearer(&cause.tenant_id);
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", bearer);
+        for (name, id) in [
+            ("x-correlation-id", cause.correlation_id),
+            ("x-causation-id", cause.event_id),
+        ] {
+            metadata.insert(
+                name,
+                id.to_string()
+                    .parse()
+                    .expect("a UUID is a valid header value"),
+            );
+        }
+        match self.client.clone().escalate_step(request).await {
+            Ok(_) => Ok(()),
+            Err(status) => {
+                let code = errors::code_of(&status);
+                let error = format!("{code}: {}", status.message());
+                Err(match code {
+                    // Already escalated, no longer current, not overdue yet (the read model was
+                    // behind), or gone: nothing to do, now or later.
+                    ErrorCode::FailedPrecondition | ErrorCode::NotFound => {
+                        DispatchError::Permanent(error)
+                    }
+                    ErrorCode::Unavailable => DispatchError::Unavailable(error),
+                    _ => DispatchError::Transient(error),
+                })
+            }
+        }
     }
-}
-
-/// The escalation's command id, the same for every round and replica that saw the same row.
-/// Besides the workflow, step and deadline it names the workflow version seen: a delegation
-/// hands the step on with the same deadline, and the new assignment must be escalated again
-/// rather than be answered with the result of the first escalation.
-fn command_id(overdue: &Overdue) -> Uuid {
-    let name = format!(
-        "{}/{}/{}/{}",
-        overdue.workflow_id,
-        overdue.step,
-        overdue.due_at.timestamp_micros(),
-        overdue.version
-    );
-    Uuid::new_v5(&ESCALATION_COMMAND_IDS, name.as_bytes())
 }
 
 /// The watcher's bearer tokens, one per tenant (the tenant is a claim), each reused until

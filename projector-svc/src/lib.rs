@@ -280,38 +280,40 @@ impl Application {
         };
         let ((systems, systems_group), (scans, scans_group), (tasks, tasks_group)) =
             (board(systems), board(vulnerabilities), board(tasks));
-        // Set up side by side: each waits on the broker (topics, then the group join).
-        let (workflows, systems, scans, tasks) = tokio::try_join!(
+        let projectors = vec![
             follow::<proto::WorkflowCodec, read_model::Workflows>(
                 &settings,
                 &settings.kafka,
                 &settings.group_id,
                 pool.clone(),
                 shutdown.clone(),
-            ),
+            )
+            .await?,
             follow::<proto::SystemCodec, board_read_model::Systems>(
                 &settings,
                 &systems,
                 &systems_group,
                 pool.clone(),
                 shutdown.clone(),
-            ),
+            )
+            .await?,
             follow::<proto::ScanCodec, board_read_model::Scans>(
                 &settings,
                 &scans,
                 &scans_group,
                 pool.clone(),
                 shutdown.clone(),
-            ),
+            )
+            .await?,
             follow::<proto::TaskCodec, board_read_model::Tasks>(
                 &settings,
                 &tasks,
                 &tasks_group,
                 pool.clone(),
                 shutdown.clone(),
-            ),
-        )?;
-        let projectors = vec![workflows, systems, scans, tasks];
+            )
+            .await?,
+        ];
         let (router, reporter) =
             platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
         // Unknown until the first look at the parked workflows (see `report_completeness`).

@@ -247,6 +247,15 @@ async fn overdue_steps_are_escalated_once_per_tenant_and_nothing_else_is_touched
     for untouched in [not_due, no_sla, parked] {
         assert_eq!(s.version("acme", untouched).await, 3);
     }
+    // Caused by the event after which the deadline passed (the last one the read model
+    // showed), in a correlation derived from it: the escalation is part of the causal chain.
+    let history = s.history("acme", overdue).await;
+    let (assignment, escalation) = (&history[2], &history[3]);
+    assert_eq!(escalation.metadata.causation_id, assignment.event_id);
+    assert_eq!(
+        escalation.metadata.correlation_id,
+        es_kernel::derived_id(assignment.event_id, "escalation")
+    );
 
     // The read model has not caught up: the next round, and another replica, send the same
     // commands again, and command-svc answers them with the first result.

@@ -204,10 +204,18 @@ impl ProcessStack {
         let command_port = free_port();
         let command_addr = format!("127.0.0.1:{command_port}");
         let health_addr = format!("127.0.0.1:{}", free_port());
+        // The System Board's topics and groups of this stack alone, as `spawn_stack` gives its.
+        let context_topics = format!(
+            "systems=test.systems.{suffix},vulnerabilities=test.vulnerabilities.{suffix},\
+             tasks=test.tasks.{suffix}"
+        );
+        let context_groups = format!("ringiflow-projector-crash-{suffix}");
+        let reactions_suffix = format!(".crash-{suffix}");
         let kafka = [
             ("RINGIFLOW_KAFKA_BROKERS", brokers.as_str()),
             ("RINGIFLOW_KAFKA_TOPIC", topic.as_str()),
             ("RINGIFLOW_KAFKA_TOPIC_PARTITIONS", "3"),
+            ("RINGIFLOW_CONTEXT_TOPICS", context_topics.as_str()),
         ];
         let command = Service::new(
             "command-svc",
@@ -217,6 +225,10 @@ impl ProcessStack {
                 [
                     ("RINGIFLOW_LISTEN_ADDR", command_addr.as_str()),
                     ("RINGIFLOW_EVENT_STORE_URL", events_url.as_str()),
+                    (
+                        "RINGIFLOW_REACTIONS_GROUP_SUFFIX",
+                        reactions_suffix.as_str(),
+                    ),
                 ]
                 .as_slice(),
                 &kafka,
@@ -232,6 +244,7 @@ impl ProcessStack {
                     ("RINGIFLOW_HEALTH_ADDR", health_addr.as_str()),
                     ("RINGIFLOW_READ_DATABASE_URL", read_url.as_str()),
                     ("RINGIFLOW_KAFKA_GROUP_ID", group.as_str()),
+                    ("RINGIFLOW_CONTEXT_GROUP_PREFIX", context_groups.as_str()),
                 ]
                 .as_slice(),
                 &kafka,

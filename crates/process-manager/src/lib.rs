@@ -65,6 +65,9 @@ impl Cause {
 /// Why a command did not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchError {
+    /// The context that runs the command cannot be reached: every other command to it would
+    /// fail alike. Retried like [`DispatchError::Transient`]; a caller sending a batch stops it.
+    Unavailable(String),
     /// May pass: retried.
     Transient(String),
     /// Will not pass however often it is sent (the context refused the command): the event is
@@ -72,7 +75,9 @@ pub enum DispatchError {
     Permanent(String),
 }
 
-/// Runs reactions' commands against their contexts.
+/// Runs reactions' commands against their contexts: in-process through a command handler, or
+/// over a context's API. Shared by the process managers that follow a topic and by reactions
+/// to time (the deadline watcher), which find their causes in a read model instead.
 pub trait Dispatch<R>: Send + Sync + 'static {
     fn dispatch(
         &self,
@@ -197,7 +202,9 @@ where
                         }
                         break;
                     }
-                    Err(DispatchError::Transient(problem)) => {
+                    Err(
+                        DispatchError::Transient(problem) | DispatchError::Unavailable(problem),
+                    ) => {
                         tracing::warn!(process = %self.name, event_id = %cause.event_id, %problem, "reaction failed; retrying");
                         backoff.wait(shutdown).await;
                         if shutdown.is_cancelled() {
