@@ -43,6 +43,7 @@ pub use handler::{CommandContext, CommandHandler, HandleError};
     // `command-svc migrate --event-store-url ...` as well as before the subcommand.
     mut_arg("event_store_url", |arg| arg.global(true)),
     mut_arg("log_format", |arg| arg.global(true)),
+    mut_arg("topic", |arg| arg.default_value(workflow_domain::TOPIC).required(false)),
 )]
 pub struct Settings {
     /// gRPC listen address.

@@ -62,7 +62,10 @@ const READ_MODEL_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::fro
     mut_arg("database_max_connections", |arg| arg.global(true)),
     mut_arg("database_statement_timeout_ms", |arg| arg.global(true)),
     mut_arg("brokers", |arg| arg.global(true)),
-    mut_arg("topic", |arg| arg.global(true)),
+    mut_arg("topic", |arg| arg
+        .global(true)
+        .default_value(workflow_domain::TOPIC)
+        .required(false)),
     mut_arg("topic_partitions", |arg| arg.global(true)),
     mut_arg("topic_replication", |arg| arg.global(true)),
     mut_arg("log_format", |arg| arg.global(true)),

@@ -15,12 +15,10 @@ pub struct KafkaSettings {
         default_value = "127.0.0.1:9092"
     )]
     pub brokers: String,
-    /// Topic of workflow events.
-    #[arg(
-        long = "kafka-topic",
-        env = "RINGIFLOW_KAFKA_TOPIC",
-        default_value = "ringiflow.workflow.events"
-    )]
+    /// The topic this service publishes its context's events to, or follows.
+    // No default here: the kernel names no context, so each service sets its own with
+    // `mut_arg("topic", …)`.
+    #[arg(long = "kafka-topic", env = "RINGIFLOW_KAFKA_TOPIC")]
     pub topic: String,
     /// Partitions used when this service has to create the topic.
     #[arg(

@@ -34,6 +34,10 @@ pub use workflow::{
     WorkflowEvent, WorkflowState,
 };
 
+/// The workflow context's topic unless a deployment moves it (`REGISTRATION.default_topic()`,
+/// spelled out for the services' setting defaults).
+pub const TOPIC: &str = "ringiflow.workflow.events";
+
 /// The workflow context in a deployment: workflows publish their events; definitions live in the
 /// event store alone (command-svc reads a definition there to pin it into a new workflow).
 pub const REGISTRATION: es_kernel::ContextRegistration = es_kernel::ContextRegistration {

@@ -425,3 +425,8 @@ fn a_recorded_event_defaults_to_the_workflow_and_carries_any_aggregate() {
     assert_eq!(definition.event.event_type(), "DefinitionArchived");
     assert_eq!(workflow.event.event_type(), "WorkflowSubmitted");
 }
+
+#[test]
+fn the_services_default_topic_is_the_registrations() {
+    assert_eq!(crate::TOPIC, crate::REGISTRATION.default_topic());
+}
