@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn plaintext_without_sasl_by_default() {
-        let cli = Cli::try_parse_from(["test"]).unwrap();
+        let cli = Cli::try_parse_from(["test", "--kafka-topic", "t"]).unwrap();
         let config = producer_config(&cli.kafka);
         assert_eq!(config.get("security.protocol"), Some("plaintext"));
         assert_eq!(config.get("sasl.mechanism"), None);
@@ -247,6 +247,8 @@ mod tests {
     fn sasl_and_tls_settings_reach_every_client() {
         let cli = Cli::try_parse_from([
             "test",
+            "--kafka-topic",
+            "t",
             "--kafka-security-protocol",
             "sasl-ssl",
             "--kafka-sasl-mechanism",
