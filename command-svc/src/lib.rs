@@ -334,9 +334,8 @@ fn spawn_reactions(
     let dispatch = reactions::BoardDispatch {
         handler: handler.clone(),
     };
-    let following = |context: &es_kernel::ContextRegistration| KafkaSettings {
-        topic: settings.topics.topic(context),
-        ..settings.kafka.clone()
+    let following = |context: &es_kernel::ContextRegistration| {
+        settings.topics.settings(&settings.kafka, context)
     };
     let name = |base: &str| format!("{base}{}", settings.reactions_group_suffix);
     vec![

@@ -94,10 +94,7 @@ impl Relay {
         };
         tracing::info!("relay is the outbox leader");
         for topic in self.routes.topics() {
-            let settings = KafkaSettings {
-                topic: topic.to_owned(),
-                ..self.kafka.clone()
-            };
+            let settings = self.kafka.with_topic(topic);
             for ensured in [
                 messaging::ensure_topic(&settings).await,
                 dead_letter::ensure_topic(&settings).await,

@@ -274,10 +274,7 @@ impl Application {
         let [systems, vulnerabilities, tasks] = &system_board::REGISTRATIONS;
         let board = |context| {
             (
-                KafkaSettings {
-                    topic: settings.topics.topic(context),
-                    ..settings.kafka.clone()
-                },
+                settings.topics.settings(&settings.kafka, context),
                 format!("{}-{}", settings.context_group_prefix, context.name),
             )
         };

@@ -43,11 +43,7 @@ pub fn topic_for(topic: &str) -> String {
 /// Creates the dead-letter topic of `settings.topic` if it does not exist yet, with the same
 /// partition count and replication as the topic itself.
 pub async fn ensure_topic(settings: &KafkaSettings) -> Result<(), KafkaError> {
-    let dead_letters = KafkaSettings {
-        topic: topic_for(&settings.topic),
-        ..settings.clone()
-    };
-    crate::settings::ensure_topic(&dead_letters).await
+    crate::settings::ensure_topic(&settings.with_topic(topic_for(&settings.topic))).await
 }
 
 /// Why a message was dead-lettered: the `ringiflow_error_kind` header.

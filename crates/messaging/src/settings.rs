@@ -41,6 +41,16 @@ pub struct KafkaSettings {
 
 /// Transport security towards the brokers, passed to librdkafka as its `security.protocol`,
 /// `sasl.*` and `ssl.*` properties. The defaults (plaintext, no SASL) match the local broker.
+impl KafkaSettings {
+    /// The same connection settings for another topic.
+    pub fn with_topic(&self, topic: impl Into<String>) -> Self {
+        Self {
+            topic: topic.into(),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct KafkaSecurity {
     /// librdkafka `security.protocol`.

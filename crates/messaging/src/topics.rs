@@ -1,6 +1,7 @@
 //! Which topic each context publishes to. By default a context's registration names it
 //! (`ringiflow.<context>.events`); a deployment moves one with `--context-topic NAME=TOPIC`.
 
+use crate::KafkaSettings;
 use es_kernel::ContextRegistration;
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -23,6 +24,11 @@ impl ContextTopics {
             .iter()
             .find(|(name, _)| name == context.name)
             .map_or_else(|| context.default_topic(), |(_, topic)| topic.clone())
+    }
+
+    /// `kafka` for `context`'s topic in this deployment.
+    pub fn settings(&self, kafka: &KafkaSettings, context: &ContextRegistration) -> KafkaSettings {
+        kafka.with_topic(self.topic(context))
     }
 }
 
