@@ -65,7 +65,40 @@ impl CommandHandler {
 
     /// Runs `command` against the aggregate `aggregate_id` of type `A`. With
     /// `expected_version`, the caller asserts the version its decision is based on.
+    ///
+    /// Counted in `ringiflow_commands_total{command,outcome}` and timed in
+    /// `ringiflow_command_duration_seconds{command}`.
     pub async fn handle<A: Aggregate>(
+        &self,
+        context: &CommandContext,
+        aggregate_id: Uuid,
+        expected_version: Option<i64>,
+        command: A::Command,
+    ) -> Result<CommandRecord, HandleError> {
+        let started = std::time::Instant::now();
+        let command_type = A::command_name(&command);
+        let handled = self
+            .decide::<A>(context, aggregate_id, expected_version, command)
+            .await;
+        let outcome = match &handled {
+            Ok(_) => "ok",
+            Err(HandleError::Conflict { .. }) => "conflict",
+            // The command itself is wrong: the domain refused it, or its ids cannot be used.
+            Err(
+                HandleError::Rejected(_)
+                | HandleError::CommandIdReused
+                | HandleError::IdUnavailable { .. },
+            ) => "rejected",
+            Err(HandleError::Store(_) | HandleError::Corrupt(_)) => "error",
+        };
+        metrics::counter!("ringiflow_commands_total", "command" => command_type, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("ringiflow_command_duration_seconds", "command" => command_type)
+            .record(started.elapsed().as_secs_f64());
+        handled
+    }
+
+    async fn decide<A: Aggregate>(
         &self,
         context: &CommandContext,
         aggregate_id: Uuid,

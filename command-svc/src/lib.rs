@@ -14,7 +14,8 @@ use anyhow::Context;
 use event_store::EventStore;
 use messaging::KafkaSettings;
 use platform::auth::GrpcAuth;
-use platform::settings::{AuthSettings, TelemetrySettings};
+use platform::metrics::MetricsListener;
+use platform::settings::{AuthSettings, MetricsSettings, TelemetrySettings};
 use proto::systemboard::v1::system_board_command_service_server::{
     SystemBoardCommandServiceServer, SERVICE_NAME as BOARD_SERVICE_NAME,
 };
@@ -113,6 +114,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+    #[command(flatten)]
+    pub metrics: MetricsSettings,
     /// Apply the event store's migrations at start. Off where a separate step runs
     /// `command-svc migrate` first (the Helm chart's hook Job), so replicas starting together
     /// never race on the schema; the service then only checks that it was done.
@@ -176,10 +179,11 @@ fn storage_scheme(raw: &str) -> Result<String, String> {
 pub struct Application {
     listener: TcpListener,
     port: u16,
-    router: tonic::transport::server::Router,
+    router: platform::grpc::GrpcRouter,
     health: tonic_health::server::HealthReporter,
     relay: Option<JoinHandle<()>>,
     reactions: Vec<JoinHandle<()>>,
+    metrics: Option<MetricsListener>,
     shutdown: CancellationToken,
 }
 
@@ -281,6 +285,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
+        let metrics = settings.metrics.listener().await?;
         tracing::info!(
             port,
             relay = settings.relay_enabled,
@@ -294,6 +299,7 @@ impl Application {
             health,
             relay,
             reactions,
+            metrics,
             shutdown,
         })
     }
@@ -302,9 +308,17 @@ impl Application {
         self.port
     }
 
+    /// Where `/metrics` is served, when `--metrics-addr` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsListener::address)
+    }
+
     /// Serves until the shutdown token is cancelled, then lets in-flight commands, the relay's
     /// current round and the reactions' current commands finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.shutdown.clone()));
+        }
         platform::grpc::serve(
             self.router,
             self.health,

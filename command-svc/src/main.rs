@@ -8,14 +8,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    platform::telemetry::init(&settings.telemetry);
+    let telemetry = platform::telemetry::init(&settings.telemetry);
     if let Some(Command::Migrate) = settings.command {
         return command_svc::migrate(&settings).await;
     }
     let shutdown = CancellationToken::new();
     platform::shutdown::cancel_on_signal(shutdown.clone());
-    command_svc::Application::build(settings, shutdown)
-        .await?
-        .run_until_stopped()
-        .await
+    let served = async {
+        command_svc::Application::build(settings, shutdown)
+            .await?
+            .run_until_stopped()
+            .await
+    }
+    .await;
+    telemetry.shutdown().await;
+    served
 }

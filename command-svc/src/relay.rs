@@ -34,6 +34,8 @@ const SHUTDOWN_SETTLE: Duration = Duration::from_secs(5);
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// Outbox rows deleted per statement, so no cleanup holds its locks for long.
 const CLEANUP_BATCH: i64 = 10_000;
+/// How often the leader measures the outbox backlog for its gauges.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Relay {
     pub store: EventStore,
@@ -53,6 +55,7 @@ impl Relay {
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
             let result = self.lead(&shutdown).await;
+            metrics::gauge!("ringiflow_relay_leader").set(0.0);
             if let Err(error) = result {
                 if error.is_unavailable() {
                     tracing::warn!(error = %error, "relay interrupted; retrying");
@@ -93,6 +96,7 @@ impl Relay {
             }
         };
         tracing::info!("relay is the outbox leader");
+        metrics::gauge!("ringiflow_relay_leader").set(1.0);
         for topic in self.routes.topics() {
             let settings = self.kafka.with_topic(topic);
             for ensured in [
@@ -111,6 +115,7 @@ impl Relay {
         let mut in_flight = InFlight::default();
         let mut backoff = Backoff::default();
         let mut next_cleanup = Instant::now();
+        let mut next_backlog = Instant::now();
         // Whether the outbox may hold rows not yet read: after a notification, a poll interval,
         // a full read or a failure, not after an acknowledgement.
         let mut look = true;
@@ -119,16 +124,20 @@ impl Relay {
             if Instant::now() >= next_cleanup {
                 next_cleanup = self.clean_up(&mut outbox).await;
             }
+            if Instant::now() >= next_backlog {
+                measure_backlog(&mut outbox).await;
+                next_backlog = Instant::now() + BACKLOG_INTERVAL;
+            }
             let room = in_flight.len() < self.window();
             if room && look && Instant::now() >= next_read {
-                let pending = outbox
+                let mut pending = outbox
                     .pending(self.batch_size, &in_flight.positions())
                     .await?;
                 look = pending.len() as i64 == self.batch_size;
                 if !look {
                     next_read = Instant::now() + READ_SPACING;
                 }
-                match self.send(&pending, &mut in_flight, &mut outbox).await? {
+                match self.send(&mut pending, &mut in_flight, &mut outbox).await? {
                     // More rows wait: read on while the window has room.
                     Sent::All if look && in_flight.len() < self.window() => continue,
                     Sent::All => {}
@@ -207,13 +216,22 @@ impl Relay {
     /// cannot read is dead-lettered once everything before it is acknowledged (or the prefix
     /// rule of [`InFlight`] would break), and marked published with them. Stops at the first row
     /// the producer or the dead-letter topic does not take.
+    ///
+    /// When spans are exported, each event is published in a span of its own, the child of
+    /// the command's (the context stored with the event), and the message's `traceparent`
+    /// names this span, so the consumers' spans are its children.
     async fn send(
         &self,
-        rows: &[PendingEvent],
+        rows: &mut [PendingEvent],
         in_flight: &mut InFlight,
         outbox: &mut OutboxConnection,
     ) -> Result<Sent, StoreError> {
-        for row in rows {
+        for row in rows.iter_mut() {
+            let span = match row.as_mut() {
+                Ok(event) if platform::telemetry::exporting() => publish_span(event),
+                _ => tracing::Span::none(),
+            };
+            let row = &*row;
             // A row without a route (or whose payload its context's codec refuses) is set aside
             // like a row the store cannot read.
             let routed = row.as_ref().map_err(Box::clone).and_then(|event| {
@@ -229,9 +247,12 @@ impl Relay {
                         .payload(&message.payload)
                         .headers(message.headers);
                     match self.producer.send_result(record) {
-                        Ok(delivery) => in_flight.push(event.position, event.event_id, delivery),
+                        Ok(delivery) => {
+                            in_flight.push(event.position, event.event_id, delivery, span)
+                        }
                         Err((error, _)) => {
-                            tracing::warn!(error = %error, event_id = %event.event_id, "cannot enqueue event");
+                            metrics::counter!("ringiflow_relay_produce_errors_total").increment(1);
+                            tracing::warn!(parent: &span, error = %error, event_id = %event.event_id, "cannot enqueue event");
                             return Ok(Sent::Stopped);
                         }
                     }
@@ -300,6 +321,37 @@ impl Relay {
     }
 }
 
+/// The span `event` is published in, made the parent of the message's consumers.
+fn publish_span(event: &mut es_kernel::RecordedEvent<serde_json::Value>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "relay.publish",
+        event_id = %event.event_id,
+        aggregate_type = %event.aggregate_type,
+        position = event.position,
+    );
+    platform::telemetry::set_parent(&span, event.metadata.traceparent.as_deref());
+    if let Some(traceparent) = platform::telemetry::traceparent(&span) {
+        event.metadata.traceparent = Some(traceparent);
+    }
+    span
+}
+
+/// `ringiflow_outbox_backlog_rows` and `ringiflow_outbox_oldest_unpublished_age_seconds` (0
+/// without a backlog). A failed measurement keeps the last values: it must never stop
+/// publishing, and the next one comes soon.
+async fn measure_backlog(outbox: &mut OutboxConnection) {
+    match outbox.backlog().await {
+        Ok((rows, oldest)) => {
+            let age = oldest.map_or(0.0, |oldest| {
+                (chrono::Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            metrics::gauge!("ringiflow_outbox_backlog_rows").set(rows as f64);
+            metrics::gauge!("ringiflow_outbox_oldest_unpublished_age_seconds").set(age);
+        }
+        Err(error) => tracing::warn!(error = %error, "cannot measure the outbox backlog"),
+    }
+}
+
 enum Sent {
     All,
     /// The producer refused a row, or a row could not be dead-lettered.
@@ -320,8 +372,10 @@ struct Settled {
 /// failed row and everything after it are forgotten and read again from the outbox, so they go
 /// out again in order (deliveries after the failure that did succeed are then sent twice, which
 /// at-least-once allows and the projector's version check absorbs).
+///
+/// Each row keeps its publish span open until the broker answers.
 #[derive(Default)]
-struct InFlight(VecDeque<(i64, Uuid, DeliveryFuture)>);
+struct InFlight(VecDeque<(i64, Uuid, DeliveryFuture, tracing::Span)>);
 
 impl InFlight {
     fn len(&self) -> usize {
@@ -333,11 +387,17 @@ impl InFlight {
     }
 
     fn positions(&self) -> Vec<i64> {
-        self.0.iter().map(|(position, _, _)| *position).collect()
+        self.0.iter().map(|(position, _, _, _)| *position).collect()
     }
 
-    fn push(&mut self, position: i64, event_id: Uuid, delivery: DeliveryFuture) {
-        self.0.push_back((position, event_id, delivery));
+    fn push(
+        &mut self,
+        position: i64,
+        event_id: Uuid,
+        delivery: DeliveryFuture,
+        span: tracing::Span,
+    ) {
+        self.0.push_back((position, event_id, delivery, span));
     }
 
     /// Waits for the oldest delivery, then takes every later one that has already settled.
@@ -347,37 +407,34 @@ impl InFlight {
     async fn settle(&mut self) -> Settled {
         let mut acknowledged = Vec::new();
         let mut next = match self.0.front_mut() {
-            Some((_, _, oldest)) => Some(oldest.await),
+            Some((_, _, oldest, _)) => Some(oldest.await),
             None => None,
         };
+        let mut failed = false;
         while let Some(outcome) = next {
-            let (position, event_id, _) = self.0.pop_front().expect("the settled delivery");
+            let (position, event_id, _, span) = self.0.pop_front().expect("the settled delivery");
             match outcome {
                 Ok(Ok(_)) => acknowledged.push(position),
                 Ok(Err((error, _))) => {
-                    tracing::warn!(error = %error, %event_id, "broker did not acknowledge event");
-                    self.0.clear();
-                    return Settled {
-                        acknowledged,
-                        failed: true,
-                    };
+                    tracing::warn!(parent: &span, error = %error, %event_id, "broker did not acknowledge event");
+                    failed = true;
                 }
-                Err(_cancelled) => {
-                    self.0.clear();
-                    return Settled {
-                        acknowledged,
-                        failed: true,
-                    };
-                }
+                Err(_cancelled) => failed = true,
+            }
+            if failed {
+                metrics::counter!("ringiflow_relay_produce_errors_total").increment(1);
+                self.0.clear();
+                break;
             }
             next = self
                 .0
                 .front_mut()
-                .and_then(|(_, _, delivery)| delivery.now_or_never());
+                .and_then(|(_, _, delivery, _)| delivery.now_or_never());
         }
+        metrics::counter!("ringiflow_relay_published_total").increment(acknowledged.len() as u64);
         Settled {
             acknowledged,
-            failed: false,
+            failed,
         }
     }
 

@@ -505,7 +505,9 @@ fn parse_command_id(raw: &str) -> Result<Uuid, Status> {
 }
 
 /// The actor comes from the verified token; correlation and trace context from the caller's
-/// metadata when it carries them, so one id follows the whole request chain. The platform's
+/// metadata when it carries them, so one id follows the whole request chain. The trace context
+/// stored with the events is this call's server span when spans are exported (so the relay's
+/// span is its child), else the caller's `traceparent` as it came. The platform's
 /// own reactions (the `system` role) also name what caused their command (`x-causation-id`,
 /// e.g. the event after which a deadline passed); anyone else's command is its own cause.
 fn context<T>(request: &Request<T>, command_id: &str) -> Result<CommandContext, Status> {
@@ -526,11 +528,13 @@ fn context<T>(request: &Request<T>, command_id: &str) -> Result<CommandContext, 
         actor,
         command_id,
         causation_id,
-        traceparent: request
-            .metadata()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        traceparent: platform::telemetry::traceparent(&tracing::Span::current()).or_else(|| {
+            request
+                .metadata()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        }),
     })
 }
 

@@ -75,7 +75,8 @@ pub(crate) struct Caller {
 
 impl Caller {
     /// A downstream request carrying the caller's `authorization` unchanged (the backends verify
-    /// it again, because internal services call them directly) and the correlation id.
+    /// it again, because internal services call them directly), the correlation id and the
+    /// trace context.
     pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
@@ -83,6 +84,11 @@ impl Caller {
         let correlation_id = MetadataValue::try_from(self.correlation_id.to_string())
             .expect("a hyphenated uuid is ascii");
         metadata.insert(CORRELATION_ID, correlation_id);
+        // The current span (the resolver's) continues in the backend when traces are exported.
+        if let Some(traceparent) = platform::telemetry::traceparent(&tracing::Span::current()) {
+            let traceparent = MetadataValue::try_from(traceparent).expect("a traceparent is ascii");
+            metadata.insert("traceparent", traceparent);
+        }
         request
     }
 }

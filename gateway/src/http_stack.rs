@@ -57,6 +57,7 @@ pub(crate) fn router(
         .merge(ide)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(platform::metrics::route())
         .with_state(AppState { api, backends, jwt });
     with_middleware(routes)
 }
@@ -118,6 +119,8 @@ async fn graphql(
     let incoming = Incoming::from_headers(&headers);
     let correlation_id = incoming.correlation_id();
     let span = tracing::info_span!("graphql", %correlation_id);
+    // A caller's `traceparent` makes this operation part of its trace.
+    platform::telemetry::set_parent_from_headers(&span, &headers);
     let response = state
         .api
         .execute(request.into_inner(), incoming, &state.backends, &state.jwt)

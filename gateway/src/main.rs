@@ -15,11 +15,16 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", token.issue(&settings.auth)?);
         return Ok(());
     }
-    platform::telemetry::init(&settings.telemetry);
+    let telemetry = platform::telemetry::init(&settings.telemetry);
     let shutdown = CancellationToken::new();
     platform::shutdown::cancel_on_signal(shutdown.clone());
-    Application::build(settings, shutdown)
-        .await?
-        .run_until_stopped()
-        .await
+    let served = async {
+        Application::build(settings, shutdown)
+            .await?
+            .run_until_stopped()
+            .await
+    }
+    .await;
+    telemetry.shutdown().await;
+    served
 }

@@ -24,6 +24,7 @@ pub use rebuild::ProjectionName;
 use anyhow::Context;
 use messaging::dead_letter::DeadLetterProducer;
 use messaging::KafkaSettings;
+use platform::grpc::GrpcRouter;
 use platform::settings::TelemetrySettings;
 use projection::shadow::Scope;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -32,7 +33,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::Router;
 use tonic_health::server::HealthReporter;
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
@@ -117,6 +117,8 @@ pub struct Settings {
     pub deadlines: DeadlineSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+    #[command(flatten)]
+    pub metrics: platform::settings::MetricsSettings,
     /// Without a command, the projector consumes until SIGTERM or SIGINT.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -241,14 +243,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             .await
         }
         None => {
-            platform::telemetry::init(&settings.telemetry);
+            let telemetry = platform::telemetry::init(&settings.telemetry);
             let shutdown = CancellationToken::new();
             platform::shutdown::cancel_on_signal(shutdown.clone());
-            Application::build(settings, shutdown)
-                .await?
-                .run_until_stopped()
-                .await?;
-            Ok(ExitCode::SUCCESS)
+            let served = async {
+                Application::build(settings, shutdown)
+                    .await?
+                    .run_until_stopped()
+                    .await
+            }
+            .await;
+            telemetry.shutdown().await;
+            served.map(|()| ExitCode::SUCCESS)
         }
     }
 }
@@ -260,10 +266,11 @@ pub struct Application {
     watcher: Option<DeadlineWatcher>,
     /// Shared by the projector and the watcher; closed once both have stopped.
     pool: PgPool,
-    router: Router,
+    router: GrpcRouter,
     reporter: HealthReporter,
     listener: TcpListener,
     port: u16,
+    metrics: Option<platform::metrics::MetricsListener>,
     shutdown: CancellationToken,
 }
 
@@ -283,6 +290,7 @@ impl Application {
         let projectors = vec![
             follow::<proto::WorkflowCodec, read_model::Workflows>(
                 &settings,
+                ProjectionName::Workflows,
                 &settings.kafka,
                 &settings.group_id,
                 pool.clone(),
@@ -291,6 +299,7 @@ impl Application {
             .await?,
             follow::<proto::SystemCodec, board_read_model::Systems>(
                 &settings,
+                ProjectionName::Systems,
                 &systems,
                 &systems_group,
                 pool.clone(),
@@ -299,6 +308,7 @@ impl Application {
             .await?,
             follow::<proto::ScanCodec, board_read_model::Scans>(
                 &settings,
+                ProjectionName::Scans,
                 &scans,
                 &scans_group,
                 pool.clone(),
@@ -307,6 +317,7 @@ impl Application {
             .await?,
             follow::<proto::TaskCodec, board_read_model::Tasks>(
                 &settings,
+                ProjectionName::Tasks,
                 &tasks,
                 &tasks_group,
                 pool.clone(),
@@ -341,6 +352,7 @@ impl Application {
             reporter,
             listener,
             port,
+            metrics: settings.metrics.listener().await?,
             shutdown,
         })
     }
@@ -350,10 +362,20 @@ impl Application {
         self.port
     }
 
+    /// Where `/metrics` is served, when `--metrics-addr` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
+            .as_ref()
+            .map(platform::metrics::MetricsListener::address)
+    }
+
     /// Consumes (and watches deadlines) until shutdown, then finishes the in-flight event and
     /// escalation, commits offsets and stops.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "projector-svc health endpoint serving");
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.shutdown.clone()));
+        }
         let health = tokio::spawn(platform::grpc::serve(
             self.router,
             self.reporter.clone(),
@@ -383,6 +405,7 @@ impl Application {
 /// consumer group `group`: subscribed, ready to run until `shutdown`.
 async fn follow<C, P>(
     settings: &Settings,
+    projection: ProjectionName,
     kafka: &KafkaSettings,
     group: &str,
     pool: PgPool,
@@ -419,7 +442,8 @@ where
     consumer
         .subscribe(&[&kafka.topic])
         .with_context(|| format!("cannot subscribe to {}", kafka.topic))?;
-    let projector = projector::Projector::<C, P>::new(consumer, pool, dead_letters);
+    let projector =
+        projector::Projector::<C, P>::new(consumer, pool, dead_letters, projection.to_string());
     Ok(Box::pin(projector.run(shutdown)))
 }
 
@@ -430,6 +454,8 @@ async fn report_completeness(pool: PgPool, reporter: HealthReporter, shutdown: C
     while !shutdown.is_cancelled() {
         match projection::parked_count(&pool).await {
             Ok(parked) => {
+                // One table for every projection's parked aggregates: no projection label.
+                metrics::gauge!("ringiflow_projector_parked_aggregates").set(parked as f64);
                 let status = if parked == 0 {
                     ServingStatus::Serving
                 } else {

@@ -1,6 +1,7 @@
 //! The consume → apply (or dead-letter) → commit loop of one projection: a context's topic
 //! (decoded by its codec) into one read model (a `projection::Projection`).
 
+use chrono::{DateTime, Utc};
 use es_kernel::{EventCodec, RecordedEvent};
 use futures::FutureExt;
 use messaging::dead_letter::{DeadLetterKind, DeadLetterProducer, Envelope};
@@ -12,9 +13,12 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
 use sqlx::PgPool;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// Evaluates `$attempt` (an expression awaiting a `Result`) until it is `Ok`, backing off
 /// between failures, or until shutdown (`Err(Interrupted)`). Every error it returns is one worth
@@ -45,11 +49,24 @@ macro_rules! retry {
 /// whatever has arrived, usually one message.
 pub const MAX_BATCH: usize = 2_048;
 
+/// How often the lag gauges are refreshed while no message arrives.
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
+/// How long one partition's head offset may take to come back from the broker.
+const LAG_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The offset and `ce_time` of the last message processed on a partition.
+type Processed = (i64, Option<DateTime<Utc>>);
+
 /// Events of the context `C` encodes, into the read model `P`.
 pub(crate) struct Projector<C, P> {
-    consumer: StreamConsumer,
+    /// Shared with the lag measurements, which ask the broker on a blocking thread.
+    consumer: Arc<StreamConsumer>,
     pool: PgPool,
     dead_letters: DeadLetterProducer,
+    /// The `projection` label of its metrics: `workflows`, `systems`, `scans`, `tasks`.
+    projection: String,
+    /// Per partition, the last message processed.
+    processed: Mutex<HashMap<i32, Processed>>,
     read_model: PhantomData<fn() -> (C, P)>,
 }
 
@@ -66,21 +83,31 @@ where
         consumer: StreamConsumer,
         pool: PgPool,
         dead_letters: DeadLetterProducer,
+        projection: String,
     ) -> Self {
         Self {
-            consumer,
+            consumer: Arc::new(consumer),
             pool,
             dead_letters,
+            projection,
+            processed: Mutex::default(),
             read_model: PhantomData,
         }
     }
 
     pub(crate) async fn run(self, shutdown: CancellationToken) {
         let shutdown = &shutdown;
+        let mut lag_interval = tokio::time::interval(LAG_INTERVAL);
+        // After a long batch, one measurement, not one per missed interval.
+        lag_interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 received = self.consumer.recv() => received,
+                _ = lag_interval.tick() => {
+                    self.report_lag();
+                    continue;
+                }
             };
             let first = match received {
                 Ok(message) => message,
@@ -91,11 +118,18 @@ where
                 }
             };
             let batch = self.with_ready_messages(first);
+            let started = Instant::now();
+            let span = self.batch_span(&batch);
             // Not raced against shutdown: a batch already under way is allowed to finish.
-            match self.process_batch(&batch, shutdown).await {
+            match self.process_batch(&batch, shutdown).instrument(span).await {
                 Ok(()) => self.commit(&batch),
                 Err(Interrupted) => break,
             }
+            let projection = self.projection.clone();
+            metrics::counter!("ringiflow_projector_batches_total", "projection" => projection.clone())
+                .increment(1);
+            metrics::histogram!("ringiflow_projector_batch_duration_seconds", "projection" => projection)
+                .record(started.elapsed().as_secs_f64());
         }
         self.final_commit();
         tracing::info!(topic = ?self.consumer.subscription().ok(), "projector stopped");
@@ -113,6 +147,95 @@ where
             }
         }
         batch
+    }
+
+    /// The span a batch is processed in, with the number of messages and of aggregates they
+    /// belong to, and a link to each message's publishing span (up to the SDK's limit of 128).
+    /// Each event's own apply span is the child of its publishing span, so that one trace
+    /// follows a command from the gateway into the read model; the batch, which serves many
+    /// traces at once, can only link to them.
+    fn batch_span(&self, batch: &[BorrowedMessage<'_>]) -> tracing::Span {
+        if !platform::telemetry::exporting() {
+            return tracing::Span::none();
+        }
+        let aggregates: HashSet<Option<&[u8]>> = batch.iter().map(Message::key).collect();
+        let span = tracing::info_span!(
+            "projector.batch",
+            projection = %self.projection,
+            events = batch.len(),
+            aggregates = aggregates.len(),
+        );
+        for message in batch {
+            platform::telemetry::link(&span, messaging::traceparent(message));
+        }
+        span
+    }
+
+    /// The span one event is applied in: the child of the span that published it.
+    fn apply_span(
+        &self,
+        message: &BorrowedMessage<'_>,
+        event: &RecordedEvent<C::Event>,
+    ) -> tracing::Span {
+        if !platform::telemetry::exporting() {
+            return tracing::Span::none();
+        }
+        let span = tracing::info_span!(
+            "projector.apply",
+            projection = %self.projection,
+            event_id = %event.event_id,
+            event_type = C::event_type(&event.event),
+            version = event.version,
+            partition = message.partition(),
+            offset = message.offset(),
+            outcome = tracing::field::Empty,
+        );
+        platform::telemetry::set_parent(&span, event.metadata.traceparent.as_deref());
+        span
+    }
+
+    /// `ringiflow_projector_lag_events{projection,partition}`: the partition's head offset
+    /// minus the next offset to process; `ringiflow_projector_lag_seconds`: how long ago the
+    /// last processed event happened, while events wait behind it (a caught-up partition is 0
+    /// behind, however old its last event). For each partition this projector has processed a
+    /// message of. The head offsets are asked of the broker (`fetch_watermarks`) on a blocking
+    /// thread, so measuring never holds up consumption.
+    fn report_lag(&self) {
+        let processed = self.processed.lock().expect("not poisoned").clone();
+        let Some(topic) = self.consumer.subscription().ok().and_then(|topics| {
+            topics
+                .elements()
+                .first()
+                .map(|element| element.topic().to_owned())
+        }) else {
+            return;
+        };
+        let consumer = Arc::clone(&self.consumer);
+        let projection = self.projection.clone();
+        tokio::task::spawn_blocking(move || {
+            for (partition, (offset, time)) in processed {
+                let high = match consumer.fetch_watermarks(&topic, partition, LAG_TIMEOUT) {
+                    Ok((_low, high)) => high,
+                    Err(error) => {
+                        tracing::debug!(%error, partition, "cannot measure the projector's lag");
+                        continue;
+                    }
+                };
+                let lag = (high - (offset + 1)).max(0);
+                let seconds = match (lag, time) {
+                    (0, _) | (_, None) => 0.0,
+                    (_, Some(time)) => {
+                        (Utc::now() - time).num_milliseconds().max(0) as f64 / 1000.0
+                    }
+                };
+                let labels = [
+                    ("projection", projection.clone()),
+                    ("partition", partition.to_string()),
+                ];
+                metrics::gauge!("ringiflow_projector_lag_events", &labels).set(lag as f64);
+                metrics::gauge!("ringiflow_projector_lag_seconds", &labels).set(seconds);
+            }
+        });
     }
 
     /// Applies a batch: runs of plain applies share one read-model transaction (one commit for
@@ -174,9 +297,22 @@ where
         if events.is_empty() {
             return Ok(0);
         }
+        let spans: Vec<tracing::Span> = match platform::telemetry::exporting() {
+            true => messages
+                .iter()
+                .zip(&events)
+                .map(|(message, event)| self.apply_span(message, event))
+                .collect(),
+            false => Vec::new(),
+        };
         // A parked or contradicting event ends it too, and nothing of it is written.
         let applied =
             projection::apply_batch::<P>(&mut *self.pool.acquire().await?, &events).await?;
+        for (span, outcome) in spans.iter().zip(&applied.outcomes) {
+            span.record("outcome", tracing::field::debug(outcome));
+        }
+        metrics::counter!("ringiflow_projector_events_applied_total", "projection" => self.projection.clone())
+            .increment(applied.outcomes.len() as u64);
         for (event, outcome) in events.iter().zip(&applied.outcomes) {
             tracing::debug!(
                 event_id = %event.event_id,
@@ -220,14 +356,19 @@ where
                     .await;
             }
         };
+        let span = self.apply_span(message, &event);
         let applied = retry!(
             shutdown,
             "apply event",
-            match projection::apply::<P>(&self.pool, &event).await {
+            match projection::apply::<P>(&self.pool, &event)
+                .instrument(span.clone())
+                .await
+            {
                 Err(error) if error.is_transient() => Err(error),
                 settled => Ok(settled),
             }
         )?;
+        span.record("outcome", tracing::field::debug(&applied));
         let (kind, error) = match applied {
             Ok(ApplyOutcome::Parked) => (
                 DeadLetterKind::Parked,
@@ -237,6 +378,8 @@ where
                 ),
             ),
             Ok(outcome) => {
+                metrics::counter!("ringiflow_projector_events_applied_total", "projection" => self.projection.clone())
+                    .increment(1);
                 tracing::debug!(
                     event_id = %event.event_id,
                     aggregate_id = %event.aggregate_id,
@@ -292,6 +435,12 @@ where
             error,
             "event dead-lettered"
         );
+        metrics::counter!(
+            "ringiflow_projector_dead_letters_total",
+            "projection" => self.projection.clone(),
+            "kind" => kind.as_str(),
+        )
+        .increment(1);
         match park {
             Some(park) => retry!(
                 shutdown,
@@ -311,7 +460,12 @@ where
     /// `RINGIFLOW_KAFKA_COMMIT_INTERVAL_MS`), and the synchronous commit at shutdown covers the
     /// last interval.
     fn commit(&self, batch: &[BorrowedMessage<'_>]) {
+        let mut processed = self.processed.lock().expect("not poisoned");
         for message in batch {
+            processed.insert(
+                message.partition(),
+                (message.offset(), messaging::event_time(message)),
+            );
             if let Err(error) = self.consumer.store_offset_from_message(message) {
                 // Happens when the partition was revoked meanwhile: its new owner redelivers
                 // the message, which the projection then reports as already applied.

@@ -11,6 +11,7 @@ mod service;
 use anyhow::Context;
 use event_store::EventStore;
 use platform::auth::GrpcAuth;
+use platform::grpc::GrpcRouter;
 use platform::settings::{AuthSettings, TelemetrySettings};
 use proto::systemboard::v1::system_board_query_service_server::{
     self, SystemBoardQueryServiceServer,
@@ -22,7 +23,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::Router;
 use tonic_health::server::HealthReporter;
 
 /// Reported SERVING through grpc.health.v1 while the server runs.
@@ -62,6 +62,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+    #[command(flatten)]
+    pub metrics: platform::settings::MetricsSettings,
     /// Without a subcommand the service serves until SIGTERM or SIGINT.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -86,11 +88,12 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 
 /// A built, bound, not yet serving query service.
 pub struct Application {
-    router: Router,
+    router: GrpcRouter,
     reporter: HealthReporter,
     listener: TcpListener,
     port: u16,
     pool: PgPool,
+    metrics: Option<platform::metrics::MetricsListener>,
     shutdown: CancellationToken,
 }
 
@@ -137,12 +140,14 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
+        let metrics = settings.metrics.listener().await?;
         Ok(Self {
             router,
             reporter,
             listener,
             port,
             pool,
+            metrics,
             shutdown,
         })
     }
@@ -152,9 +157,19 @@ impl Application {
         self.port
     }
 
+    /// Where `/metrics` is served, when `--metrics-addr` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
+            .as_ref()
+            .map(platform::metrics::MetricsListener::address)
+    }
+
     /// Serves until the shutdown token is cancelled and in-flight calls have finished.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "query-svc serving");
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.shutdown.clone()));
+        }
         let served = platform::grpc::serve(
             self.router,
             self.reporter,

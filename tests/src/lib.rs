@@ -36,9 +36,14 @@ pub struct TestStack {
     pub event_store: sqlx::PgPool,
     pub read_db: sqlx::PgPool,
     pub jwt: Jwt,
+    /// `/metrics` of each service by name, when they run as processes
+    /// ([`spawn_process_stack`]).
+    pub metrics: std::collections::HashMap<&'static str, String>,
     http: reqwest::Client,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    /// Killed when the stack is dropped.
+    _processes: Vec<process::Service>,
 }
 
 fn init_logs() {
@@ -179,9 +184,119 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
         event_store,
         read_db,
         jwt: Jwt::local_development(),
+        metrics: Default::default(),
         http: reqwest::Client::new(),
         shutdown,
         tasks,
+        _processes: Vec::new(),
+    }
+}
+
+/// The four services as OS processes (the binaries `cargo build --workspace --bins` made),
+/// each with `env` added to its environment and a metrics listener of its own: for tests of
+/// what a process exports (traces, metrics), which in-process services would share.
+pub async fn spawn_process_stack(env: &[(&str, &str)]) -> TestStack {
+    use process::{free_port, wait_for_port, workspace_binary, Service};
+    let (events_url, event_store) = test_support::fresh_database("proc_events").await;
+    let (read_url, read_db) = test_support::fresh_database("proc_read").await;
+    let suffix = Uuid::new_v4().simple().to_string();
+    let topic = format!("ringiflow.workflow.events.proc-{suffix}");
+    let group = format!("ringiflow-projector-proc-{suffix}");
+    let context_topics = format!(
+        "systems=test.systems.{suffix},vulnerabilities=test.vulnerabilities.{suffix},\
+         tasks=test.tasks.{suffix}"
+    );
+    let context_groups = format!("ringiflow-projector-proc-{suffix}");
+    let reactions_suffix = format!(".proc-{suffix}");
+    let brokers = kafka_brokers();
+    let [command_port, query_port, gateway_port, health_port] = [(); 4].map(|()| free_port());
+    let address = |port: u16| format!("127.0.0.1:{port}");
+    let command_url = format!("http://{}", address(command_port));
+    let query_url = format!("http://{}", address(query_port));
+    let common = [
+        ("RINGIFLOW_KAFKA_BROKERS", brokers.as_str()),
+        ("RINGIFLOW_KAFKA_TOPIC", topic.as_str()),
+        ("RINGIFLOW_KAFKA_TOPIC_PARTITIONS", "3"),
+        ("RINGIFLOW_CONTEXT_TOPICS", context_topics.as_str()),
+    ];
+    let mut metrics = std::collections::HashMap::new();
+    let mut processes = Vec::new();
+    let services: [(&'static str, Vec<(&str, String)>); 4] = [
+        (
+            "command-svc",
+            vec![
+                ("RINGIFLOW_LISTEN_ADDR", address(command_port)),
+                ("RINGIFLOW_EVENT_STORE_URL", events_url.clone()),
+                ("RINGIFLOW_REACTIONS_GROUP_SUFFIX", reactions_suffix.clone()),
+            ],
+        ),
+        (
+            "projector-svc",
+            vec![
+                ("RINGIFLOW_HEALTH_ADDR", address(health_port)),
+                ("RINGIFLOW_READ_DATABASE_URL", read_url.clone()),
+                ("RINGIFLOW_KAFKA_GROUP_ID", group.clone()),
+                ("RINGIFLOW_CONTEXT_GROUP_PREFIX", context_groups.clone()),
+                ("RINGIFLOW_COMMAND_URL", command_url.clone()),
+            ],
+        ),
+        (
+            "query-svc",
+            vec![
+                ("RINGIFLOW_LISTEN_ADDR", address(query_port)),
+                ("RINGIFLOW_READ_DATABASE_URL", read_url.clone()),
+                ("RINGIFLOW_EVENT_STORE_URL", events_url.clone()),
+            ],
+        ),
+        (
+            "gateway",
+            vec![
+                ("RINGIFLOW_LISTEN_ADDR", address(gateway_port)),
+                ("RINGIFLOW_COMMAND_URL", command_url.clone()),
+                ("RINGIFLOW_QUERY_URL", query_url.clone()),
+            ],
+        ),
+    ];
+    for (name, own) in services {
+        let metrics_addr = match name {
+            // The gateway serves /metrics on its HTTP port.
+            "gateway" => address(gateway_port),
+            _ => address(free_port()),
+        };
+        metrics.insert(name, format!("http://{metrics_addr}/metrics"));
+        let own_metrics = [("RINGIFLOW_METRICS_ADDR", metrics_addr.as_str())];
+        let own: Vec<(&str, &str)> = own.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut service = Service::new(
+            name,
+            workspace_binary(name),
+            &[],
+            &[common.as_slice(), &own, &own_metrics, env].concat(),
+        );
+        service.start();
+        let port = match name {
+            "command-svc" => command_port,
+            "projector-svc" => health_port,
+            "query-svc" => query_port,
+            _ => gateway_port,
+        };
+        wait_for_port(port, name).await;
+        processes.push(service);
+    }
+    TestStack {
+        gateway_url: format!("http://{}", address(gateway_port)),
+        command_port,
+        query_port,
+        topic,
+        group,
+        brokers,
+        event_store,
+        read_db,
+        jwt: Jwt::local_development(),
+        metrics,
+        http: reqwest::Client::new(),
+        shutdown: CancellationToken::new(),
+        tasks: Vec::new(),
+        _processes: processes,
     }
 }
 

@@ -244,6 +244,7 @@ impl EventStore {
         let metadata = serde_json::to_value(append.metadata).expect("metadata is plain data");
 
         let version = append.expected_version + count;
+        let started = std::time::Instant::now();
         // One statement, so one round trip and one implicit transaction: the events, their
         // outbox rows, the command id and the relay's wake-up commit together or not at all.
         // Positions are drawn in version order (ORDER BY) because the relay publishes in
@@ -286,6 +287,8 @@ impl EventStore {
         .bind(self.published.contains(&append.aggregate_type))
         .execute(&self.pool)
         .await;
+        metrics::histogram!("ringiflow_event_store_append_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         match inserted {
             Ok(_) => Ok(CommandRecord {
                 command_type: append.command_type.to_owned(),
@@ -301,6 +304,7 @@ impl EventStore {
                 if append.expected_version == 0 && current_version == 0 {
                     return Err(AppendError::IdUnavailable);
                 }
+                metrics::counter!("ringiflow_event_store_append_conflicts_total").increment(1);
                 Err(AppendError::Conflict {
                     expected: append.expected_version,
                     current_version,

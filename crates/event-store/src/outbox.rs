@@ -160,6 +160,21 @@ impl OutboxConnection {
         Ok(())
     }
 
+    /// How many outbox rows await publishing, and when the oldest of them happened (`None`
+    /// when none does): the relay's backlog as an operator watches it.
+    pub async fn backlog(&mut self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        let backlog = bounded(
+            sqlx::query_as(
+                "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL),
+                        (SELECT e.occurred_at FROM outbox o JOIN events e USING (position)
+                         WHERE o.published_at IS NULL ORDER BY o.position LIMIT 1)",
+            )
+            .fetch_one(&mut self.connection),
+        )
+        .await?;
+        Ok(backlog)
+    }
+
     /// Deletes up to `batch` outbox rows published before `cutoff`, oldest first, and returns
     /// how many it deleted. Batches keep each statement's locks short; a caller wanting
     /// everything gone repeats while a full batch comes back. Unpublished rows are never

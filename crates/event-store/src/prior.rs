@@ -85,7 +85,11 @@ impl EventStore {
             None => None,
             Some(version) => {
                 match serde_json::from_value(first.get("snapshot_state")) {
-                    Ok(state) => Some(Snapshot { version, state }),
+                    Ok(state) => {
+                        metrics::counter!("ringiflow_event_store_snapshot_loads_total")
+                            .increment(1);
+                        Some(Snapshot { version, state })
+                    }
                     Err(error) => {
                         // Folded from the events instead, which this read did not include.
                         tracing::warn!(%aggregate_id, version, error = %error, "ignoring unreadable snapshot");

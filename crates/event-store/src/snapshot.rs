@@ -37,7 +37,10 @@ impl EventStore {
             return Ok(None);
         };
         match serde_json::from_value(state) {
-            Ok(state) => Ok(Some(Snapshot { version, state })),
+            Ok(state) => {
+                metrics::counter!("ringiflow_event_store_snapshot_loads_total").increment(1);
+                Ok(Some(Snapshot { version, state }))
+            }
             Err(error) => {
                 tracing::warn!(%aggregate_id, version, error = %error, "ignoring unreadable snapshot");
                 Ok(None)

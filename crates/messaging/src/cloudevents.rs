@@ -161,6 +161,24 @@ pub fn decode<C: EventCodec, M: Message>(
     })
 }
 
+/// The message's `traceparent` header: the trace context of the span that published it.
+pub fn traceparent<M: Message>(message: &M) -> Option<&str> {
+    header(message, TRACEPARENT)
+}
+
+/// The message's `ce_time`: when its event happened (what the projector's lag in seconds is
+/// measured from).
+pub fn event_time<M: Message>(message: &M) -> Option<DateTime<Utc>> {
+    let time = header(message, TIME)?;
+    Some(DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc))
+}
+
+fn header<'m, M: Message>(message: &'m M, name: &str) -> Option<&'m str> {
+    let headers = message.headers()?;
+    let value = headers.iter().find(|header| header.key == name)?.value?;
+    std::str::from_utf8(value).ok()
+}
+
 fn invalid(header: &'static str, problem: &str) -> DecodeError {
     DecodeError::InvalidHeader {
         header,

@@ -15,7 +15,9 @@ mod settings;
 mod test_codec;
 mod topics;
 
-pub use cloudevents::{decode, encode, DecodeError, OutgoingMessage, CE_SOURCE_COMMAND_SVC};
+pub use cloudevents::{
+    decode, encode, event_time, traceparent, DecodeError, OutgoingMessage, CE_SOURCE_COMMAND_SVC,
+};
 pub use es_kernel::EventCodec;
 pub use routes::Routes;
 pub use settings::{consumer_config, ensure_topic, producer_config, KafkaSettings};

@@ -1,5 +1,5 @@
-//! The gRPC server every service runs: grpc.health.v1, server reflection, request spans,
-//! and graceful shutdown.
+//! The gRPC server every service runs: grpc.health.v1, server reflection, request spans
+//! (continuing the caller's trace), request metrics, and graceful shutdown.
 
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -12,13 +12,18 @@ use tonic_health::ServingStatus;
 /// Internal calls get this long before the server answers DEADLINE_EXCEEDED (SPEC §6: ~10 s).
 pub const INTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The server [`router`] builds: tonic's, with the request-metrics layer.
+pub type GrpcRouter = Router<
+    tower::layer::util::Stack<crate::metrics::GrpcServerMetrics, tower::layer::util::Identity>,
+>;
+
 /// A server with health and reflection already mounted; add the service and call [`serve`].
 /// `services` are the fully qualified names reported as SERVING; `contracts` the encoded
 /// `FileDescriptorSet`s reflection describes (the contexts' own, besides health and reflection).
 pub async fn router(
     services: &[&str],
     contracts: &[&'static [u8]],
-) -> anyhow::Result<(Router, HealthReporter)> {
+) -> anyhow::Result<(GrpcRouter, HealthReporter)> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in services {
         reporter
@@ -27,7 +32,13 @@ pub async fn router(
     }
     let router = Server::builder()
         .timeout(INTERNAL_TIMEOUT)
-        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+        .layer(crate::metrics::GrpcServerMetrics)
+        // The caller's trace context (W3C `traceparent` metadata) is the server span's parent.
+        .trace_fn(|request| {
+            let span = tracing::info_span!("grpc", path = %request.uri().path());
+            crate::telemetry::set_parent_from_headers(&span, request.headers());
+            span
+        })
         .add_service(health)
         .add_service(reflection(contracts).build_v1()?)
         // grpcui, Postman, Evans, older grpcurl and Python's grpcio-reflection still ask the
@@ -54,7 +65,7 @@ fn reflection(contracts: &[&'static [u8]]) -> tonic_reflection::server::Builder<
 /// Serves until `shutdown` is cancelled, then reports NOT_SERVING, stops accepting and lets
 /// in-flight calls finish.
 pub async fn serve(
-    router: Router,
+    router: GrpcRouter,
     reporter: HealthReporter,
     services: &'static [&'static str],
     listener: TcpListener,

@@ -140,6 +140,27 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
 }
 
+/// Where a service without an HTTP port of its own answers Prometheus scrapes. Traces are
+/// configured by the standard `OTEL_*` variables instead (see `telemetry`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsSettings {
+    /// Listen address of `GET /metrics` (Prometheus text), e.g. `0.0.0.0:9464`; port 0 picks
+    /// a free one (logged). Unset: no listener, as several services on one host (the local
+    /// stack, tests) would otherwise fight over one port.
+    #[arg(long, env = "RINGIFLOW_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+impl MetricsSettings {
+    /// The bound listener, if one is configured.
+    pub async fn listener(&self) -> anyhow::Result<Option<crate::metrics::MetricsListener>> {
+        match self.metrics_addr {
+            Some(address) => Ok(Some(crate::metrics::MetricsListener::bind(address).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use std::future::Future;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 /// What one context does about another context's events: pure, like a domain's `decide`.
@@ -185,13 +186,48 @@ where
                     .await;
             }
         };
-        let cause = Cause::of(&event);
-        for reaction in self.reactor.react(&event) {
+        // A span per consumed event, the child of the span that published it (the relay's, from
+        // the message's `traceparent`); the reactions' commands continue from it.
+        let span = tracing::info_span!(
+            "react",
+            process = %self.name,
+            event_id = %event.event_id,
+            event_type = <R::Codec as EventCodec>::event_type(&event.event),
+        );
+        platform::telemetry::set_parent(&span, event.metadata.traceparent.as_deref());
+        let mut cause = Cause::of(&event);
+        if let Some(traceparent) = platform::telemetry::traceparent(&span) {
+            cause.traceparent = Some(traceparent);
+        }
+        self.react(&event, &cause, message, dead_letters, shutdown)
+            .instrument(span)
+            .await
+    }
+
+    /// Dispatches each reaction `event` calls for, retrying transient failures and
+    /// dead-lettering refusals. `false` if shutdown came first.
+    async fn react(
+        &self,
+        event: &RecordedEvent<<R::Codec as EventCodec>::Event>,
+        cause: &Cause,
+        message: &BorrowedMessage<'_>,
+        dead_letters: &DeadLetterProducer,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let counted = |outcome: &'static str| {
+            metrics::counter!("ringiflow_reactions_total", "process" => self.name.clone(), "outcome" => outcome)
+                .increment(1);
+        };
+        for reaction in self.reactor.react(event) {
             let mut backoff = Backoff::default();
             loop {
-                match self.dispatch.dispatch(reaction.clone(), &cause).await {
-                    Ok(()) => break,
+                match self.dispatch.dispatch(reaction.clone(), cause).await {
+                    Ok(()) => {
+                        counted("ok");
+                        break;
+                    }
                     Err(DispatchError::Permanent(problem)) => {
+                        counted("rejected");
                         tracing::error!(process = %self.name, event_id = %cause.event_id, %problem, "reaction refused");
                         let kind = DeadLetterKind::Rejected;
                         if !self
@@ -205,6 +241,7 @@ where
                     Err(
                         DispatchError::Transient(problem) | DispatchError::Unavailable(problem),
                     ) => {
+                        counted("retried");
                         tracing::warn!(process = %self.name, event_id = %cause.event_id, %problem, "reaction failed; retrying");
                         backoff.wait(shutdown).await;
                         if shutdown.is_cancelled() {

@@ -15,6 +15,7 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Schema, ID};
 use platform::auth::Jwt;
 use std::future::Future;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 type GatewaySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -72,17 +73,76 @@ impl Api {
         backends: &Backends,
         jwt: &Jwt,
     ) -> async_graphql::Response {
+        let started = std::time::Instant::now();
         let mut request = prepare(request, incoming, backends, jwt);
-        let mut response = match self.documents.checked(&request.query) {
+        let (operation_type, mut response) = match self.documents.checked(&request.query) {
             Ok(document) => {
+                let operation_type = operation_type(&document, request.operation_name.as_deref());
                 request.set_parsed_query(document);
-                self.schema.execute(request).await
+                (operation_type, self.schema.execute(request).await)
             }
-            Err(error) => async_graphql::Response::from_errors(vec![error]),
+            Err(error) => ("unknown", async_graphql::Response::from_errors(vec![error])),
         };
         code_request_errors(&mut response);
+        record(operation_type, &response, started);
         response
     }
+}
+
+/// `query`, `mutation` or `subscription`: the operation the request runs. (A document that
+/// does not parse, or names no operation it holds, is `unknown`.)
+fn operation_type(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    name: Option<&str>,
+) -> &'static str {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    match operation.map(|operation| operation.node.ty) {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "unknown",
+    }
+}
+
+/// `ringiflow_graphql_requests_total{operation_type,code}` (code: the first error's, or OK)
+/// and `ringiflow_graphql_request_duration_seconds{operation_type}`.
+fn record(
+    operation_type: &'static str,
+    response: &async_graphql::Response,
+    started: std::time::Instant,
+) {
+    let code = response
+        .errors
+        .first()
+        .and_then(|error| error.extensions.as_ref()?.get("code"))
+        .and_then(|code| match code {
+            async_graphql::Value::String(code) => platform::errors::ErrorCode::parse(code),
+            _ => None,
+        })
+        .map_or(
+            if response.errors.is_empty() {
+                "OK"
+            } else {
+                "UNKNOWN"
+            },
+            |code| code.as_str(),
+        );
+    metrics::counter!(
+        "ringiflow_graphql_requests_total",
+        "operation_type" => operation_type,
+        "code" => code,
+    )
+    .increment(1);
+    metrics::histogram!(
+        "ringiflow_graphql_request_duration_seconds",
+        "operation_type" => operation_type,
+    )
+    .record(started.elapsed().as_secs_f64());
 }
 
 /// Attaches what the resolvers of one request need: what it says about its caller, and a
@@ -121,7 +181,12 @@ where
     Fut: Future<Output = Result<tonic::Response<Out>, tonic::Status>>,
 {
     let (caller, backends) = authorized(ctx)?;
-    let response = call(pick(backends), caller.request(message))
+    // A span per backend call, named by the field that makes it; its context travels in the
+    // request's `traceparent`, so the backend's server span is its child.
+    let span = tracing::info_span!("resolver", field = %ctx.field().name());
+    let request = span.in_scope(|| caller.request(message));
+    let response = call(pick(backends), request)
+        .instrument(span)
         .await
         .map_err(graphql_error)?;
     Ok(response.into_inner())

@@ -1,0 +1,347 @@
+//! What the services export: one OTLP trace from a GraphQL mutation to the read-model row,
+//! received by an in-process collector, and the Prometheus metrics of real traffic. The
+//! services run as processes: in one process they would share one tracer and one recorder.
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use tests::process::free_port;
+use tests::{eventually, spawn_process_stack};
+
+/// A span as the collector received it, with the service that sent it.
+#[derive(Debug, Clone)]
+struct Received {
+    service: String,
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+}
+
+/// An OTLP/gRPC trace collector that keeps every span it is sent.
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<Received>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut received = self.0.lock().unwrap();
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|resource| &resource.attributes)
+                .find(|attribute| attribute.key == "service.name")
+                .and_then(
+                    |attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                        AnyValue::StringValue(name) => Some(name.clone()),
+                        _ => None,
+                    },
+                )
+                .unwrap_or_default();
+            for span in resource_spans
+                .scope_spans
+                .into_iter()
+                .flat_map(|scope| scope.spans)
+            {
+                received.push(Received {
+                    service: service.clone(),
+                    name: span.name,
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: hex(&span.parent_span_id),
+                });
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+impl Collector {
+    /// Serves on a free loopback port and returns its endpoint URL.
+    async fn start(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let service = TraceServiceServer::new(self.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream_incoming(listener)),
+        );
+        endpoint
+    }
+
+    fn trace(&self, trace_id: &str) -> Vec<Received> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|span| span.trace_id == trace_id)
+            .cloned()
+            .collect()
+    }
+}
+
+fn tokio_stream_incoming(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_approval_is_one_trace_from_the_gateway_through_the_broker_to_the_read_model() {
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let stack = spawn_process_stack(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ])
+    .await;
+    let alice = stack.token("acme", "alice");
+    let bob = stack.token("acme", "bob");
+    let workflow_id = stack.create_workflow(&alice, "traced", &["bob"]).await;
+    stack.submit(&alice, &workflow_id).await.ok();
+
+    // The caller starts the trace: its id is the one every hop must continue.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/graphql", stack.gateway_url))
+        .bearer_auth(&bob)
+        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .json(&json!({
+            "query": "mutation($id: ID!) { approveStep(input: { workflowId: $id, step: 1 }) { version } }",
+            "variables": { "id": workflow_id },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(response["errors"].is_null(), "{response}");
+
+    let trace = eventually("the approval's spans from all four hops", || async {
+        let trace = collector.trace(trace_id);
+        trace
+            .iter()
+            .any(|span| span.name == "projector.apply")
+            .then_some(trace)
+    })
+    .await;
+    let by_id = |id: &str| trace.iter().find(|span| span.span_id == id);
+    let parent = |span: &Received| {
+        by_id(&span.parent_span_id)
+            .unwrap_or_else(|| panic!("the parent of {span:?} is not in the trace: {trace:#?}"))
+            .clone()
+    };
+    // projector.apply → relay.publish → command-svc's server span → the gateway's resolver
+    // span → its operation span → the caller.
+    let apply = trace
+        .iter()
+        .find(|span| span.name == "projector.apply")
+        .unwrap();
+    assert_eq!(apply.service, "projector-svc");
+    let publish = parent(apply);
+    assert_eq!(
+        (publish.service.as_str(), publish.name.as_str()),
+        ("command-svc", "relay.publish")
+    );
+    let command = parent(&publish);
+    assert_eq!(
+        (command.service.as_str(), command.name.as_str()),
+        ("command-svc", "grpc")
+    );
+    let resolver = parent(&command);
+    assert_eq!(
+        (resolver.service.as_str(), resolver.name.as_str()),
+        ("gateway", "resolver")
+    );
+    let operation = parent(&resolver);
+    assert_eq!(
+        (operation.service.as_str(), operation.name.as_str()),
+        ("gateway", "graphql")
+    );
+    assert_eq!(operation.parent_span_id, caller_span);
+    // The batch that applied the event is a trace of its own, linked to the event's.
+    assert!(
+        trace.iter().all(|span| span.name != "projector.batch"),
+        "{trace:#?}"
+    );
+}
+
+/// The Prometheus text at `url`.
+async fn scrape(url: &str) -> String {
+    let response = reqwest::get(url).await.expect("metrics answer");
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed, without the
+/// constant `service` label), if present.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.split(['{', ' ']).next() == Some(name)
+                && labels
+                    .iter()
+                    .all(|(key, value)| series.contains(&format!("{key}=\"{value}\"")))
+        })
+        .map(|(_, value)| value.parse::<f64>().unwrap())
+        .reduce(f64::max)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_counts_its_traffic_and_answers_while_its_collector_is_unreachable() {
+    // Nothing listens here: exporting fails, and requests must not notice.
+    let unreachable = format!("http://127.0.0.1:{}", free_port());
+    let stack = spawn_process_stack(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &unreachable),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ])
+    .await;
+    let alice = stack.token("acme", "alice");
+    let bob = stack.token("acme", "bob");
+    let started = std::time::Instant::now();
+    let workflow_id = stack.create_workflow(&alice, "counted", &["bob"]).await;
+    stack.submit(&alice, &workflow_id).await.ok();
+    stack.approve(&bob, &workflow_id, 1).await.ok();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "three commands took {:?} with the collector away",
+        started.elapsed()
+    );
+    stack.workflow_at_version(&alice, &workflow_id, 3).await;
+
+    let command = eventually("command-svc's metrics of the approval", || async {
+        let text = scrape(&stack.metrics["command-svc"]).await;
+        sample(&text, "ringiflow_relay_published_total", &[])
+            .is_some_and(|published| published >= 3.0)
+            .then_some(text)
+    })
+    .await;
+    for (command_name, count) in [
+        ("CreateWorkflow", 1.0),
+        ("SubmitWorkflow", 1.0),
+        ("ApproveStep", 1.0),
+    ] {
+        assert!(
+            sample(
+                &command,
+                "ringiflow_commands_total",
+                &[("command", command_name), ("outcome", "ok")]
+            ) >= Some(count),
+            "{command_name}: {command}"
+        );
+    }
+    assert_eq!(
+        sample(&command, "ringiflow_relay_leader", &[]),
+        Some(1.0),
+        "{command}"
+    );
+    assert!(command.contains("service=\"command-svc\""), "{command}");
+    assert!(
+        sample(
+            &command,
+            "ringiflow_grpc_server_requests_total",
+            &[
+                (
+                    "method",
+                    "/ringiflow.workflow.v1.WorkflowCommandService/ApproveStep"
+                ),
+                ("code", "OK")
+            ]
+        ) >= Some(1.0),
+        "{command}"
+    );
+    assert!(
+        sample(
+            &command,
+            "ringiflow_event_store_append_duration_seconds_count",
+            &[]
+        ) >= Some(3.0),
+        "{command}"
+    );
+
+    let projector = eventually("projector-svc's lag gauges", || async {
+        let text = scrape(&stack.metrics["projector-svc"]).await;
+        text.contains("ringiflow_projector_lag_events{")
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        sample(
+            &projector,
+            "ringiflow_projector_events_applied_total",
+            &[("projection", "workflows")]
+        ) >= Some(3.0),
+        "{projector}"
+    );
+    assert_eq!(
+        sample(
+            &projector,
+            "ringiflow_projector_lag_events",
+            &[("projection", "workflows")]
+        ),
+        Some(0.0),
+        "caught up: {projector}"
+    );
+    assert_eq!(
+        sample(
+            &projector,
+            "ringiflow_projector_lag_seconds",
+            &[("projection", "workflows")]
+        ),
+        Some(0.0),
+        "caught up: {projector}"
+    );
+
+    let gateway = scrape(&stack.metrics["gateway"]).await;
+    assert!(
+        sample(
+            &gateway,
+            "ringiflow_graphql_requests_total",
+            &[("operation_type", "mutation"), ("code", "OK")]
+        ) >= Some(3.0),
+        "{gateway}"
+    );
+    assert!(
+        sample(
+            &gateway,
+            "ringiflow_graphql_requests_total",
+            &[("operation_type", "query")]
+        ) >= Some(1.0),
+        "{gateway}"
+    );
+    let query = scrape(&stack.metrics["query-svc"]).await;
+    assert!(
+        sample(
+            &query,
+            "ringiflow_grpc_server_requests_total",
+            &[("code", "OK")]
+        ) >= Some(1.0),
+        "{query}"
+    );
+}
