@@ -1,51 +1,47 @@
-//! gRPC clients of command-svc and query-svc: one channel per service, shared by the clients
-//! of every contract it serves (the workflow's and the System Board's), so every call of any of
-//! them runs under the same timeouts. The caller's token and correlation id travel on each
+//! gRPC clients of command-svc and query-svc: one client stack per service
+//! (`platform::resilience`), shared by the clients of every contract it serves (the workflow's
+//! and the System Board's), so every call of any of them runs under the same deadline, retry
+//! policy, circuit and in-flight bound. The caller's token and correlation id travel on each
 //! request (`caller::Caller::request`), and every failure goes through the one error mapping
 //! (`errors::graphql_error`); `schema::call` is the one path that does both.
 
 use anyhow::Context as _;
+use platform::resilience::{client, Client, ClientSettings};
 use proto::systemboard::v1::system_board_command_service_client::SystemBoardCommandServiceClient;
 use proto::systemboard::v1::system_board_query_service_client::SystemBoardQueryServiceClient;
 use proto::workflow::v1::definition_command_service_client::DefinitionCommandServiceClient;
 use proto::workflow::v1::workflow_command_service_client::WorkflowCommandServiceClient;
 use proto::workflow::v1::workflow_query_service_client::WorkflowQueryServiceClient;
-use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-/// A backend that does not accept a connection this fast is treated as down rather than slow.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Below the edge's request timeout, so a slow backend surfaces as a GraphQL `UNAVAILABLE`
-/// error the client can act on rather than a bare gateway timeout; the deadline also travels
-/// as `grpc-timeout`, so the backend stops working on an answer nobody waits for.
-const CALL_TIMEOUT: Duration = Duration::from_millis(2_500);
-
 #[derive(Clone)]
 pub(crate) struct Backends {
-    pub(crate) command: WorkflowCommandServiceClient<Channel>,
+    pub(crate) command: WorkflowCommandServiceClient<Client>,
     /// Served by command-svc too, over the same connection.
-    pub(crate) definitions: DefinitionCommandServiceClient<Channel>,
-    pub(crate) query: WorkflowQueryServiceClient<Channel>,
+    pub(crate) definitions: DefinitionCommandServiceClient<Client>,
+    pub(crate) query: WorkflowQueryServiceClient<Client>,
     /// The System Board's commands, served by command-svc over the same connection.
-    pub(crate) board_command: SystemBoardCommandServiceClient<Channel>,
+    pub(crate) board_command: SystemBoardCommandServiceClient<Client>,
     /// The System Board's queries, served by query-svc over the same connection.
-    pub(crate) board_query: SystemBoardQueryServiceClient<Channel>,
-    command_health: HealthClient<Channel>,
-    query_health: HealthClient<Channel>,
+    pub(crate) board_query: SystemBoardQueryServiceClient<Client>,
+    command_health: HealthClient<Client>,
+    query_health: HealthClient<Client>,
 }
 
 impl Backends {
     /// Connects on first use, so the gateway starts (and reports not-ready) while a backend is
     /// down.
-    pub(crate) fn connect_lazy(command_url: &str, query_url: &str) -> anyhow::Result<Self> {
-        let command = channel(command_url)
+    pub(crate) fn connect_lazy(
+        command_url: &str,
+        query_url: &str,
+        settings: &ClientSettings,
+    ) -> anyhow::Result<Self> {
+        let command = client("command-svc", command_url, settings)
             .with_context(|| format!("invalid command-svc url {command_url:?}"))?;
-        let query =
-            channel(query_url).with_context(|| format!("invalid query-svc url {query_url:?}"))?;
+        let query = client("query-svc", query_url, settings)
+            .with_context(|| format!("invalid query-svc url {query_url:?}"))?;
         Ok(Self {
             command: WorkflowCommandServiceClient::new(command.clone()),
             definitions: DefinitionCommandServiceClient::new(command.clone()),
@@ -67,14 +63,21 @@ impl Backends {
     }
 }
 
-fn channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
-        .connect_lazy())
+#[cfg(test)]
+impl Backends {
+    /// Backends that refuse connections: reaching one surfaces as UNAVAILABLE, at once (no
+    /// retries).
+    pub(crate) fn unreachable() -> Self {
+        use clap::Parser as _;
+        let settings =
+            crate::settings::Settings::try_parse_from(["gateway", "--grpc-retries", "0"])
+                .expect("valid settings");
+        let url = "http://127.0.0.1:1";
+        Self::connect_lazy(url, url, &settings.clients).expect("a valid url")
+    }
 }
 
-async fn serving(backend: &'static str, mut client: HealthClient<Channel>) -> bool {
+async fn serving(backend: &'static str, mut client: HealthClient<Client>) -> bool {
     // The empty service name asks about the server as a whole.
     match client
         .check(HealthCheckRequest {

@@ -2,11 +2,21 @@
 
 use clap::{Args, Parser, Subcommand};
 use platform::auth::Identity;
+use platform::resilience::ClientSettings;
 use platform::settings::{AuthSettings, TelemetrySettings};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "gateway", version, about = "RingiFlow GraphQL gateway")]
+#[command(
+    name = "gateway",
+    version,
+    about = "RingiFlow GraphQL gateway",
+    // A call to a backend must end before the edge gives up on the request (`request_timeout_ms`),
+    // so a slow backend surfaces as a GraphQL UNAVAILABLE the client can act on rather than a
+    // bare 504; the other internal callers keep the design's 10 s.
+    mut_arg("grpc_call_timeout_ms", |arg| arg.default_value("2500")),
+)]
 pub struct Settings {
     /// Address the HTTP server binds; port 0 picks a free port.
     #[arg(long, env = "RINGIFLOW_LISTEN_ADDR", default_value = "0.0.0.0:4000")]
@@ -38,6 +48,13 @@ pub struct Settings {
         action = clap::ArgAction::Set
     )]
     pub graphql_introspection: bool,
+    /// Milliseconds a request may take at the edge before it is answered 504 (SPEC §6: about
+    /// 3 s). Must exceed --grpc-call-timeout-ms.
+    #[arg(long, env = "RINGIFLOW_REQUEST_TIMEOUT_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub request_timeout_ms: u64,
+    /// How the gateway calls command-svc and query-svc.
+    #[command(flatten)]
+    pub clients: ClientSettings,
     #[command(flatten)]
     pub rate_limits: RateLimitSettings,
     #[command(flatten)]
@@ -47,6 +64,23 @@ pub struct Settings {
     /// Without a subcommand the gateway serves.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Settings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Refuses timeouts that let the edge cut off a call to a backend before it ends.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let (edge, call) = (self.request_timeout_ms, self.clients.grpc_call_timeout_ms);
+        anyhow::ensure!(
+            call < edge,
+            "--grpc-call-timeout-ms ({call}) must be less than --request-timeout-ms ({edge}): \
+             a backend call, retries included, has to end before the edge answers 504"
+        );
+        Ok(())
+    }
 }
 
 /// How many requests one caller may send (see `rate_limit`). Requests beyond either limit are
@@ -122,6 +156,21 @@ mod tests {
         assert!(settings.graphiql);
         assert!(settings.command.is_none());
         assert!(settings.graphql_introspection);
+        assert_eq!(settings.request_timeout(), Duration::from_secs(3));
+        let clients = &settings.clients;
+        assert_eq!(clients.grpc_call_timeout_ms, 2_500, "under the edge's 3 s");
+        assert_eq!(
+            (clients.grpc_retries, clients.grpc_retry_backoff_ms),
+            (3, 1_000)
+        );
+        assert_eq!(
+            (
+                clients.circuit_breaker_failures,
+                clients.circuit_breaker_open_ms
+            ),
+            (5, 30_000)
+        );
+        settings.check().unwrap();
         let limits = settings.rate_limits;
         assert_eq!(
             (limits.rate_limit_per_second, limits.rate_limit_burst),
@@ -134,6 +183,24 @@ mod tests {
             ),
             (1_000, 2_000)
         );
+    }
+
+    #[test]
+    fn a_backend_call_must_end_before_the_edge_times_out() {
+        let settings =
+            Settings::try_parse_from(["gateway", "--request-timeout-ms", "2500"]).unwrap();
+        let error = settings.check().unwrap_err().to_string();
+        assert!(error.contains("--grpc-call-timeout-ms (2500)"), "{error}");
+        let settings = Settings::try_parse_from([
+            "gateway",
+            "--request-timeout-ms",
+            "12000",
+            "--grpc-call-timeout-ms",
+            "10000",
+        ])
+        .unwrap();
+        settings.check().unwrap();
+        assert!(Settings::try_parse_from(["gateway", "--grpc-max-in-flight", "0"]).is_err());
     }
 
     #[test]

@@ -21,7 +21,12 @@ pub struct Application {
 impl Application {
     /// Binds the listener; backends are connected lazily, so this succeeds while they are down.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let backends = Backends::connect_lazy(&settings.command_url, &settings.query_url)?;
+        settings.check()?;
+        let backends = Backends::connect_lazy(
+            &settings.command_url,
+            &settings.query_url,
+            &settings.clients,
+        )?;
         let jwt = settings.auth.jwt()?;
         let api = schema::build(
             backends.clone(),
@@ -29,7 +34,14 @@ impl Application {
             settings.graphql_introspection,
         );
         let rate_limit = RateLimitLayer::new(RateLimiter::new(&settings.rate_limits), jwt.clone());
-        let router = http_stack::router(api, backends, jwt, rate_limit, settings.graphiql);
+        let router = http_stack::router(
+            api,
+            backends,
+            jwt,
+            rate_limit,
+            settings.graphiql,
+            settings.request_timeout(),
+        );
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .with_context(|| format!("binding {}", settings.listen_addr))?;

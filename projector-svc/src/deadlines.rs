@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use platform::auth::{Identity, Jwt};
 use platform::backoff::Backoff;
 use platform::errors::{self, ErrorCode};
+use platform::resilience::{Client, ClientSettings};
 use platform::settings::AuthSettings;
 use process_manager::{Cause, Dispatch, DispatchError};
 use proto::workflow::v1 as pb;
@@ -32,7 +33,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 use workflow_domain::Role;
 
@@ -57,6 +57,10 @@ pub struct DeadlineSettings {
     /// Signs the watcher's own tokens; must match command-svc's.
     #[command(flatten)]
     pub auth: AuthSettings,
+    /// How the watcher calls command-svc. Its escalations carry derived command ids, so they
+    /// are retried within the call's deadline.
+    #[command(flatten)]
+    pub client: ClientSettings,
 }
 
 /// What the watcher's ids are derived for, from the workflow's last event.
@@ -71,9 +75,6 @@ const WATCHER_NAME: &str = "Deadline watcher";
 /// token never expires between signing and command-svc's check.
 const TOKEN_TTL: chrono::Duration = chrono::Duration::minutes(15);
 const TOKEN_RENEW_BEFORE: Duration = Duration::from_secs(60);
-
-/// A command-svc that does not accept a connection this fast is treated as down.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The watcher's view of one overdue step: a row of the read model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,17 +129,15 @@ impl DeadlineWatcher {
         pool: PgPool,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(settings.command_url.clone())
-            .map_err(|e| {
-                anyhow::anyhow!("invalid command-svc url {:?}: {e}", settings.command_url)
-            })?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(platform::grpc::INTERNAL_TIMEOUT)
-            .connect_lazy();
+        let command =
+            platform::resilience::client("command-svc", &settings.command_url, &settings.client)
+                .map_err(|e| {
+                    anyhow::anyhow!("invalid command-svc url {:?}: {e}", settings.command_url)
+                })?;
         Ok(Self {
             pool,
             escalations: Escalations {
-                client: WorkflowCommandServiceClient::new(channel),
+                client: WorkflowCommandServiceClient::new(command),
                 tokens: Mutex::new(Tokens::new(settings.auth.jwt()?)?),
             },
             interval: Duration::from_millis(settings.deadline_scan_interval_ms),
@@ -262,7 +261,7 @@ impl DeadlineWatcher {
 
 /// Sends `EscalateStep` to command-svc as the tenant's `system` actor.
 struct Escalations {
-    client: WorkflowCommandServiceClient<Channel>,
+    client: WorkflowCommandServiceClient<Client>,
     tokens: Mutex<Tokens>,
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod backoff;
 pub mod errors;
 pub mod grpc;
+pub mod resilience;
 pub mod metrics;
 pub mod settings;
 pub mod shutdown;

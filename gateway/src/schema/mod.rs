@@ -230,9 +230,8 @@ mod tests {
         Jwt::local_development()
     }
 
-    /// Backends that refuse connections: reaching one would surface as UNAVAILABLE.
     fn backends() -> Backends {
-        Backends::connect_lazy("http://127.0.0.1:1", "http://127.0.0.1:1").unwrap()
+        Backends::unreachable()
     }
 
     async fn execute(authorization: Option<String>, query: &str) -> serde_json::Value {

@@ -11,11 +11,11 @@ use async_graphql::{
     ComplexObject, Context, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID,
 };
 use chrono::NaiveDate;
+use platform::resilience::Client;
 use proto::workflow::v1 as pb;
 use proto::workflow::v1::definition_command_service_client::DefinitionCommandServiceClient;
 use proto::workflow::v1::workflow_command_service_client::WorkflowCommandServiceClient;
 use std::future::Future;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 #[derive(Default)]
@@ -240,8 +240,8 @@ impl WorkflowTarget {
     }
 }
 
-type CommandClient = WorkflowCommandServiceClient<Channel>;
-type DefinitionClient = DefinitionCommandServiceClient<Channel>;
+type CommandClient = WorkflowCommandServiceClient<Client>;
+type DefinitionClient = DefinitionCommandServiceClient<Client>;
 
 /// Sends one command on behalf of the verified caller (see [`call`]), through the client `pick`
 /// chooses, and answers its payload.

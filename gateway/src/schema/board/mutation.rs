@@ -13,10 +13,10 @@ use crate::schema::canonical;
 use crate::schema::limits;
 use crate::schema::mutation::{command_id, send_to};
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject, ID};
+use platform::resilience::Client;
 use proto::systemboard::v1 as pb;
 use proto::systemboard::v1::system_board_command_service_client::SystemBoardCommandServiceClient;
 use std::future::Future;
-use tonic::transport::Channel;
 
 #[derive(Default)]
 pub(crate) struct BoardMutation;
@@ -109,7 +109,7 @@ impl From<pb::BoardCommandResult> for BoardCommandResult {
     }
 }
 
-type BoardClient = SystemBoardCommandServiceClient<Channel>;
+type BoardClient = SystemBoardCommandServiceClient<Client>;
 
 /// A System Board command, through the path every mutation takes.
 async fn send<R, F, Fut>(ctx: &Context<'_>, message: R, call: F) -> Result<BoardCommandResult>
