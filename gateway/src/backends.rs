@@ -97,3 +97,44 @@ async fn serving(backend: &'static str, mut client: HealthClient<Client>) -> boo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::Pos;
+
+    #[tokio::test]
+    async fn an_open_circuit_reaches_clients_as_unavailable_saying_when_to_retry() {
+        let backends = Backends::unreachable();
+        for _ in 0..5 {
+            let status = backends
+                .query
+                .clone()
+                .get_workflow(proto::workflow::v1::GetWorkflowRequest::default())
+                .await
+                .unwrap_err();
+            let error = crate::errors::graphql_error(status);
+            assert_eq!(error.message, "a service is unavailable; retry later");
+        }
+        // Every contract query-svc serves shares its circuit; command-svc has one of its own.
+        let status = backends
+            .board_query
+            .clone()
+            .list_tasks(proto::systemboard::v1::ListTasksRequest::default())
+            .await
+            .unwrap_err();
+        let error = crate::errors::graphql_error(status).into_server_error(Pos::default());
+        assert_eq!(error.message, "query-svc circuit open, retry after 30s");
+        assert_eq!(
+            serde_json::to_value(error.extensions).unwrap(),
+            serde_json::json!({ "code": "UNAVAILABLE", "retryAfterSeconds": "30" })
+        );
+        let status = backends
+            .command
+            .clone()
+            .approve_step(proto::workflow::v1::ApproveStepRequest::default())
+            .await
+            .unwrap_err();
+        assert!(!status.message().contains("circuit open"), "{status:?}");
+    }
+}

@@ -137,8 +137,10 @@ fn settings() -> ClientSettings {
     }
 }
 
-/// A scripted backend on a free port and a client of it built with `settings`.
-async fn backend(settings: ClientSettings) -> (Arc<Script>, Client) {
+/// A scripted backend on a free port and a client of it built with `settings`, named `name` (a
+/// name per test, so that tests sharing a process never share a metric series).
+async fn backend(name: &'static str, settings: ClientSettings) -> (Arc<Script>, Client) {
+    platform::metrics::install("resilience-test");
     let script = Arc::new(Script::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -148,7 +150,7 @@ async fn backend(settings: ClientSettings) -> (Arc<Script>, Client) {
     tokio::spawn(
         server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    (script, client("definition-svc", &url, &settings).unwrap())
+    (script, client(name, &url, &settings).unwrap())
 }
 
 fn create(command_id: &str) -> CreateDefinitionRequest {
@@ -175,6 +177,26 @@ async fn check(client: &Client) -> Result<(), Status> {
         .map(drop)
 }
 
+/// The value of the series `name` whose labels include `backend` (and `method`, if given), as
+/// this process's recorder renders it; 0 before anything was recorded.
+fn metric(name: &str, backend: &str, method: Option<&str>) -> f64 {
+    let backend = format!("backend=\"{backend}\"");
+    let method = method.map(|method| format!("method=\"{method}\""));
+    platform::metrics::render()
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(&backend))
+        .find(|line| {
+            method
+                .as_ref()
+                .is_none_or(|method| line.contains(method.as_str()))
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+const CREATE_DEFINITION: &str = "/ringiflow.workflow.v1.DefinitionCommandService/CreateDefinition";
+
 /// The call ran out of time: the client's deadline passed (DEADLINE_EXCEEDED) or the server's
 /// copy of it did first (tonic answers CANCELLED); either way UNAVAILABLE to a RingiFlow client.
 fn out_of_time(status: &Status) -> Result<(), Code> {
@@ -188,13 +210,15 @@ fn out_of_time(status: &Status) -> Result<(), Code> {
 
 #[tokio::test]
 async fn queries_and_commands_with_an_id_are_retried_after_unavailable() {
-    let (script, client) = backend(settings()).await;
+    let (script, client) = backend("retried-svc", settings()).await;
     script.then([
         Reply::Fail(Code::Unavailable),
         Reply::Fail(Code::Unavailable),
     ]);
     check(&client).await.expect("the third attempt succeeds");
     assert_eq!(script.calls(), 3);
+    let retries = "ringiflow_grpc_client_retries_total";
+    assert_eq!(metric(retries, "retried-svc", Some(HEALTH_CHECK)), 2.0);
 
     script.then([Reply::Fail(Code::Unavailable)]);
     send(&client, COMMAND_ID).await.expect("the retry succeeds");
@@ -204,20 +228,23 @@ async fn queries_and_commands_with_an_id_are_retried_after_unavailable() {
     let status = send(&client, COMMAND_ID).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(script.calls(), 9, "one call and at most three retries");
+    assert_eq!(metric(retries, "retried-svc", Some(CREATE_DEFINITION)), 4.0);
 }
 
 #[tokio::test]
 async fn a_command_without_an_id_is_never_retried() {
-    let (script, client) = backend(settings()).await;
+    let (script, client) = backend("once-svc", settings()).await;
     script.then([Reply::Fail(Code::Unavailable)]);
     let status = send(&client, "").await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(script.calls(), 1);
+    let retries = "ringiflow_grpc_client_retries_total";
+    assert_eq!(metric(retries, "once-svc", Some(CREATE_DEFINITION)), 0.0);
 }
 
 #[tokio::test]
 async fn refusals_are_answers_and_never_retried() {
-    let (script, client) = backend(settings()).await;
+    let (script, client) = backend("refusing-svc", settings()).await;
     let refusals = [
         Code::InvalidArgument,
         Code::Aborted,
@@ -235,11 +262,14 @@ async fn refusals_are_answers_and_never_retried() {
 
 #[tokio::test]
 async fn no_retry_waits_past_the_calls_deadline() {
-    let (script, client) = backend(ClientSettings {
-        grpc_call_timeout_ms: 600,
-        grpc_retry_backoff_ms: 1_000,
-        ..settings()
-    })
+    let (script, client) = backend(
+        "late-svc",
+        ClientSettings {
+            grpc_call_timeout_ms: 600,
+            grpc_retry_backoff_ms: 1_000,
+            ..settings()
+        },
+    )
     .await;
     script.then([Reply::Fail(Code::Unavailable); 4]);
     let started = Instant::now();
@@ -254,11 +284,14 @@ async fn no_retry_waits_past_the_calls_deadline() {
     assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
 
     // A retry that fits is made, and the call still ends at its deadline.
-    let (script, client) = backend(ClientSettings {
-        grpc_call_timeout_ms: 300,
-        grpc_retry_backoff_ms: 50,
-        ..settings()
-    })
+    let (script, client) = backend(
+        "late-svc",
+        ClientSettings {
+            grpc_call_timeout_ms: 300,
+            grpc_retry_backoff_ms: 50,
+            ..settings()
+        },
+    )
     .await;
     script.then([Reply::Fail(Code::Unavailable), Reply::Hang]);
     let started = Instant::now();
@@ -274,11 +307,14 @@ async fn no_retry_waits_past_the_calls_deadline() {
 
 #[tokio::test]
 async fn an_open_circuit_answers_at_once_without_the_backend_and_a_probe_closes_it() {
-    let (script, client) = backend(ClientSettings {
-        grpc_call_timeout_ms: 100,
-        circuit_breaker_open_ms: 400,
-        ..settings()
-    })
+    let (script, client) = backend(
+        "breaker-svc",
+        ClientSettings {
+            grpc_call_timeout_ms: 100,
+            circuit_breaker_open_ms: 400,
+            ..settings()
+        },
+    )
     .await;
     script.then([Reply::Hang; 5]);
     for _ in 0..5 {
@@ -291,26 +327,29 @@ async fn an_open_circuit_answers_at_once_without_the_backend_and_a_probe_closes_
     let status = send(&client, COMMAND_ID).await.unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(code_of(&status), ErrorCode::Unavailable);
-    assert_eq!(
-        status.message(),
-        "definition-svc circuit open, retry after 1s"
-    );
-    assert!(elapsed < Duration::from_millis(20), "{elapsed:?}");
+    assert_eq!(status.message(), "breaker-svc circuit open, retry after 1s");
+    assert!(elapsed < Duration::from_millis(50), "{elapsed:?}");
     assert!(check(&client).await.is_err(), "every client of the backend");
     assert_eq!(script.calls(), 5, "the backend was not called");
+    let open = "ringiflow_circuit_breaker_open";
+    assert_eq!(metric(open, "breaker-svc", None), 1.0);
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     send(&client, COMMAND_ID).await.expect("the probe succeeds");
     check(&client).await.expect("closed again");
     assert_eq!(script.calls(), 7);
+    assert_eq!(metric(open, "breaker-svc", None), 0.0);
 }
 
 #[tokio::test]
 async fn domain_refusals_never_open_the_circuit() {
-    let (script, client) = backend(ClientSettings {
-        circuit_breaker_failures: 2,
-        ..settings()
-    })
+    let (script, client) = backend(
+        "closed-svc",
+        ClientSettings {
+            circuit_breaker_failures: 2,
+            ..settings()
+        },
+    )
     .await;
     script.then([Reply::Fail(Code::Aborted); 5]);
     for _ in 0..5 {
@@ -325,10 +364,13 @@ async fn domain_refusals_never_open_the_circuit() {
 
 #[tokio::test]
 async fn calls_beyond_the_bound_are_shed_at_once_instead_of_queueing() {
-    let (script, client) = backend(ClientSettings {
-        grpc_max_in_flight: 2,
-        ..settings()
-    })
+    let (script, client) = backend(
+        "shed-svc",
+        ClientSettings {
+            grpc_max_in_flight: 2,
+            ..settings()
+        },
+    )
     .await;
     script.then([Reply::Held; 2]);
     let held: Vec<_> = (0..2)
@@ -354,10 +396,14 @@ async fn calls_beyond_the_bound_are_shed_at_once_instead_of_queueing() {
     assert_eq!(code_of(&status), ErrorCode::Unavailable);
     assert_eq!(
         status.message(),
-        "definition-svc has too many calls in flight; retry later"
+        "shed-svc has too many calls in flight; retry later"
     );
-    assert!(elapsed < Duration::from_millis(20), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(50), "{elapsed:?}");
     assert_eq!(script.calls(), 2, "the shed call never reached the backend");
+    assert_eq!(
+        metric("ringiflow_grpc_client_shed_total", "shed-svc", None),
+        1.0
+    );
 
     script.release.add_permits(2);
     for call in held {
