@@ -174,6 +174,30 @@ impl Grpc {
         })
     }
 
+    /// Adds a comment to `workflow_id` as the applicant: a change that leaves the workflow's
+    /// life where it is, so a workload can change the same workflows for as long as it runs.
+    pub async fn comment(&mut self, workflow_id: &str, body: &str) -> anyhow::Result<Ack> {
+        let request = self.request(
+            pb::AddCommentRequest {
+                command_id: Uuid::new_v4().to_string(),
+                workflow_id: workflow_id.to_owned(),
+                expected_version: None,
+                body: body.to_owned(),
+            },
+            false,
+        );
+        let result = self
+            .command
+            .add_comment(request)
+            .await
+            .map_err(|status| anyhow!("{:?}: {}", status.code(), status.message()))?
+            .into_inner();
+        Ok(Ack {
+            workflow_id: result.workflow_id,
+            version: result.version,
+        })
+    }
+
     /// The workflow's version as query-svc sees it (`None`: not projected yet). With
     /// `min_version`, query-svc answers once its read model has that version (read-your-writes,
     /// woken by the projection's commits) or, after its bounded wait, with what it has.

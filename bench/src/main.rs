@@ -27,6 +27,7 @@ mod w2;
 mod w3;
 mod w4;
 mod w5;
+mod w6;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
@@ -54,6 +55,8 @@ enum Workload {
     Isolation,
     /// W1's workload through cqrs-es + postgres-es in-process, on the same PostgreSQL.
     Peer,
+    /// Live updates: command → push over WebSocket with thousands of subscribers (issue 12).
+    W6,
 }
 
 #[derive(Debug, Parser)]
@@ -105,6 +108,19 @@ struct Cli {
     /// the topic taking broker CPU the production system would not spend.
     #[arg(long)]
     w2_no_tap: bool,
+    /// W6 WebSocket connections held, one run each (mind `ulimit -n`: the benchmark holds one
+    /// descriptor per connection, and so does the gateway process).
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    w6_connections: Vec<usize>,
+    /// W6 commands per second (comments on the subscribed workflows).
+    #[arg(long, default_value_t = 200.0)]
+    w6_rate: f64,
+    /// Seconds of W6 load measured per run [default: 20, quick 5].
+    #[arg(long)]
+    w6_duration: Option<f64>,
+    /// Seconds of the same load before each W6 window, not recorded [default: 5, quick 2].
+    #[arg(long)]
+    w6_warmup: Option<f64>,
     /// W3 concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     w3_concurrency: Vec<usize>,
@@ -209,6 +225,8 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
     let warmup = Cli::secs(cli.warmup, 2.0, 0.5, quick);
     let w2_duration = Cli::secs(cli.w2_duration, 20.0, 3.0, quick);
     let w2_warmup = Cli::secs(cli.w2_warmup, 5.0, 2.0, quick);
+    let w6_duration = Cli::secs(cli.w6_duration, 20.0, 5.0, quick);
+    let w6_warmup = Cli::secs(cli.w6_warmup, 5.0, 2.0, quick);
     let w4_backlogs = if cli.w4_events.is_empty() {
         if quick {
             vec![2_000, 20_000]
@@ -275,6 +293,10 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
             w4_apply_events,
             snapshot_every: cli.snapshot_every,
             w5_sizes: cli.w5_sizes.clone(),
+            w6_connections: cli.w6_connections.clone(),
+            w6_rate: cli.w6_rate,
+            w6_duration_s: w6_duration.as_secs_f64(),
+            w6_warmup_s: w6_warmup.as_secs_f64(),
             partitions: cli.partitions,
             service_db_max_connections: cli.db_max_connections,
             pgbench: pgbench.as_ref().map(|p| p.display().to_string()),
@@ -336,6 +358,9 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
     if cli.runs(Workload::Isolation) {
         segments.push(Segment::Isolation);
     }
+    if cli.runs(Workload::W6) {
+        segments.extend(cli.w6_connections.iter().map(|&n| Segment::W6(n)));
+    }
     for &concurrency in &cli.concurrency {
         if cli.runs(Workload::W1) || limit_db.is_some() {
             segments.push(Segment::W1(concurrency));
@@ -349,6 +374,8 @@ async fn run(cli: &Cli, infra: &Infra) -> anyhow::Result<()> {
         warmup,
         w2_duration,
         w2_warmup,
+        w6_duration,
+        w6_warmup,
         cores,
     };
     for segment in segments {
@@ -475,6 +502,7 @@ enum Segment {
     W2(f64),
     W3,
     Isolation,
+    W6(usize),
     W1(usize),
     Peer(usize),
 }
@@ -485,6 +513,7 @@ impl Segment {
             Segment::W2(rate) => format!("w2-{rate}"),
             Segment::W3 => "w3".to_owned(),
             Segment::Isolation => "isolation".to_owned(),
+            Segment::W6(connections) => format!("w6-{connections}"),
             Segment::W1(concurrency) => format!("w1-c{concurrency}"),
             Segment::Peer(concurrency) => format!("peer-c{concurrency}"),
         }
@@ -496,6 +525,8 @@ struct Plan {
     warmup: Duration,
     w2_duration: Duration,
     w2_warmup: Duration,
+    w6_duration: Duration,
+    w6_warmup: Duration,
     cores: usize,
 }
 
@@ -687,6 +718,23 @@ async fn run_segment(
             }
             shutdown.cancel();
             let _ = serving.await;
+        }
+        Segment::W6(connections) => {
+            eprintln!(
+                "==> W6 push latency at {} commands/s with {connections} WebSocket connections",
+                cli.w6_rate
+            );
+            // The gateway runs as its own process so its memory is its own: the binary built
+            // next to this one (scripts/bench builds both).
+            let gateway = std::env::current_exe()?.with_file_name("gateway");
+            let load = w6::Load {
+                connections,
+                rate: cli.w6_rate,
+                warmup: plan.w6_warmup,
+                duration: plan.w6_duration,
+            };
+            let result = w6::run(stack, &gateway, grpc.clone(), &cli.auth.jwt()?, load).await?;
+            report.w6.push(result);
         }
         Segment::W1(concurrency) => {
             eprintln!("==> W1 grpc    concurrency {concurrency}");

@@ -30,6 +30,10 @@ pub struct Settings {
     pub w4_apply_events: u64,
     pub snapshot_every: u32,
     pub w5_sizes: Vec<usize>,
+    pub w6_connections: Vec<usize>,
+    pub w6_rate: f64,
+    pub w6_duration_s: f64,
+    pub w6_warmup_s: f64,
     pub partitions: i32,
     pub service_db_max_connections: u32,
     pub pgbench: Option<String>,
@@ -91,6 +95,7 @@ pub struct Report {
     pub w4: Option<W4Result>,
     pub w5: Vec<W5Result>,
     pub isolation: Vec<crate::isolation::IsolationResult>,
+    pub w6: Vec<crate::w6::W6Result>,
     pub targets: Vec<Target>,
     pub notes: Vec<String>,
 }
@@ -158,6 +163,7 @@ impl Report {
             w4: None,
             w5: Vec::new(),
             isolation: Vec::new(),
+            w6: Vec::new(),
             targets: Vec::new(),
             notes: Vec::new(),
         }
@@ -263,6 +269,31 @@ impl Report {
             measured: p99,
             met: p99.map(|p| p <= 50.0),
             note: format!("p99 {} ms", opt(p99)),
+        });
+        let w6 = |connections: usize| self.w6.iter().find(|r| r.connections == connections);
+        let p99 = w6(1_000)
+            .filter(|r| r.ack_to_push.count > 0)
+            .map(|r| r.ack_to_push.p99_ms);
+        self.targets.push(Target {
+            name: "W6 push latency",
+            goal: "acknowledgement → push p99 ≤ 100 ms at 200 commands/s, 1,000 connections",
+            measured: p99,
+            met: p99.map(|p| p <= 100.0),
+            note: format!(
+                "p99 {} ms (of which the change feed → push p99 {} ms)",
+                opt(p99),
+                opt(w6(1_000).map(|r| r.feed_to_push.p99_ms))
+            ),
+        });
+        let held = w6(5_000).map(|r| r.gateway_kib_per_connection);
+        self.targets.push(Target {
+            name: "W6 connections",
+            goal: "≥ 5,000 connections held with < 20 KiB of gateway memory each",
+            measured: held,
+            met: w6(5_000).map(|r| {
+                r.gateway_kib_per_connection < 20.0 && r.closed.is_empty() && r.missing == 0
+            }),
+            note: format!("{} KiB per connection", opt(held)),
         });
         let worst = self
             .w3_gateway_overhead
@@ -386,7 +417,8 @@ impl Report {
         );
         println!(
             "- settings: server {}, broker {}, {} partitions, service pools {}, workloads {}; W1/W3 {} s warm-up + {} s per cell; \
-             W2 {} s warm-up + {} s per rate, observing ≤ {}/s; W4 backlogs {:?} events ({} apply-only); W5 sizes {:?}, snapshot every {}",
+             W2 {} s warm-up + {} s per rate, observing ≤ {}/s; W4 backlogs {:?} events ({} apply-only); W5 sizes {:?}, snapshot every {}; \
+             W6 {:?} connections, {} commands/s, {} s warm-up + {} s",
             s.database_server,
             s.kafka_brokers,
             s.partitions,
@@ -400,7 +432,11 @@ impl Report {
             s.w4_events,
             s.w4_apply_events,
             s.w5_sizes,
-            s.snapshot_every
+            s.snapshot_every,
+            s.w6_connections,
+            s.w6_rate,
+            s.w6_warmup_s,
+            s.w6_duration_s
         );
         println!("- cpu accounting: {}", s.cpu_accounting);
         println!();
@@ -567,6 +603,44 @@ impl Report {
                 println!(
                     "- {}/s first error: {}",
                     r.offered_per_s,
+                    r.first_error.as_deref().unwrap_or("")
+                );
+            }
+            println!();
+        }
+        if !self.w6.is_empty() {
+            println!("## W6 live updates (GraphQL subscriptions over WebSocket): command acknowledged → push received");
+            println!();
+            println!("| connections | workflows | cmd/s | ack → push p50 ms | p99 ms | max ms | ack → change feed p50 ms | p99 ms | change feed → push p50 ms | p99 ms | pushes | missing | closed | connect s | gateway RSS before / connected / after KiB | KiB per connection |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|");
+            for r in &self.w6 {
+                println!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:?} | {} | {} / {} / {} | {} |",
+                    r.connections,
+                    r.workflows,
+                    r.achieved_per_s,
+                    ms(r.ack_to_push.p50_ms),
+                    ms(r.ack_to_push.p99_ms),
+                    ms(r.ack_to_push.max_ms),
+                    ms(r.ack_to_feed.p50_ms),
+                    ms(r.ack_to_feed.p99_ms),
+                    ms(r.feed_to_push.p50_ms),
+                    ms(r.feed_to_push.p99_ms),
+                    r.ack_to_push.count,
+                    r.missing,
+                    r.closed,
+                    r.connect_s,
+                    r.gateway_rss_before_kib,
+                    r.gateway_rss_connected_kib,
+                    r.gateway_rss_after_kib,
+                    r.gateway_kib_per_connection
+                );
+            }
+            for r in self.w6.iter().filter(|r| r.first_error.is_some()) {
+                println!(
+                    "\nW6 at {} connections: {} command errors, first: {}",
+                    r.connections,
+                    r.errors,
                     r.first_error.as_deref().unwrap_or("")
                 );
             }

@@ -6,10 +6,11 @@ use crate::errors::http_error;
 use crate::rate_limit::RateLimitLayer;
 use crate::schema::Api;
 use async_graphql::ParseRequestError;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse};
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use http::{HeaderMap, StatusCode};
 use platform::auth::Jwt;
@@ -44,11 +45,11 @@ pub(crate) fn router(
 ) -> Router {
     let (endpoint, ide): (MethodRouter<AppState>, Router<AppState>) = if graphiql {
         (
-            get(crate::graphiql::page).post(graphql),
+            get(subscribe_or_graphiql).post(graphql),
             crate::graphiql::assets(),
         )
     } else {
-        (post(graphql), Router::new())
+        (get(subscribe).post(graphql), Router::new())
     };
     let routes = Router::new()
         // Only the API is rate limited: the orchestrator's probes must never be refused.
@@ -130,6 +131,35 @@ async fn graphql(
         [(CORRELATION_ID, correlation_id.to_string())],
         GraphQLResponse::from(response),
     )
+}
+
+/// GET /graphql with a WebSocket upgrade: subscriptions (`ws`). The connection is served by a
+/// task of its own once upgraded, so the stack's request timeout bounds only the upgrade, never
+/// the connection's life; the rate limit counts connection attempts.
+async fn subscribe(
+    State(state): State<AppState>,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    match protocol {
+        Ok(protocol) => crate::ws::accept(upgrade, protocol, state.api, state.jwt),
+        Err(_) => http_error(
+            ErrorCode::InvalidArgument,
+            "a GraphQL WebSocket needs the subprotocol graphql-transport-ws or graphql-ws",
+        ),
+    }
+}
+
+/// GET /graphql: a subscription's WebSocket upgrade, or else GraphiQL.
+async fn subscribe_or_graphiql(
+    state: State<AppState>,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match upgrade {
+        Ok(upgrade) => subscribe(state, protocol, upgrade).await,
+        Err(_) => crate::graphiql::page().await,
+    }
 }
 
 /// Liveness: the process answers HTTP. Backends are deliberately not consulted, so an outage

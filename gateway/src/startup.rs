@@ -33,6 +33,9 @@ impl Application {
             jwt.clone(),
             settings.graphql_introspection,
         );
+        api.hub()
+            .follow(&settings.query_url, jwt.clone(), shutdown.clone())
+            .context("the change feed's query-svc url")?;
         let rate_limit = RateLimitLayer::new(RateLimiter::new(&settings.rate_limits), jwt.clone());
         let router = http_stack::router(
             api,

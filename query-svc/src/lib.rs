@@ -7,6 +7,7 @@
 mod board;
 mod convert;
 mod service;
+mod watch;
 
 use anyhow::Context;
 use event_store::EventStore;
@@ -124,6 +125,9 @@ impl Application {
                 system_board::REGISTRATIONS[2],
             ],
         );
+        let changes = watch::ChangeFeed::listen(pool.clone(), shutdown.clone())
+            .await
+            .context("cannot listen for the change feed")?;
         let (router, reporter) =
             platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
         let auth = GrpcAuth(Arc::new(settings.auth.jwt()?));
@@ -132,7 +136,7 @@ impl Application {
             auth.clone(),
         );
         let queries = WorkflowQueryServiceServer::with_interceptor(
-            service::QueryService::new(pool.clone(), freshness, events),
+            service::QueryService::new(pool.clone(), freshness, events, changes),
             auth,
         );
         let router = router.add_service(queries).add_service(board);

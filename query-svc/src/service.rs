@@ -1,8 +1,10 @@
 //! The gRPC handlers. The tenant always comes from the verified token, never from the request.
 
 use crate::convert;
+use crate::watch::ChangeFeed;
 use chrono::Utc;
 use event_store::EventStore;
+use futures::stream::BoxStream;
 use platform::auth::identity;
 use platform::errors::{self, invalid_argument, ErrorCode};
 use proto::limits::{DEFAULT_PAGE_SIZE, MAX_BATCH_GET_WORKFLOWS, MAX_HISTORY_PAGE_SIZE};
@@ -13,7 +15,7 @@ use proto::workflow::v1::{
 use proto::workflow::v1::{
     Dashboard, GetDashboardRequest, GetWorkflowRequest, ListMyTasksRequest, ListMyTasksResponse,
     ListWorkflowsRequest, ListWorkflowsResponse, SearchWorkflowsRequest, SearchWorkflowsResponse,
-    Workflow,
+    WatchWorkflowChangesRequest, Workflow, WorkflowChange,
 };
 use read_model::freshness::{Freshness, MAX_WAIT};
 use read_model::{QueryError, SearchText, Zone, MAX_PAGE_SIZE};
@@ -26,20 +28,37 @@ pub(crate) struct QueryService {
     pool: PgPool,
     freshness: Freshness,
     events: EventStore,
+    changes: ChangeFeed,
 }
 
 impl QueryService {
-    pub(crate) fn new(pool: PgPool, freshness: Freshness, events: EventStore) -> Self {
+    pub(crate) fn new(
+        pool: PgPool,
+        freshness: Freshness,
+        events: EventStore,
+        changes: ChangeFeed,
+    ) -> Self {
         Self {
             pool,
             freshness,
             events,
+            changes,
         }
     }
 }
 
 #[tonic::async_trait]
 impl WorkflowQueryService for QueryService {
+    type WatchWorkflowChangesStream = BoxStream<'static, Result<WorkflowChange, Status>>;
+
+    async fn watch_workflow_changes(
+        &self,
+        request: Request<WatchWorkflowChangesRequest>,
+    ) -> Result<Response<Self::WatchWorkflowChangesStream>, Status> {
+        let caller = identity(&request)?;
+        Ok(Response::new(self.changes.watch(&caller)))
+    }
+
     async fn get_workflow(
         &self,
         request: Request<GetWorkflowRequest>,

@@ -1114,3 +1114,107 @@ fn forged_cursor(order: &str, raw: i64) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(format!("{order}:{raw}:{}", Uuid::new_v4()))
 }
+
+/// The next change a stream delivers, failing after a generous bound.
+async fn next_change(
+    stream: &mut tonic::Streaming<proto::workflow::v1::WorkflowChange>,
+) -> proto::workflow::v1::WorkflowChange {
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+        .await
+        .expect("a change within 10 s")
+        .expect("the stream stays healthy")
+        .expect("the stream stays open")
+}
+
+#[tokio::test]
+async fn watch_streams_each_committed_version_once_to_its_tenant_and_all_to_a_change_feed() {
+    use proto::workflow::v1::WatchWorkflowChangesRequest;
+    let app = spawn_app().await;
+    let mut client = app.client().await;
+    let mut acme = client
+        .watch_workflow_changes(app.request("acme", WatchWorkflowChangesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut feed = client
+        .watch_workflow_changes(app.request_as(
+            "ops",
+            "gateway",
+            &[Role::CHANGE_FEED],
+            WatchWorkflowChangesRequest {},
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Another tenant's workflow first: acme's stream must skip it.
+    let other = app.seed("globex", at(0)).await;
+    let mine = app.seed("acme", at(0)).await;
+    // Delegated by bob to carol: the change names bob as the assignee it took the step from.
+    app.record(
+        "acme",
+        mine,
+        at(10),
+        4,
+        vec![
+            WorkflowEvent::StepCompleted {
+                step: StepNo::FIRST,
+                decision: workflow_domain::Decision::Delegated {
+                    to_user: user("carol"),
+                },
+                decided_by: user("bob"),
+                comment: "on leave".into(),
+            },
+            WorkflowEvent::StepAssigned {
+                step: StepNo::FIRST,
+                assignee: domain_approver("carol"),
+                due_at: None,
+            },
+        ],
+    )
+    .await;
+
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let change = next_change(&mut acme).await;
+        assert_eq!(change.tenant_id, "acme");
+        let workflow = change.workflow.clone().unwrap();
+        assert_eq!(workflow.id, mine.to_string());
+        seen.push((workflow.version, change.previous_assignee.clone()));
+    }
+    let versions: Vec<i64> = seen.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5], "every version once, in order");
+    assert_eq!(seen[2].1, None, "nobody waited before the first assignment");
+    let bob = Some(Approver {
+        approver: Some(approver::Approver::UserId("bob".into())),
+    });
+    assert_eq!(seen[3].1, bob, "the delegation took the step from bob");
+
+    let mut everyone = Vec::new();
+    for _ in 0..8 {
+        let change = next_change(&mut feed).await;
+        let workflow = change.workflow.unwrap();
+        everyone.push((change.tenant_id, workflow.id, workflow.version));
+    }
+    let expected: Vec<(String, String, i64)> = [("globex", other), ("acme", mine)]
+        .iter()
+        .flat_map(|(tenant, id)| (1..=3).map(move |v| (tenant.to_string(), id.to_string(), v)))
+        .chain((4..=5).map(|v| ("acme".to_owned(), mine.to_string(), v)))
+        .collect();
+    assert_eq!(everyone, expected);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn watch_needs_a_valid_token() {
+    use proto::workflow::v1::WatchWorkflowChangesRequest;
+    let app = spawn_app().await;
+    let status = app
+        .client()
+        .await
+        .watch_workflow_changes(WatchWorkflowChangesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&status), ErrorCode::Unauthenticated);
+    app.stop().await;
+}

@@ -8,6 +8,7 @@
 
 pub mod grpc;
 pub mod process;
+pub mod ws;
 
 use clap::Parser;
 use platform::auth::{Identity, Jwt};

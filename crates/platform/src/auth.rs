@@ -198,6 +198,12 @@ impl Jwt {
     }
 
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        self.verify_expiring(token).map(|(identity, _)| identity)
+    }
+
+    /// [`Self::verify`], and when the token expires (its `exp`, seconds since the epoch): what
+    /// a long-lived connection authenticated once needs, to end when its token does.
+    pub fn verify_expiring(&self, token: &str) -> Result<(Identity, i64), AuthError> {
         let invalid = |problem: &str| AuthError::Invalid(problem.to_owned());
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed token"))?;
         // Each key only for its own family: an RSA public key must never serve as an HMAC
@@ -243,12 +249,14 @@ impl Jwt {
                 return Err(AuthError::Invalid(format!("claim {claim} is empty")));
             }
         }
-        Ok(Identity {
+        let expires_at = claims.exp;
+        let identity = Identity {
             tenant_id: claims.tenant_id,
             user_id: claims.sub,
             display_name: claims.name,
             roles: claims.roles,
-        })
+        };
+        Ok((identity, expires_at))
     }
 
     /// Verifies an `authorization` header value of the form `Bearer <token>`.

@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
-use workflow_domain::{DefinitionId, DefinitionRef, Priority, Role, Status, UserId};
+use workflow_domain::{Approver, DefinitionId, DefinitionRef, Priority, Role, Status, UserId};
 
 /// The largest page a list returns.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -205,6 +205,35 @@ pub async fn get_workflows(
         .into_iter()
         .map(DetailRow::into_detail)
         .collect::<Result<_, _>>()?)
+}
+
+/// The given workflows of any tenant, as [`get_workflows`] reads them, in one statement: what
+/// a change feed reads once per commit notification, before it filters by tenant per reader.
+pub async fn changed_workflows(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> Result<Vec<WorkflowDetail>, QueryError> {
+    let mut query = select_workflows(Discussion::Included);
+    query.push("w.id = ANY(").push_bind(ids.to_vec()).push(")");
+    let rows: Vec<DetailRow> = query.build_query_as().fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(DetailRow::into_detail)
+        .collect::<Result<_, _>>()?)
+}
+
+/// The current step of each workflow (of every tenant) that has one, and whom it waits for:
+/// where a change feed starts knowing whom a change takes a task from.
+pub async fn current_assignees(pool: &PgPool) -> Result<Vec<(Uuid, u32, Approver)>, QueryError> {
+    let rows: Vec<(Uuid, i32, Json<Approver>)> = sqlx::query_as(&format!(
+        "SELECT w.id, w.current_step, {} FROM workflows w WHERE w.current_step IS NOT NULL",
+        approver_json("w.current_approver_id", "w.current_assignee_role")
+    ))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(id, step, Json(approver))| Ok((id, number("current step", step)?, approver)))
+        .collect()
 }
 
 /// `first` workflows (1..=[`MAX_PAGE_SIZE`]) of the list after the `after` cursor, which must

@@ -6,18 +6,20 @@ mod limits;
 mod loader;
 mod mutation;
 mod query;
+mod subscription;
 mod types;
 
 use crate::backends::Backends;
 use crate::caller::{Caller, Incoming};
 use crate::errors::{code_request_errors, graphql_error};
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema, ID};
+use crate::push::Hub;
+use async_graphql::{Context, MergedObject, Schema, ID};
 use platform::auth::Jwt;
 use std::future::Future;
 use std::sync::Arc;
 use tracing::Instrument as _;
 
-type GatewaySchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+type GatewaySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Every read: the workflow context's and the System Board's.
 #[derive(MergedObject, Default)]
@@ -27,11 +29,14 @@ pub(crate) struct QueryRoot(query::WorkflowQuery, board::query::BoardQuery);
 #[derive(MergedObject, Default)]
 pub(crate) struct MutationRoot(mutation::WorkflowMutation, board::mutation::BoardMutation);
 
-fn roots() -> (QueryRoot, MutationRoot, EmptySubscription) {
+/// Every live update (GraphQL over WebSocket, `ws`).
+type SubscriptionRoot = subscription::WorkflowSubscription;
+
+fn roots() -> (QueryRoot, MutationRoot, SubscriptionRoot) {
     (
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot::default(),
     )
 }
 
@@ -44,11 +49,14 @@ fn roots() -> (QueryRoot, MutationRoot, EmptySubscription) {
 pub(crate) struct Api {
     schema: GatewaySchema,
     documents: Arc<limits::Documents>,
+    hub: Hub,
 }
 
 pub(crate) fn build(backends: Backends, jwt: Jwt, introspection: bool) -> Api {
     let (query, mutation, subscription) = roots();
+    let hub = Hub::default();
     let schema = Schema::build(query, mutation, subscription)
+        .data(hub.clone())
         .data(backends)
         .data(jwt)
         .limit_depth(limits::MAX_DEPTH)
@@ -61,10 +69,21 @@ pub(crate) fn build(backends: Backends, jwt: Jwt, introspection: bool) -> Api {
     Api {
         schema,
         documents: Arc::default(),
+        hub,
     }
 }
 
 impl Api {
+    /// What runs the subscriptions of a WebSocket connection.
+    pub(crate) fn executor(&self) -> GatewaySchema {
+        self.schema.clone()
+    }
+
+    /// The subscriptions' changes, to be fed from query-svc (`Hub::follow`).
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     /// Runs one request for the caller `incoming` describes.
     pub(crate) async fn execute(
         &self,

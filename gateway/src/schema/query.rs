@@ -4,6 +4,8 @@ use super::limits;
 use super::loader::WorkflowLoader;
 use super::types::{broken_contract, Priority, Workflow, WorkflowStatus};
 use super::{authorized, canonical, data, non_negative};
+use crate::backends::Backends;
+use crate::caller::Caller;
 use crate::errors::graphql_error;
 use async_graphql::connection::{Connection, ConnectionNameType, Edge, EdgeNameType};
 use async_graphql::dataloader::DataLoader;
@@ -98,7 +100,7 @@ struct StatusCount {
 }
 
 #[derive(SimpleObject)]
-struct Dashboard {
+pub(super) struct Dashboard {
     /// Every status, zeros included.
     by_status: Vec<StatusCount>,
     /// Steps waiting for the caller, directly, through a role, or delegated.
@@ -420,32 +422,41 @@ impl WorkflowQuery {
     #[graphql(complexity = "limits::single(limits::DASHBOARD, child_complexity)")]
     async fn dashboard(&self, ctx: &Context<'_>, time_zone: Option<String>) -> Result<Dashboard> {
         let (caller, backends) = authorized(ctx)?;
-        let request = caller.request(pb::GetDashboardRequest {
-            time_zone: time_zone.unwrap_or_default(),
-        });
-        let dashboard = backends
-            .query
-            .clone()
-            .get_dashboard(request)
-            .await
-            .map_err(graphql_error)?
-            .into_inner();
-        Ok(Dashboard {
-            by_status: dashboard
-                .by_status
-                .iter()
-                .map(|count| {
-                    Ok(StatusCount {
-                        status: count.status().try_into()?,
-                        count: count.count,
-                    })
-                })
-                .collect::<Result<_>>()?,
-            pending_for_me: dashboard.pending_for_me,
-            overdue: dashboard.overdue,
-            completed_today: dashboard.completed_today,
-            today_started_at: super::types::optional_time(dashboard.today_started_at)?,
-            average_decision_seconds: dashboard.average_decision_seconds,
-        })
+        dashboard_with(&caller, backends, time_zone).await
     }
+}
+
+/// The dashboard as `caller` sees it: what `dashboard` answers and `dashboardUpdated` pushes.
+pub(super) async fn dashboard_with(
+    caller: &Caller,
+    backends: &Backends,
+    time_zone: Option<String>,
+) -> Result<Dashboard> {
+    let request = caller.request(pb::GetDashboardRequest {
+        time_zone: time_zone.unwrap_or_default(),
+    });
+    let dashboard = backends
+        .query
+        .clone()
+        .get_dashboard(request)
+        .await
+        .map_err(graphql_error)?
+        .into_inner();
+    Ok(Dashboard {
+        by_status: dashboard
+            .by_status
+            .iter()
+            .map(|count| {
+                Ok(StatusCount {
+                    status: count.status().try_into()?,
+                    count: count.count,
+                })
+            })
+            .collect::<Result<_>>()?,
+        pending_for_me: dashboard.pending_for_me,
+        overdue: dashboard.overdue,
+        completed_today: dashboard.completed_today,
+        today_started_at: super::types::optional_time(dashboard.today_started_at)?,
+        average_decision_seconds: dashboard.average_decision_seconds,
+    })
 }
