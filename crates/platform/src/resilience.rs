@@ -72,6 +72,9 @@ pub struct ClientSettings {
 
 /// The client of `backend` (its name in logs, metrics and refusals) at `url`. It connects on
 /// first use, so a caller starts while the backend is down.
+///
+/// For unary calls and short answers: every call carries the call's deadline to the backend,
+/// so a stream meant to outlive it (the gateway's change feed) needs a channel of its own.
 pub fn client(
     backend: &'static str,
     url: &str,
@@ -81,7 +84,9 @@ pub fn client(
         .connect_timeout(Duration::from_millis(settings.grpc_connect_timeout_ms))
         .connect_lazy();
     let stack = ServiceBuilder::new()
-        // Outermost, so an overload is told apart from a backend's own answers: UNAVAILABLE,
+        // The caller's view of every call: its outcome and time, retries and refusals included.
+        .layer(crate::metrics::GrpcMetrics::client(backend))
+        // Outermost but for the metrics, so an overload is told apart from a backend's own answers: UNAVAILABLE,
         // counted, never recorded by the breaker as the backend's failure.
         .map_err(move |error: BoxError| to_status(backend, error))
         // Refuses a call at once when the bound below is reached, instead of queueing it: a
