@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "ringiflow/systemboard/v1/commands.proto",
     "ringiflow/systemboard/v1/queries.proto",
     "ringiflow/systemboard/v1/events.proto",
+    "ringiflow/projector/v1/status.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

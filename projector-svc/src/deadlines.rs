@@ -195,22 +195,31 @@ impl DeadlineWatcher {
                 ..
             } = overdue;
             let cause = overdue.cause();
+            metrics::counter!("ringiflow_deadline_overdue_steps_total").increment(1);
+            let ended = |outcome: &'static str| {
+                metrics::counter!("ringiflow_deadline_escalations_total", "outcome" => outcome)
+                    .increment(1);
+            };
             // Not retried in place: a failed escalation is tried again next round, from what
             // the read model shows then.
             match self.escalations.dispatch(overdue.clone(), &cause).await {
                 Ok(()) => {
+                    ended("escalated");
                     round.escalated += 1;
                     tracing::info!(%workflow_id, %tenant_id, step, %due_at, seen_version = version, "overdue step escalated");
                 }
                 Err(DispatchError::Permanent(error)) => {
+                    ended("settled");
                     round.settled += 1;
                     tracing::debug!(%workflow_id, %tenant_id, step, %due_at, seen_version = version, %error, "no escalation needed");
                 }
                 Err(DispatchError::Transient(error)) => {
+                    ended("failed");
                     round.failed += 1;
                     tracing::warn!(%workflow_id, %tenant_id, step, %due_at, %error, "escalation failed; retrying next round");
                 }
                 Err(DispatchError::Unavailable(error)) => {
+                    ended("unavailable");
                     round.failed += 1;
                     tracing::warn!(%workflow_id, %tenant_id, step, %due_at, %error, "command-svc unavailable; retrying next round");
                     break;

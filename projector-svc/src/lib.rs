@@ -16,6 +16,7 @@ mod deadlines;
 mod dlq;
 mod projector;
 mod rebuild;
+mod status;
 
 pub use deadlines::{DeadlineSettings, DeadlineWatcher, Round};
 pub use projector::MAX_BATCH;
@@ -27,6 +28,9 @@ use messaging::KafkaSettings;
 use platform::grpc::GrpcRouter;
 use platform::settings::TelemetrySettings;
 use projection::shadow::Scope;
+use proto::projector::v1::projector_status_service_server::{
+    ProjectorStatusServiceServer, SERVICE_NAME as STATUS_SERVICE_NAME,
+};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use sqlx::PgPool;
 use std::net::SocketAddr;
@@ -37,9 +41,9 @@ use tonic_health::server::HealthReporter;
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
-/// The projector serves no gRPC service of its own; the empty name is the whole server's status
-/// in grpc.health.v1, turned NOT_SERVING when shutdown begins.
-const SERVICES: &[&str] = &[""];
+/// The status API, and the empty name: the whole server's status in grpc.health.v1. Both are
+/// turned NOT_SERVING when shutdown begins.
+const SERVICES: &[&str] = &[STATUS_SERVICE_NAME, ""];
 
 /// A grpc.health.v1 service name that is SERVING while the read model is complete and
 /// NOT_SERVING while any workflow is parked after a dead letter: what a monitor asks about.
@@ -277,6 +281,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let pool = settings.database.connect_ready().await?;
+        let lags = status::Lags::default();
         // The System Board's contexts, each into its read model in a group of its own.
         let [systems, vulnerabilities, tasks] = &system_board::REGISTRATIONS;
         let board = |context| {
@@ -294,6 +299,7 @@ impl Application {
                 &settings.kafka,
                 &settings.group_id,
                 pool.clone(),
+                &lags,
                 shutdown.clone(),
             )
             .await?,
@@ -303,6 +309,7 @@ impl Application {
                 &systems,
                 &systems_group,
                 pool.clone(),
+                &lags,
                 shutdown.clone(),
             )
             .await?,
@@ -312,6 +319,7 @@ impl Application {
                 &scans,
                 &scans_group,
                 pool.clone(),
+                &lags,
                 shutdown.clone(),
             )
             .await?,
@@ -321,12 +329,17 @@ impl Application {
                 &tasks,
                 &tasks_group,
                 pool.clone(),
+                &lags,
                 shutdown.clone(),
             )
             .await?,
         ];
         let (router, reporter) =
             platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
+        let router = router.add_service(ProjectorStatusServiceServer::new(status::StatusService {
+            lags,
+            pool: pool.clone(),
+        }));
         // Unknown until the first look at the parked workflows (see `report_completeness`).
         reporter
             .set_service_status(READ_MODEL_HEALTH, tonic_health::ServingStatus::Unknown)
@@ -409,6 +422,7 @@ async fn follow<C, P>(
     kafka: &KafkaSettings,
     group: &str,
     pool: PgPool,
+    lags: &status::Lags,
     shutdown: CancellationToken,
 ) -> anyhow::Result<futures::future::BoxFuture<'static, ()>>
 where
@@ -442,8 +456,13 @@ where
     consumer
         .subscribe(&[&kafka.topic])
         .with_context(|| format!("cannot subscribe to {}", kafka.topic))?;
-    let projector =
-        projector::Projector::<C, P>::new(consumer, pool, dead_letters, projection.to_string());
+    let projector = projector::Projector::<C, P>::new(
+        consumer,
+        pool,
+        dead_letters,
+        projection.to_string(),
+        lags.clone(),
+    );
     Ok(Box::pin(projector.run(shutdown)))
 }
 

@@ -1,6 +1,7 @@
 //! The consume → apply (or dead-letter) → commit loop of one projection: a context's topic
 //! (decoded by its codec) into one read model (a `projection::Projection`).
 
+use crate::status::{Lags, PartitionLag};
 use chrono::{DateTime, Utc};
 use es_kernel::{EventCodec, RecordedEvent};
 use futures::FutureExt;
@@ -8,7 +9,7 @@ use messaging::dead_letter::{DeadLetterKind, DeadLetterProducer, Envelope};
 use platform::backoff::Backoff;
 use projection::{ApplyOutcome, Park, Projection, ProjectionError};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
@@ -65,6 +66,8 @@ pub(crate) struct Projector<C, P> {
     dead_letters: DeadLetterProducer,
     /// The `projection` label of its metrics: `workflows`, `systems`, `scans`, `tasks`.
     projection: String,
+    /// Where its measurements go.
+    lags: Lags,
     /// Per partition, the last message processed.
     processed: Mutex<HashMap<i32, Processed>>,
     read_model: PhantomData<fn() -> (C, P)>,
@@ -84,12 +87,15 @@ where
         pool: PgPool,
         dead_letters: DeadLetterProducer,
         projection: String,
+        lags: Lags,
     ) -> Self {
+        lags.register(&projection);
         Self {
             consumer: Arc::new(consumer),
             pool,
             dead_letters,
             projection,
+            lags,
             processed: Mutex::default(),
             read_model: PhantomData,
         }
@@ -194,12 +200,12 @@ where
         span
     }
 
-    /// `ringiflow_projector_lag_events{projection,partition}`: the partition's head offset
-    /// minus the next offset to process; `ringiflow_projector_lag_seconds`: how long ago the
-    /// last processed event happened, while events wait behind it (a caught-up partition is 0
-    /// behind, however old its last event). For each partition this projector has processed a
-    /// message of. The head offsets are asked of the broker (`fetch_watermarks`) on a blocking
-    /// thread, so measuring never holds up consumption.
+    /// Measures how far behind the projection is (see [`Lags`]), for each partition this
+    /// projector has processed a message of: the partition's head offset minus the next offset
+    /// to process, in events, and how long ago the last processed event happened, in seconds,
+    /// while events wait behind it (a caught-up partition is 0 behind, however old its last
+    /// event). Also the depth of the dead-letter topic. The broker is asked
+    /// (`fetch_watermarks`) on a blocking thread, so measuring never holds up consumption.
     fn report_lag(&self) {
         let processed = self.processed.lock().expect("not poisoned").clone();
         let Some(topic) = self.consumer.subscription().ok().and_then(|topics| {
@@ -212,6 +218,8 @@ where
         };
         let consumer = Arc::clone(&self.consumer);
         let projection = self.projection.clone();
+        let dead_letter_topic = self.dead_letters.topic().to_owned();
+        let lags = self.lags.clone();
         tokio::task::spawn_blocking(move || {
             for (partition, (offset, time)) in processed {
                 let high = match consumer.fetch_watermarks(&topic, partition, LAG_TIMEOUT) {
@@ -221,19 +229,18 @@ where
                         continue;
                     }
                 };
-                let lag = (high - (offset + 1)).max(0);
-                let seconds = match (lag, time) {
+                let events = (high - (offset + 1)).max(0);
+                let seconds = match (events, time) {
                     (0, _) | (_, None) => 0.0,
                     (_, Some(time)) => {
                         (Utc::now() - time).num_milliseconds().max(0) as f64 / 1000.0
                     }
                 };
-                let labels = [
-                    ("projection", projection.clone()),
-                    ("partition", partition.to_string()),
-                ];
-                metrics::gauge!("ringiflow_projector_lag_events", &labels).set(lag as f64);
-                metrics::gauge!("ringiflow_projector_lag_seconds", &labels).set(seconds);
+                lags.partition(&projection, partition, PartitionLag { events, seconds });
+            }
+            match topic_depth(&consumer, &dead_letter_topic) {
+                Ok(depth) => lags.dead_letters(&projection, depth),
+                Err(error) => tracing::debug!(%error, "cannot measure the dead-letter topic"),
             }
         });
     }
@@ -486,4 +493,20 @@ where
             Err(error) => tracing::error!(error = %error, "final kafka offset commit failed"),
         }
     }
+}
+
+/// Messages in every partition of `topic` (0 for a topic that does not exist yet).
+fn topic_depth(consumer: &StreamConsumer, topic: &str) -> KafkaResult<i64> {
+    let metadata = consumer.fetch_metadata(Some(topic), LAG_TIMEOUT)?;
+    let partitions = metadata
+        .topics()
+        .iter()
+        .flat_map(|topic| topic.partitions())
+        .map(|partition| partition.id());
+    let mut depth = 0;
+    for partition in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, LAG_TIMEOUT)?;
+        depth += (high - low).max(0);
+    }
+    Ok(depth)
 }

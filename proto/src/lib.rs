@@ -27,6 +27,13 @@ pub mod workflow {
     }
 }
 
+/// projector-svc's status API.
+pub mod projector {
+    pub mod v1 {
+        tonic::include_proto!("ringiflow.projector.v1");
+    }
+}
+
 pub mod systemboard {
     pub mod v1 {
         tonic::include_proto!("ringiflow.systemboard.v1");

@@ -31,6 +31,8 @@ pub struct TestStack {
     pub gateway_url: String,
     pub command_port: u16,
     pub query_port: u16,
+    /// projector-svc's health port: grpc.health.v1 and its status API.
+    pub projector_port: u16,
     pub topic: String,
     pub group: String,
     pub brokers: String,
@@ -140,6 +142,7 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
     )
     .await
     .expect("projector-svc starts");
+    let projector_port = projector.port();
     tasks.push(tokio::spawn(projector.run_until_stopped()));
 
     let query = query_svc::Application::build(
@@ -179,6 +182,7 @@ pub async fn spawn_stack_on(brokers: &str) -> TestStack {
         gateway_url,
         command_port,
         query_port,
+        projector_port,
         topic,
         group,
         brokers: brokers.to_owned(),
@@ -287,6 +291,7 @@ pub async fn spawn_process_stack(env: &[(&str, &str)]) -> TestStack {
         gateway_url: format!("http://{}", address(gateway_port)),
         command_port,
         query_port,
+        projector_port: health_port,
         topic,
         group,
         brokers,

@@ -1,6 +1,7 @@
 //! What the services export: one OTLP trace from a GraphQL mutation to the read-model row,
-//! received by an in-process collector, and the Prometheus metrics of real traffic. The
-//! services run as processes: in one process they would share one tracer and one recorder.
+//! received by an in-process collector, the Prometheus metrics of real traffic, and the
+//! projector's status API. The services run as processes: in one process they would share
+//! one tracer and one recorder.
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -9,6 +10,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use proto::projector::v1::projector_status_service_client::ProjectorStatusServiceClient;
+use proto::projector::v1::GetStatusRequest;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use tests::process::free_port;
@@ -318,6 +321,35 @@ async fn every_service_counts_its_traffic_and_answers_while_its_collector_is_unr
         "caught up: {projector}"
     );
 
+    // The status API tells the same on the projector's health port.
+    let mut status =
+        ProjectorStatusServiceClient::connect(format!("http://127.0.0.1:{}", stack.projector_port))
+            .await
+            .unwrap();
+    let status = status
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = status
+        .projections
+        .iter()
+        .map(|projection| projection.projection.as_str())
+        .collect();
+    assert_eq!(names, ["scans", "systems", "tasks", "workflows"]);
+    let workflows = &status.projections[3];
+    assert!(!workflows.partitions.is_empty(), "{workflows:?}");
+    assert_eq!(
+        (
+            workflows.lag_events,
+            workflows.lag_seconds,
+            workflows.dead_letters
+        ),
+        (0, 0.0, 0),
+        "{workflows:?}"
+    );
+    assert_eq!(status.parked_aggregates, 0);
+
     let gateway = scrape(&stack.metrics["gateway"]).await;
     assert!(
         sample(
@@ -332,6 +364,21 @@ async fn every_service_counts_its_traffic_and_answers_while_its_collector_is_unr
             &gateway,
             "ringiflow_graphql_requests_total",
             &[("operation_type", "query")]
+        ) >= Some(1.0),
+        "{gateway}"
+    );
+    assert!(
+        sample(
+            &gateway,
+            "ringiflow_grpc_client_requests_total",
+            &[
+                ("backend", "command-svc"),
+                (
+                    "method",
+                    "/ringiflow.workflow.v1.WorkflowCommandService/ApproveStep"
+                ),
+                ("code", "OK")
+            ]
         ) >= Some(1.0),
         "{gateway}"
     );

@@ -13,9 +13,8 @@ use tonic_health::ServingStatus;
 pub const INTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server [`router`] builds: tonic's, with the request-metrics layer.
-pub type GrpcRouter = Router<
-    tower::layer::util::Stack<crate::metrics::GrpcServerMetrics, tower::layer::util::Identity>,
->;
+pub type GrpcRouter =
+    Router<tower::layer::util::Stack<crate::metrics::GrpcMetrics, tower::layer::util::Identity>>;
 
 /// A server with health and reflection already mounted; add the service and call [`serve`].
 /// `services` are the fully qualified names reported as SERVING; `contracts` the encoded
@@ -32,7 +31,7 @@ pub async fn router(
     }
     let router = Server::builder()
         .timeout(INTERNAL_TIMEOUT)
-        .layer(crate::metrics::GrpcServerMetrics)
+        .layer(crate::metrics::GrpcMetrics::server())
         // The caller's trace context (W3C `traceparent` metadata) is the server span's parent.
         .trace_fn(|request| {
             let span = tracing::info_span!("grpc", path = %request.uri().path());

@@ -122,26 +122,92 @@ pub fn code_label(code: tonic::Code) -> &'static str {
     }
 }
 
-/// `ringiflow_grpc_server_requests_total{method,code}` and
-/// `ringiflow_grpc_server_request_duration_seconds{method}` for every call a server answers.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcServerMetrics;
+/// Request metrics of gRPC calls, one layer for both sides:
+/// - a server's: `ringiflow_grpc_server_requests_total{method,code}` and
+///   `ringiflow_grpc_server_request_duration_seconds{method}` (see `grpc::router`);
+/// - a client's, of calls to `backend`: `ringiflow_grpc_client_requests_total{backend,method,code}`
+///   and `ringiflow_grpc_client_request_duration_seconds{backend,method}`, the caller's view
+///   (retries, waits and refusals included).
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcMetrics {
+    backend: Option<&'static str>,
+}
 
-impl<S> tower::Layer<S> for GrpcServerMetrics {
-    type Service = GrpcServerMetricsService<S>;
+impl GrpcMetrics {
+    pub const fn server() -> Self {
+        Self { backend: None }
+    }
+
+    pub const fn client(backend: &'static str) -> Self {
+        Self {
+            backend: Some(backend),
+        }
+    }
+
+    fn record(self, method: String, code: tonic::Code, elapsed: std::time::Duration) {
+        let code = code_label(code);
+        let seconds = elapsed.as_secs_f64();
+        match self.backend {
+            None => {
+                metrics::counter!("ringiflow_grpc_server_requests_total", "method" => method.clone(), "code" => code)
+                    .increment(1);
+                metrics::histogram!("ringiflow_grpc_server_request_duration_seconds", "method" => method)
+                    .record(seconds);
+            }
+            Some(backend) => {
+                metrics::counter!("ringiflow_grpc_client_requests_total", "backend" => backend, "method" => method.clone(), "code" => code)
+                    .increment(1);
+                metrics::histogram!("ringiflow_grpc_client_request_duration_seconds", "backend" => backend, "method" => method)
+                    .record(seconds);
+            }
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for GrpcMetrics {
+    type Service = GrpcMetricsService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcServerMetricsService { inner }
+        GrpcMetricsService {
+            inner,
+            metrics: *self,
+        }
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct GrpcServerMetricsService<S> {
+pub struct GrpcMetricsService<S> {
     inner: S,
+    metrics: GrpcMetrics,
 }
 
-impl<S, B, R> tower::Service<http::Request<B>> for GrpcServerMetricsService<S>
+/// The gRPC code an error of a service stack stands for.
+pub trait GrpcErrorCode {
+    fn grpc_code(&self) -> tonic::Code;
+}
+
+impl GrpcErrorCode for tonic::Status {
+    fn grpc_code(&self) -> tonic::Code {
+        self.code()
+    }
+}
+
+impl GrpcErrorCode for std::convert::Infallible {
+    fn grpc_code(&self) -> tonic::Code {
+        match *self {}
+    }
+}
+
+impl GrpcErrorCode for tower::BoxError {
+    fn grpc_code(&self) -> tonic::Code {
+        self.downcast_ref::<tonic::Status>()
+            .map_or(tonic::Code::Internal, tonic::Status::code)
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcMetricsService<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Error: GrpcErrorCode,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -157,6 +223,7 @@ where
         let method = request.uri().path().to_owned();
         let started = Instant::now();
         let response = self.inner.call(request);
+        let metrics = self.metrics;
         Box::pin(async move {
             let response = response.await;
             let code = match &response {
@@ -165,21 +232,14 @@ where
                 // body, which this layer does not wait for: no status header means OK.
                 Ok(response) => tonic::Status::from_header_map(response.headers())
                     .map_or(tonic::Code::Ok, |status| status.code()),
-                Err(_) => tonic::Code::Internal,
+                Err(error) => error.grpc_code(),
             };
             // A path no service serves is whatever the caller sent: one label for all of them.
             let method = match code {
                 tonic::Code::Unimplemented => "unknown".to_owned(),
                 _ => method,
             };
-            metrics::counter!(
-                "ringiflow_grpc_server_requests_total",
-                "method" => method.clone(),
-                "code" => code_label(code),
-            )
-            .increment(1);
-            metrics::histogram!("ringiflow_grpc_server_request_duration_seconds", "method" => method)
-                .record(started.elapsed().as_secs_f64());
+            metrics.record(method, code, started.elapsed());
             response
         })
     }
