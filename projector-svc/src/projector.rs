@@ -207,7 +207,6 @@ where
     /// event). Also the depth of the dead-letter topic. The broker is asked
     /// (`fetch_watermarks`) on a blocking thread, so measuring never holds up consumption.
     fn report_lag(&self) {
-        let processed = self.processed.lock().expect("not poisoned").clone();
         let Some(topic) = self.consumer.subscription().ok().and_then(|topics| {
             topics
                 .elements()
@@ -215,6 +214,26 @@ where
                 .map(|element| element.topic().to_owned())
         }) else {
             return;
+        };
+        // A partition handed to another replica in a rebalance is that replica's to report.
+        let assigned: HashSet<i32> = match self.consumer.assignment() {
+            Ok(assignment) => assignment
+                .elements_for_topic(&topic)
+                .iter()
+                .map(|element| element.partition())
+                .collect(),
+            Err(_) => return,
+        };
+        let processed = {
+            let mut processed = self.processed.lock().expect("not poisoned");
+            processed.retain(|partition, _| {
+                let kept = assigned.contains(partition);
+                if !kept {
+                    self.lags.forget(&self.projection, *partition);
+                }
+                kept
+            });
+            processed.clone()
         };
         let consumer = Arc::clone(&self.consumer);
         let projection = self.projection.clone();

@@ -45,6 +45,15 @@ impl Lags {
             .insert(partition, lag);
     }
 
+    /// Stops reporting a partition this process no longer consumes: its gauges drop to 0 (this
+    /// replica is not behind on it), and the status API leaves it out.
+    pub fn forget(&self, projection: &str, partition: i32) {
+        self.partition(projection, partition, PartitionLag::default());
+        if let Some(measured) = self.lock().get_mut(projection) {
+            measured.partitions.remove(&partition);
+        }
+    }
+
     pub fn dead_letters(&self, projection: &str, depth: i64) {
         metrics::gauge!("ringiflow_projector_dead_letters", "projection" => projection.to_owned())
             .set(depth as f64);
@@ -146,6 +155,12 @@ mod tests {
                 seconds: 0.0,
             },
         );
+        let behind = PartitionLag {
+            events: 9,
+            seconds: 9.0,
+        };
+        lags.partition("workflows", 2, behind);
+        lags.forget("workflows", 2);
         lags.dead_letters("workflows", 7);
         let statuses = lags.statuses();
         assert_eq!(statuses.len(), 2);
