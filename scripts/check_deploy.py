@@ -1146,6 +1146,78 @@ def check_build_context() -> str:
 GRAPHIQL = ROOT / "gateway" / "graphiql"
 
 
+# ---------------------------------------------------------------------------------------------
+# Prometheus alerts and the Grafana dashboard
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+GRAFANA = ROOT / "deploy" / "grafana"
+SEVERITIES = {"critical", "warning"}
+
+
+def alert_rules() -> dict[str, Any]:
+    """alerts.yaml's PrometheusRule, after checking the shape the operator and promtool need."""
+    rule = yaml.safe_load((PROMETHEUS / "alerts.yaml").read_text())
+    expect(rule.get("apiVersion") == "monitoring.coreos.com/v1" and rule.get("kind") == "PrometheusRule",
+           "alerts.yaml: not a monitoring.coreos.com/v1 PrometheusRule")
+    expect(rule.get("metadata", {}).get("name"), "alerts.yaml: metadata.name missing")
+    for group in rule["spec"]["groups"]:
+        for entry in group["rules"]:
+            name = entry.get("alert", "?")
+            expect(entry.get("labels", {}).get("severity") in SEVERITIES,
+                   f"alerts.yaml: {name}: labels.severity must be one of {sorted(SEVERITIES)}")
+            for key in ("summary", "description"):
+                expect(entry.get("annotations", {}).get(key), f"alerts.yaml: {name}: annotations.{key} missing")
+    return rule
+
+
+def check_alerts_promtool() -> str:
+    """promtool checks the rules the PrometheusRule holds and runs alerts_test.yaml against them."""
+    rule = alert_rules()
+    with tempfile.TemporaryDirectory() as directory:
+        (Path(directory) / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+        shutil.copy(PROMETHEUS / "alerts_test.yaml", directory)
+        for args in (["check", "rules", "rules.yaml"], ["test", "rules", "alerts_test.yaml"]):
+            result = run(["promtool", *args], cwd=directory)
+            expect(result.returncode == 0, f"promtool {' '.join(args)}:\n{result.stdout}{result.stderr}")
+    alerts = [entry["alert"] for group in rule["spec"]["groups"] for entry in group["rules"]]
+    tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS / "alerts_test.yaml").read_text()))
+    expect(not set(alerts) - tested, f"alerts without a unit test: {sorted(set(alerts) - tested)}")
+    return f"{len(alerts)} alerts, each unit-tested"
+
+
+def recorded_metrics() -> set[str]:
+    """The metric names the services' sources record (string literals `"ringiflow_..."`)."""
+    names: set[str] = set()
+    for source in ROOT.glob("**/src/**/*.rs"):
+        if "target" in source.parts:
+            continue
+        names.update(re.findall(r'"(ringiflow_[a-z0-9_]+)"', source.read_text()))
+    return names
+
+
+def queried_metrics(expression: str) -> set[str]:
+    """Metric names in a PromQL expression, without the series suffixes a histogram adds."""
+    return {re.sub(r"_(bucket|sum|count)$", "", name) for name in re.findall(r"\bringiflow_[a-z0-9_]+", expression)}
+
+
+def check_queries_name_recorded_metrics() -> str:
+    """Every metric an alert or a dashboard panel asks for is one some service records: a renamed
+    metric must not leave an alert that can never fire or a panel that is always empty."""
+    recorded = recorded_metrics()
+    asked: dict[str, set[str]] = {}
+    for group in alert_rules()["spec"]["groups"]:
+        for entry in group["rules"]:
+            asked[f"alert {entry['alert']}"] = queried_metrics(entry["expr"])
+    for path in sorted(GRAFANA.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard.get("panels", []):
+            for target in panel.get("targets", []):
+                asked.setdefault(f"{path.name}: panel {panel.get('title')!r}", set()).update(queried_metrics(target["expr"]))
+    missing = {where: sorted(names - recorded) for where, names in asked.items() if names - recorded}
+    expect(not missing, "\n".join(f"{where} asks for metrics no service records: {names}" for where, names in missing.items()))
+    expect(all(asked.values()), f"queries without a ringiflow metric: {[w for w, n in asked.items() if not n]}")
+    return f"{len(asked)} alerts and panels, {len(set().union(*asked.values()))} metrics, all recorded"
+
+
 def check_graphiql_bundle(cache: Path) -> Callable[[], str]:
     def check() -> str:
         sums = {}
@@ -1399,6 +1471,8 @@ def main() -> int:
     run_check("Dockerfile: structure", check_dockerfile)
     run_check("Dockerfile: the build context (after .dockerignore) holds what the build needs", check_build_context)
     run_check("GraphiQL: vendored bundle integrity", check_graphiql_bundle(args.cache))
+    run_check("prometheus: alerts.yaml is a PrometheusRule; promtool checks and unit-tests it", check_alerts_promtool)
+    run_check("prometheus, grafana: every queried metric is recorded by a service", check_queries_name_recorded_metrics)
     if args.no_browser:
         print("skip GraphiQL in Chromium (--no-browser)")
     else:
