@@ -156,8 +156,17 @@ impl DeadlineWatcher {
             "deadline watcher started"
         );
         let mut backoff = Backoff::default();
+        let shutdown = self.shutdown.clone();
         loop {
-            let delay = match self.round().await {
+            // A round is abandoned on shutdown, even in the middle of a call that command-svc
+            // may be answering or that waits to be retried: an escalation's command id is derived
+            // from what was seen, so the next start sends the same command and, if it landed,
+            // appends nothing.
+            let round = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                round = self.round() => round,
+            };
+            let delay = match round {
                 Ok(round) if round.failed == 0 => {
                     backoff.reset();
                     self.interval
@@ -177,7 +186,7 @@ impl DeadlineWatcher {
     }
 
     /// Escalates the overdue steps the read model shows, oldest deadline first, up to the
-    /// batch size. Stops early on shutdown (after the call in flight) and when command-svc is
+    /// batch size. Stops early on shutdown (before the next call) and when command-svc is
     /// unavailable, since every further call would fail alike. `Err` only if the read database
     /// could not be read.
     pub async fn round(&mut self) -> Result<Round, sqlx::Error> {
@@ -200,8 +209,9 @@ impl DeadlineWatcher {
                 metrics::counter!("ringiflow_deadline_escalations_total", "outcome" => outcome)
                     .increment(1);
             };
-            // Not retried in place: a failed escalation is tried again next round, from what
-            // the read model shows then.
+            // Retried in place only while command-svc is unavailable, within the call's deadline
+            // (`platform::resilience`); otherwise a failed escalation is tried again next round,
+            // from what the read model shows then.
             match self.escalations.dispatch(overdue.clone(), &cause).await {
                 Ok(()) => {
                     ended("escalated");
