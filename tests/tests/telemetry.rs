@@ -107,8 +107,71 @@ fn tokio_stream_incoming(
     })
 }
 
+/// Runs a GraphQL operation as a caller whose span `caller_span` of trace `trace_id` the
+/// gateway must continue.
+async fn traced(
+    stack: &tests::TestStack,
+    token: &str,
+    (trace_id, caller_span): (&str, &str),
+    query: &str,
+    variables: serde_json::Value,
+) {
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/graphql", stack.gateway_url))
+        .bearer_auth(token)
+        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(response["errors"].is_null(), "{response}");
+}
+
+/// `span` and its ancestors in `trace`, as (service, span name), and the span id the
+/// outermost of them names as its parent (outside the trace's received spans).
+fn ancestry(trace: &[Received], span: &Received) -> (Vec<(String, String)>, String) {
+    let mut path = vec![(span.service.clone(), span.name.clone())];
+    let mut current = span;
+    while let Some(parent) = trace.iter().find(|s| s.span_id == current.parent_span_id) {
+        path.push((parent.service.clone(), parent.name.clone()));
+        current = parent;
+    }
+    (path, current.parent_span_id.clone())
+}
+
+/// The spans of `trace_id`, once one `projector.apply` has at least `hops` ancestors.
+async fn trace_reaching_the_read_model(
+    collector: &Collector,
+    trace_id: &str,
+    hops: usize,
+) -> (Vec<Received>, Received) {
+    eventually(
+        &format!("a read-model apply {hops} hops from the caller"),
+        || async {
+            let trace = collector.trace(trace_id);
+            let apply = trace
+                .iter()
+                .find(|span| {
+                    span.name == "projector.apply" && ancestry(&trace, span).0.len() > hops
+                })?
+                .clone();
+            Some((trace, apply))
+        },
+    )
+    .await
+}
+
+fn hops(path: &[(&str, &str)]) -> Vec<(String, String)> {
+    path.iter()
+        .map(|(service, name)| ((*service).to_owned(), (*name).to_owned()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_approval_is_one_trace_from_the_gateway_through_the_broker_to_the_read_model() {
+async fn one_command_is_one_trace_from_the_gateway_through_the_broker_to_the_read_model() {
     let collector = Collector::default();
     let endpoint = collector.start().await;
     let stack = spawn_process_stack(&[
@@ -122,71 +185,68 @@ async fn one_approval_is_one_trace_from_the_gateway_through_the_broker_to_the_re
     stack.submit(&alice, &workflow_id).await.ok();
 
     // The caller starts the trace: its id is the one every hop must continue.
-    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let caller_span = "00f067aa0ba902b7";
-    let response: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/graphql", stack.gateway_url))
-        .bearer_auth(&bob)
-        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
-        .json(&json!({
-            "query": "mutation($id: ID!) { approveStep(input: { workflowId: $id, step: 1 }) { version } }",
-            "variables": { "id": workflow_id },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(response["errors"].is_null(), "{response}");
-
-    let trace = eventually("the approval's spans from all four hops", || async {
-        let trace = collector.trace(trace_id);
-        trace
-            .iter()
-            .any(|span| span.name == "projector.apply")
-            .then_some(trace)
-    })
+    let approval = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    traced(
+        &stack,
+        &bob,
+        approval,
+        "mutation($id: ID!) { approveStep(input: { workflowId: $id, step: 1 }) { version } }",
+        json!({ "id": workflow_id }),
+    )
     .await;
-    let by_id = |id: &str| trace.iter().find(|span| span.span_id == id);
-    let parent = |span: &Received| {
-        by_id(&span.parent_span_id)
-            .unwrap_or_else(|| panic!("the parent of {span:?} is not in the trace: {trace:#?}"))
-            .clone()
-    };
-    // projector.apply → relay.publish → command-svc's server span → the gateway's resolver
-    // span → its operation span → the caller.
-    let apply = trace
-        .iter()
-        .find(|span| span.name == "projector.apply")
-        .unwrap();
-    assert_eq!(apply.service, "projector-svc");
-    let publish = parent(apply);
+    let (trace, apply) = trace_reaching_the_read_model(&collector, approval.0, 4).await;
+    let (path, caller) = ancestry(&trace, &apply);
     assert_eq!(
-        (publish.service.as_str(), publish.name.as_str()),
-        ("command-svc", "relay.publish")
+        path,
+        hops(&[
+            ("projector-svc", "projector.apply"),
+            ("command-svc", "relay.publish"),
+            ("command-svc", "grpc"),
+            ("gateway", "resolver"),
+            ("gateway", "graphql"),
+        ]),
+        "{trace:#?}"
     );
-    let command = parent(&publish);
-    assert_eq!(
-        (command.service.as_str(), command.name.as_str()),
-        ("command-svc", "grpc")
-    );
-    let resolver = parent(&command);
-    assert_eq!(
-        (resolver.service.as_str(), resolver.name.as_str()),
-        ("gateway", "resolver")
-    );
-    let operation = parent(&resolver);
-    assert_eq!(
-        (operation.service.as_str(), operation.name.as_str()),
-        ("gateway", "graphql")
-    );
-    assert_eq!(operation.parent_span_id, caller_span);
+    assert_eq!(caller, approval.1);
     // The batch that applied the event is a trace of its own, linked to the event's.
     assert!(
         trace.iter().all(|span| span.name != "projector.batch"),
         "{trace:#?}"
     );
+
+    // A reaction continues the trace of the event it reacts to: registering a system gets it
+    // scanned by a process manager, whose scan reaches the scans read model in the same trace.
+    let registration = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+    traced(
+        &stack,
+        &alice,
+        registration,
+        "mutation($input: RegisterSystemInput!) { registerSystem(input: $input) { version } }",
+        json!({ "input": {
+            "commandId": uuid::Uuid::new_v4(),
+            "name": "Payroll API",
+            "owner": "alice",
+            "environment": "PRODUCTION",
+            "packages": [{ "name": "openssl", "version": "3.0.2" }],
+        } }),
+    )
+    .await;
+    let (trace, apply) = trace_reaching_the_read_model(&collector, registration.0, 6).await;
+    let (path, caller) = ancestry(&trace, &apply);
+    assert_eq!(
+        path,
+        hops(&[
+            ("projector-svc", "projector.apply"),
+            ("command-svc", "relay.publish"),
+            ("command-svc", "react"),
+            ("command-svc", "relay.publish"),
+            ("command-svc", "grpc"),
+            ("gateway", "resolver"),
+            ("gateway", "graphql"),
+        ]),
+        "{trace:#?}"
+    );
+    assert_eq!(caller, registration.1);
 }
 
 /// The Prometheus text at `url`.
