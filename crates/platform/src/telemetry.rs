@@ -55,17 +55,15 @@ impl Telemetry {
 pub fn init(settings: &TelemetrySettings) -> Telemetry {
     let service = binary_name();
     let service = service.as_str();
-    crate::metrics::install(service);
-    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => match tracer_provider(service) {
-            Ok(provider) => Some(provider),
-            Err(error) => {
-                // Logged once the subscriber is up, below; the service runs without traces.
-                eprintln!("OTLP exporter not started: {error}");
-                None
-            }
-        },
+    let exporter = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(tracer_provider(service)),
         _ => None,
+    };
+    // Without an exporter the service still runs; why is logged once the subscriber is up.
+    let (provider, exporter_error) = match exporter {
+        Some(Ok(provider)) => (Some(provider), None),
+        Some(Err(error)) => (None, Some(error)),
+        None => (None, None),
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = match settings.log_format {
@@ -92,6 +90,10 @@ pub fn init(settings: &TelemetrySettings) -> Telemetry {
         .with(logs.with_filter(filter))
         .try_init()
         .is_ok();
+    crate::metrics::install(service);
+    if let Some(error) = exporter_error {
+        tracing::error!(%error, "OTLP exporter not started; running without traces");
+    }
     if !installed {
         return Telemetry { provider: None };
     }
