@@ -28,9 +28,11 @@ pub(crate) const UNAUTHORIZED: u16 = 4401;
 pub(crate) const FORBIDDEN: u16 = 4403;
 
 /// A client's messages are subscribe requests: small. Bounded so a client cannot make the
-/// gateway buffer much per connection; the buffers are what a connection's memory is.
+/// gateway buffer much per connection. The read buffer starts at what such a message takes
+/// and grows for a larger one: held by every connection for its whole life, it is a good part
+/// of a connection's memory (W6).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Frames waiting to be written to one connection. Pushes are produced as fast as the socket
 /// takes them; this only decouples the protocol from the socket.
