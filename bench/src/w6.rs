@@ -211,12 +211,15 @@ async fn follow(mut socket: Socket, workflow: usize, stop: CancellationToken) ->
     pushes
 }
 
-/// query-svc's change feed as the gateway's hub gets it: (workflow id → (version, received)).
+/// When each version of each workflow arrived: workflow id → (version, received), in order.
+type Arrivals = HashMap<String, Vec<(i64, Instant)>>;
+
+/// query-svc's change feed as the gateway's hub gets it.
 fn tap(
     query_url: &str,
     jwt: &Jwt,
     stop: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<HashMap<String, Vec<(i64, Instant)>>>> {
+) -> anyhow::Result<tokio::task::JoinHandle<Arrivals>> {
     let token = jwt.issue(
         &Identity {
             tenant_id: TENANT.into(),
@@ -233,7 +236,7 @@ fn tap(
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
     Ok(tokio::spawn(async move {
-        let mut seen: HashMap<String, Vec<(i64, Instant)>> = HashMap::new();
+        let mut seen = Arrivals::new();
         let Ok(response) = client.watch_workflow_changes(request).await else {
             return seen;
         };

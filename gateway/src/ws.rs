@@ -188,7 +188,11 @@ async fn serve(socket: WebSocket, protocol: GraphQLProtocol, api: Api, jwt: Jwt)
             Some(exp) => expiry_instant(*exp),
             None => init_deadline,
         };
+        // Biased, the server's own close first: a subscription the hub ended because the
+        // connection is being closed must not reach the client as a normal `complete`.
         tokio::select! {
+            biased;
+            close = closer.closed() => break Some((close.code, close.reason.to_owned())),
             () = &mut protocol_task, if !protocol_done => protocol_done = true,
             message = outgoing.next() => match message {
                 // The protocol closes: with the refusal's own code if init was refused.
@@ -197,6 +201,9 @@ async fn serve(socket: WebSocket, protocol: GraphQLProtocol, api: Api, jwt: Jwt)
                         .or(frame.map(|f| (f.code, f.reason.to_string())));
                 }
                 Some(message) => {
+                    if let Some(close) = closer.reason() {
+                        break Some((close.code, close.reason.to_owned()));
+                    }
                     if sink.send(message).await.is_err() {
                         return;
                     }
@@ -205,7 +212,6 @@ async fn serve(socket: WebSocket, protocol: GraphQLProtocol, api: Api, jwt: Jwt)
                 // client went away).
                 None => break session.refusal.get().cloned(),
             },
-            close = closer.closed() => break Some((close.code, close.reason.to_owned())),
             () = tokio::time::sleep_until(expiry) => break Some(match session.expires_at.get() {
                 Some(_) => (UNAUTHORIZED, "the token has expired".to_owned()),
                 None => (4408, "connection initialisation timeout".to_owned()),

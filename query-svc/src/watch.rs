@@ -150,12 +150,14 @@ async fn follow(
     shutdown: CancellationToken,
 ) {
     loop {
+        // `try_recv`, not `recv`: `recv` reconnects silently, and the changes committed while
+        // the connection was down would be lost without anyone knowing.
         let received = tokio::select! {
             _ = shutdown.cancelled() => return,
-            received = listener.recv() => received,
+            received = listener.try_recv() => received,
         };
         let gap = match received {
-            Ok(notification) => match projection::notification(notification.payload()) {
+            Ok(Some(notification)) => match projection::notification(notification.payload()) {
                 Some(changed) => match read_model::changed_workflows(&pool, &ids(&changed)).await {
                     Ok(rows) => {
                         publish(&feed, &mut assignees, &changed, rows);
@@ -168,14 +170,16 @@ async fn follow(
                 },
                 None => true,
             },
+            // The connection was lost; the next `try_recv` reconnects.
+            Ok(None) => {
+                tracing::warn!("read-model notifications interrupted; reconnecting");
+                reread(&pool, &mut assignees).await;
+                true
+            }
             Err(error) => {
-                tracing::warn!(%error, "read-model notifications interrupted; reconnecting");
+                tracing::warn!(%error, "read-model notifications failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                // What the lost changes did to assignments is only in the rows now.
-                match Assignees::read(&pool).await {
-                    Ok(current) => assignees = current,
-                    Err(error) => tracing::warn!(%error, "cannot re-read current assignees"),
-                }
+                reread(&pool, &mut assignees).await;
                 true
             }
         };
@@ -183,6 +187,14 @@ async fn follow(
             // No receivers is not an error: nobody watches.
             let _ = feed.send(Feed::Gap);
         }
+    }
+}
+
+/// After a gap: what the lost changes did to assignments is only in the rows now.
+async fn reread(pool: &PgPool, assignees: &mut Assignees) {
+    match Assignees::read(pool).await {
+        Ok(current) => *assignees = current,
+        Err(error) => tracing::warn!(%error, "cannot re-read current assignees"),
     }
 }
 

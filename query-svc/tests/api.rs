@@ -1218,3 +1218,54 @@ async fn watch_needs_a_valid_token() {
     assert_eq!(code_of(&status), ErrorCode::Unauthenticated);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_watch_ends_with_unavailable_when_notifications_may_have_been_lost() {
+    use proto::workflow::v1::WatchWorkflowChangesRequest;
+    let app = spawn_app().await;
+    let mut stream = app
+        .client()
+        .await
+        .watch_workflow_changes(app.request("acme", WatchWorkflowChangesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    app.seed("acme", at(0)).await;
+    assert_eq!(next_change(&mut stream).await.workflow.unwrap().version, 1);
+
+    // The listener's connection dies: whatever was committed meanwhile was never announced.
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(!terminated.is_empty(), "query-svc listens");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("ended without saying changes may be missing"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends within 10 s");
+    assert_eq!(code_of(&ended), ErrorCode::Unavailable);
+
+    // A new watch works again once the listener is back.
+    let mut again = app
+        .client()
+        .await
+        .watch_workflow_changes(app.request("acme", WatchWorkflowChangesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let later = app.seed("acme", at(0)).await;
+    let change = next_change(&mut again).await;
+    assert_eq!(change.workflow.unwrap().id, later.to_string());
+    app.stop().await;
+}

@@ -319,3 +319,56 @@ async fn a_hundred_subscribers_of_one_workflow_all_receive_every_change() {
         assert_eq!(pushes, first, "subscriber {i} was pushed something else");
     }
 }
+
+#[tokio::test]
+async fn when_live_updates_are_interrupted_subscribers_are_closed_and_resume_with_after_version() {
+    let stack = spawn_stack().await;
+    let alice = stack.token("acme", "alice");
+    let id = projected_workflow(&stack, &alice).await;
+    let mut socket = connected(&stack, &alice).await;
+    socket
+        .subscribe("w", WORKFLOW_UPDATED, json!({ "id": id, "after": 0 }))
+        .await;
+    let seen = socket.data_of("w", PUSH).await["workflowUpdated"]["version"]
+        .as_i64()
+        .unwrap();
+
+    // query-svc's listener loses its connection: changes may go unannounced.
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&stack.read_db)
+    .await
+    .unwrap();
+    assert!(!terminated.is_empty(), "query-svc listens");
+    match socket.next_of("w", PUSH).await {
+        Some(Event::Closed { code, reason }) => {
+            assert_eq!(code, 1012);
+            assert!(reason.contains("afterVersion"), "{reason}");
+        }
+        other => panic!("expected the connection to be closed, got {other:?}"),
+    }
+
+    let submitted = stack.submit(&alice, &id).await.version("submitWorkflow");
+    stack.workflow_at_version(&alice, &id, submitted).await;
+    // The gateway follows query-svc again after its backoff; until then it refuses.
+    let replayed = tests::eventually("a resubscription after the interruption", || async {
+        let mut socket = connected(&stack, &alice).await;
+        socket
+            .subscribe("w", WORKFLOW_UPDATED, json!({ "id": id, "after": seen }))
+            .await;
+        match socket.next_of("w", PUSH).await {
+            Some(Event::Next { payload, .. }) if payload.get("errors").is_none() => {
+                Some(payload["data"]["workflowUpdated"]["version"].clone())
+            }
+            Some(Event::Next { payload, .. }) => {
+                assert_eq!(payload["errors"][0]["extensions"]["code"], "UNAVAILABLE");
+                None
+            }
+            other => panic!("expected a push or UNAVAILABLE, got {other:?}"),
+        }
+    })
+    .await;
+    assert_eq!(replayed, submitted, "what was missed is replayed");
+}
