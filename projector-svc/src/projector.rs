@@ -1,7 +1,7 @@
 //! The consume → apply (or dead-letter) → commit loop of one projection: a context's topic
 //! (decoded by its codec) into one read model (a `projection::Projection`).
 
-use crate::status::{Lags, PartitionLag};
+use crate::status::{Lags, Progress};
 use chrono::{DateTime, Utc};
 use es_kernel::{EventCodec, RecordedEvent};
 use futures::FutureExt;
@@ -55,8 +55,8 @@ const LAG_INTERVAL: Duration = Duration::from_secs(5);
 /// How long one partition's head offset may take to come back from the broker.
 const LAG_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The offset and `ce_time` of the last message processed on a partition.
-type Processed = (i64, Option<DateTime<Utc>>);
+/// The offset and `ce_time` of the last message processed on a partition, and when it was.
+type Processed = (i64, Option<DateTime<Utc>>, DateTime<Utc>);
 
 /// Events of the context `C` encodes, into the read model `P`.
 pub(crate) struct Projector<C, P> {
@@ -200,12 +200,11 @@ where
         span
     }
 
-    /// Measures how far behind the projection is (see [`Lags`]), for each partition this
-    /// projector has processed a message of: the partition's head offset minus the next offset
-    /// to process, in events, and how long ago the last processed event happened, in seconds,
-    /// while events wait behind it (a caught-up partition is 0 behind, however old its last
-    /// event). Also the depth of the dead-letter topic. The broker is asked
-    /// (`fetch_watermarks`) on a blocking thread, so measuring never holds up consumption.
+    /// Measures how far behind the projection is (see [`Lags::measured`]), for each partition
+    /// this projector has processed a message of: the partition's head offset minus the next
+    /// offset to process, in events, and in seconds. Also the dead letters not yet replayed.
+    /// The broker is asked (`fetch_watermarks`) on a blocking thread, so measuring never holds
+    /// up consumption.
     fn report_lag(&self) {
         let Some(topic) = self.consumer.subscription().ok().and_then(|topics| {
             topics
@@ -239,27 +238,39 @@ where
         let projection = self.projection.clone();
         let dead_letter_topic = self.dead_letters.topic().to_owned();
         let lags = self.lags.clone();
-        tokio::task::spawn_blocking(move || {
-            for (partition, (offset, time)) in processed {
-                let high = match consumer.fetch_watermarks(&topic, partition, LAG_TIMEOUT) {
-                    Ok((_low, high)) => high,
-                    Err(error) => {
-                        tracing::debug!(%error, partition, "cannot measure the projector's lag");
-                        continue;
-                    }
-                };
-                let events = (high - (offset + 1)).max(0);
-                let seconds = match (events, time) {
-                    (0, _) | (_, None) => 0.0,
-                    (_, Some(time)) => {
-                        (Utc::now() - time).num_milliseconds().max(0) as f64 / 1000.0
-                    }
-                };
-                lags.partition(&projection, partition, PartitionLag { events, seconds });
-            }
-            match topic_depth(&consumer, &dead_letter_topic) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let watermarks = tokio::task::spawn_blocking(move || {
+                for (partition, (offset, last_event, processed_at)) in processed {
+                    let high = match consumer.fetch_watermarks(&topic, partition, LAG_TIMEOUT) {
+                        Ok((_low, high)) => high,
+                        Err(error) => {
+                            tracing::debug!(%error, partition, "cannot measure the projector's lag");
+                            continue;
+                        }
+                    };
+                    let progress = Progress {
+                        waiting: (high - (offset + 1)).max(0),
+                        last_event,
+                        processed_at,
+                    };
+                    lags.measured(&projection, partition, progress, Utc::now());
+                }
+                topic_watermarks(&consumer, &dead_letter_topic)
+                    .map(|watermarks| (lags, projection, dead_letter_topic, watermarks))
+            })
+            .await;
+            let (lags, projection, topic, watermarks) = match watermarks {
+                Ok(Ok(measured)) => measured,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "cannot measure the dead-letter topic");
+                    return;
+                }
+                Err(_panicked) => return,
+            };
+            match unreplayed(&pool, &topic, &watermarks).await {
                 Ok(depth) => lags.dead_letters(&projection, depth),
-                Err(error) => tracing::debug!(%error, "cannot measure the dead-letter topic"),
+                Err(error) => tracing::debug!(%error, "cannot count the replayed dead letters"),
             }
         });
     }
@@ -487,10 +498,11 @@ where
     /// last interval.
     fn commit(&self, batch: &[BorrowedMessage<'_>]) {
         let mut processed = self.processed.lock().expect("not poisoned");
+        let now = Utc::now();
         for message in batch {
             processed.insert(
                 message.partition(),
-                (message.offset(), messaging::event_time(message)),
+                (message.offset(), messaging::event_time(message), now),
             );
             if let Err(error) = self.consumer.store_offset_from_message(message) {
                 // Happens when the partition was revoked meanwhile: its new owner redelivers
@@ -514,18 +526,55 @@ where
     }
 }
 
-/// Messages in every partition of `topic` (0 for a topic that does not exist yet).
-fn topic_depth(consumer: &StreamConsumer, topic: &str) -> KafkaResult<i64> {
+/// The low and high watermark of every partition of `topic` (none for a topic that does not
+/// exist yet).
+fn topic_watermarks(consumer: &StreamConsumer, topic: &str) -> KafkaResult<Vec<(i32, i64, i64)>> {
     let metadata = consumer.fetch_metadata(Some(topic), LAG_TIMEOUT)?;
-    let partitions = metadata
+    let partitions: Vec<i32> = metadata
         .topics()
         .iter()
         .flat_map(|topic| topic.partitions())
-        .map(|partition| partition.id());
-    let mut depth = 0;
-    for partition in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, LAG_TIMEOUT)?;
-        depth += (high - low).max(0);
+        .map(|partition| partition.id())
+        .collect();
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let (low, high) = consumer.fetch_watermarks(topic, partition, LAG_TIMEOUT)?;
+            Ok((partition, low, high))
+        })
+        .collect()
+}
+
+/// The dead letters still in `topic` that `dlq replay` has not settled: Kafka keeps a message
+/// after its replay, so the topic's size alone would report a dead letter forever. Replays of
+/// messages the topic's retention has already dropped (below its low watermark) are not
+/// subtracted.
+async fn unreplayed(
+    pool: &PgPool,
+    topic: &str,
+    watermarks: &[(i32, i64, i64)],
+) -> Result<i64, sqlx::Error> {
+    let held: i64 = watermarks
+        .iter()
+        .map(|(_, low, high)| (high - low).max(0))
+        .sum();
+    if held == 0 {
+        return Ok(0);
     }
-    Ok(depth)
+    let (partitions, lows): (Vec<i32>, Vec<i64>) = watermarks
+        .iter()
+        .map(|(partition, low, _)| (*partition, *low))
+        .unzip();
+    let replayed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM dlq_replayed r
+           JOIN unnest($2::int[], $3::bigint[]) AS held(dlq_partition, low)
+             ON r.dlq_partition = held.dlq_partition AND r.dlq_offset >= held.low
+          WHERE r.dlq_topic = $1 AND r.outcome <> 'failed'",
+    )
+    .bind(topic)
+    .bind(&partitions)
+    .bind(&lows)
+    .fetch_one(pool)
+    .await?;
+    Ok((held - replayed).max(0))
 }

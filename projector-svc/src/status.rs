@@ -2,6 +2,7 @@
 //! `Projector::report_lag`), exported as metrics and answered by the status API
 //! (`ringiflow.projector.v1.ProjectorStatusService`) on the health port.
 
+use chrono::{DateTime, Utc};
 use proto::projector::v1 as pb;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
@@ -15,9 +16,22 @@ pub(crate) struct PartitionLag {
     pub seconds: f64,
 }
 
+/// What a projector knows of a partition when it measures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Progress {
+    /// Events between the last one processed and the partition's head.
+    pub waiting: i64,
+    /// The `ce_time` of the last event processed.
+    pub last_event: Option<DateTime<Utc>>,
+    /// When it was processed.
+    pub processed_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Measured {
     partitions: BTreeMap<i32, PartitionLag>,
+    /// Since when each partition has had events waiting, as first measured.
+    behind_since: BTreeMap<i32, DateTime<Utc>>,
     dead_letters: i64,
 }
 
@@ -31,7 +45,48 @@ impl Lags {
         self.lock().entry(projection.to_owned()).or_default();
     }
 
-    pub fn partition(&self, projection: &str, partition: i32, lag: PartitionLag) {
+    /// Records a measurement of `partition`. Its lag in seconds is how old the oldest waiting
+    /// event is, which the projector cannot see without reading it; estimated from below so
+    /// that an alert on it never fires on a read model that is fresh:
+    /// - nothing waiting: 0, however old the last event (a quiet partition is not behind);
+    /// - processing since it fell behind (catching up): the age of the last event processed,
+    ///   as the next one is no older;
+    /// - nothing processed since it fell behind (a burst after a quiet spell, or a stall): the
+    ///   time since then. The age of the last event processed would call a partition that was
+    ///   idle for an hour an hour behind the moment a new event arrives.
+    pub fn measured(
+        &self,
+        projection: &str,
+        partition: i32,
+        progress: Progress,
+        now: DateTime<Utc>,
+    ) {
+        let seconds = {
+            let mut measured = self.lock();
+            let behind_since = &mut measured
+                .entry(projection.to_owned())
+                .or_default()
+                .behind_since;
+            if progress.waiting == 0 {
+                behind_since.remove(&partition);
+                0.0
+            } else {
+                let since = *behind_since.entry(partition).or_insert(now);
+                let oldest = match progress.last_event {
+                    Some(event) if progress.processed_at >= since => event,
+                    _ => since,
+                };
+                (now - oldest).num_milliseconds().max(0) as f64 / 1000.0
+            }
+        };
+        let lag = PartitionLag {
+            events: progress.waiting,
+            seconds,
+        };
+        self.partition(projection, partition, lag);
+    }
+
+    fn partition(&self, projection: &str, partition: i32, lag: PartitionLag) {
         let labels = [
             ("projection", projection.to_owned()),
             ("partition", partition.to_string()),
@@ -51,6 +106,7 @@ impl Lags {
         self.partition(projection, partition, PartitionLag::default());
         if let Some(measured) = self.lock().get_mut(projection) {
             measured.partitions.remove(&partition);
+            measured.behind_since.remove(&partition);
         }
     }
 
@@ -171,5 +227,39 @@ mod tests {
         assert_eq!((workflows.lag_events, workflows.lag_seconds), (2, 1.5));
         assert_eq!(workflows.dead_letters, 7);
         assert_eq!(workflows.partitions.len(), 2);
+    }
+
+    #[test]
+    fn seconds_behind_never_count_a_quiet_spell_and_follow_a_catch_up() {
+        let lags = Lags::default();
+        let at = |seconds: i64| {
+            DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(10_000 + seconds)
+        };
+        let seconds = |lags: &Lags| lags.statuses()[0].lag_seconds;
+        let measure = |waiting, last_event, processed_at, now| {
+            let progress = Progress {
+                waiting,
+                last_event: Some(at(last_event)),
+                processed_at: at(processed_at),
+            };
+            lags.measured("workflows", 0, progress, at(now));
+        };
+        // Caught up an hour after its last event: not behind.
+        measure(0, -3_600, -3_600, 0);
+        assert_eq!(seconds(&lags), 0.0);
+        // A burst arrives after the quiet hour: behind only since it was seen.
+        measure(5, -3_600, -3_600, 0);
+        assert_eq!(seconds(&lags), 0.0);
+        measure(5, -3_600, -3_600, 5);
+        assert_eq!(seconds(&lags), 5.0, "stalled since it fell behind");
+        // Processing again: as old as the last event processed.
+        measure(3, 1, 6, 10);
+        assert_eq!(seconds(&lags), 9.0);
+        // Caught up: 0, and a later burst starts counting afresh.
+        measure(0, 8, 11, 12);
+        assert_eq!(seconds(&lags), 0.0);
+        measure(2, 8, 11, 20);
+        measure(2, 8, 11, 22);
+        assert_eq!(seconds(&lags), 2.0);
     }
 }

@@ -199,6 +199,12 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
     assert_eq!(DeadLetter::read(&dead[4]).kind.as_deref(), Some("parked"));
     assert_eq!(h.version_of(a).await, 1);
 
+    let reported = || async { support::dead_letters_reported(running.port, "workflows").await };
+    eventually("the status API to count 5 dead letters", || async {
+        (reported().await == 5).then_some(())
+    })
+    .await;
+
     let list = h.command(&["dlq", "list"]).await;
     assert!(list.status.success(), "{}", printed(&list));
     let lines: Vec<String> = stdout(&list).lines().map(str::to_owned).collect();
@@ -245,6 +251,13 @@ async fn poison_is_dead_lettered_its_workflow_parked_and_a_replay_repairs_it() {
             (4, "applied".to_owned())
         ]
     );
+
+    // The replayed ones no longer count as dead letters; the two still failing do.
+    eventually(
+        "the status API to count the 2 dead letters left",
+        || async { (reported().await == 2).then_some(()) },
+    )
+    .await;
 
     // A second replay skips what is settled; the rest of the topic still fails and says so.
     let again = h.command(&["dlq", "replay"]).await;

@@ -219,6 +219,27 @@ pub async fn health(
     response.into_inner().status()
 }
 
+/// The dead letters the status API (`ProjectorStatusService/GetStatus`) reports for
+/// `projection`, as last measured.
+pub async fn dead_letters_reported(port: u16, projection: &str) -> i64 {
+    use proto::projector::v1::projector_status_service_client::ProjectorStatusServiceClient;
+    let url = format!("http://127.0.0.1:{port}");
+    let mut client = ProjectorStatusServiceClient::connect(url)
+        .await
+        .expect("status endpoint reachable");
+    let status = client
+        .get_status(proto::projector::v1::GetStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    status
+        .projections
+        .iter()
+        .find(|status| status.projection == projection)
+        .map(|status| status.dead_letters)
+        .unwrap_or_else(|| panic!("{projection} not in {status:?}"))
+}
+
 /// Polls `probe` until it gives a value, for at most [`CATCH_UP`].
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
