@@ -368,7 +368,9 @@ pub async fn run(
                 Err(error) => {
                     let mut errors = errors.lock().unwrap();
                     errors.0 += 1;
-                    errors.1.get_or_insert_with(|| format!("AddComment: {error:#}"));
+                    errors
+                        .1
+                        .get_or_insert_with(|| format!("AddComment: {error:#}"));
                 }
             }
         });
