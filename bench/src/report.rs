@@ -612,7 +612,9 @@ impl Report {
             println!("## W6 live updates (GraphQL subscriptions over WebSocket): command acknowledged → push received");
             println!();
             println!("| connections | workflows | cmd/s | ack → push p50 ms | p99 ms | max ms | ack → change feed p50 ms | p99 ms | change feed → push p50 ms | p99 ms | pushes | missing | closed | connect s | gateway RSS before / connected / after KiB | KiB per connection |");
-            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|");
+            println!(
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|"
+            );
             for r in &self.w6 {
                 println!(
                     "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:?} | {} | {} / {} / {} | {} |",
