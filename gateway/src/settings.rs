@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use platform::auth::Identity;
 use platform::resilience::ClientSettings;
-use platform::settings::{AuthSettings, TelemetrySettings};
+use platform::settings::{AuthSettings, MetricsSettings, TelemetrySettings};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -61,6 +61,10 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
+    /// `/metrics` is always on the HTTP port; this adds a listener of its own, where every
+    /// service of a deployment is scraped alike (the Helm chart's `metrics.port`).
+    #[command(flatten)]
+    pub metrics: MetricsSettings,
     /// Without a subcommand the gateway serves.
     #[command(subcommand)]
     pub command: Option<Command>,

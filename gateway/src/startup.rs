@@ -7,6 +7,7 @@ use crate::{http_stack, schema};
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
 use axum::Router;
+use platform::metrics::MetricsListener;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +16,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     router: Router,
+    metrics: Option<MetricsListener>,
     shutdown: CancellationToken,
 }
 
@@ -49,10 +51,12 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.listen_addr))?;
         let address = listener.local_addr().context("reading the bound address")?;
+        let metrics = settings.metrics.listener().await?;
         Ok(Self {
             listener,
             address,
             router,
+            metrics,
             shutdown,
         })
     }
@@ -62,10 +66,18 @@ impl Application {
         self.address.port()
     }
 
+    /// Where the metrics listener of its own serves `/metrics`, when `--metrics-addr` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsListener::address)
+    }
+
     /// Serves until the shutdown token is cancelled, then stops accepting and lets in-flight
     /// requests finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(address = %self.address, "gateway listening");
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.shutdown.clone()));
+        }
         // The peer address keys the rate limit of requests without a valid token.
         let service = self
             .router

@@ -263,11 +263,9 @@ pub async fn spawn_process_stack(env: &[(&str, &str)]) -> TestStack {
         ),
     ];
     for (name, own) in services {
-        let metrics_addr = match name {
-            // The gateway serves /metrics on its HTTP port.
-            "gateway" => address(gateway_port),
-            _ => address(free_port()),
-        };
+        // Every service on a listener of its own, as the Helm chart runs them; the gateway also
+        // serves /metrics on its HTTP port.
+        let metrics_addr = address(free_port());
         metrics.insert(name, format!("http://{metrics_addr}/metrics"));
         let own_metrics = [("RINGIFLOW_METRICS_ADDR", metrics_addr.as_str())];
         let own: Vec<(&str, &str)> = own.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -411,6 +411,11 @@ async fn every_service_counts_its_traffic_and_answers_while_its_collector_is_unr
     assert_eq!(status.parked_aggregates, 0);
 
     let gateway = scrape(&stack.metrics["gateway"]).await;
+    let on_http_port = scrape(&format!("{}/metrics", stack.gateway_url)).await;
+    assert!(
+        on_http_port.contains("ringiflow_graphql_requests_total{"),
+        "{on_http_port}"
+    );
     assert!(
         sample(
             &gateway,
