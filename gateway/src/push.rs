@@ -11,7 +11,7 @@
 //! connection is closed ([`INTERRUPTED`]); clients resubscribe (`afterVersion` replays what they
 //! missed) once the hub has reconnected, with backoff.
 
-use crate::ws::{Close, Closer};
+use crate::ws::{Close, Closer, Slot};
 use platform::auth::{Identity, Jwt};
 use platform::backoff::Backoff;
 use proto::workflow::v1::workflow_query_service_client::WorkflowQueryServiceClient;
@@ -136,6 +136,15 @@ pub(crate) struct Subscription {
     pub(crate) changes: mpsc::Receiver<Change>,
     id: u64,
     hub: Hub,
+    /// The connection's slot it holds, given back with it.
+    slot: Option<Slot>,
+}
+
+impl Subscription {
+    pub(crate) fn holding(mut self, slot: Slot) -> Self {
+        self.slot = Some(slot);
+        self
+    }
 }
 
 impl Drop for Subscription {
@@ -173,6 +182,7 @@ impl Hub {
             changes,
             id,
             hub: self.clone(),
+            slot: None,
         })
     }
 

@@ -17,6 +17,7 @@ use axum::response::Response;
 use futures::{SinkExt as _, StreamExt as _};
 use http::HeaderMap;
 use platform::auth::{Identity, Jwt};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,10 @@ const READ_BUFFER_BYTES: usize = 1024;
 /// Frames waiting to be written to one connection. Pushes are produced as fast as the socket
 /// takes them; this only decouples the protocol from the socket.
 const OUTBOX: usize = 16;
+
+/// Subscriptions one connection may hold at once: each costs the gateway memory for as long as
+/// it lives (W6), and a page needs a handful.
+pub(crate) const MAX_SUBSCRIPTIONS: usize = 32;
 
 /// How long a client may take to send `connection_init` after the upgrade.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,6 +78,30 @@ impl Closer {
     async fn closed(&self) -> Close {
         self.0.closed.cancelled().await;
         self.reason().expect("set before cancelling")
+    }
+}
+
+/// The subscriptions a connection holds, up to [`MAX_SUBSCRIPTIONS`].
+#[derive(Clone, Default)]
+pub(crate) struct Slots(Arc<AtomicUsize>);
+
+/// One of a connection's [`Slots`], given back when dropped.
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Slots {
+    pub(crate) fn take(&self) -> Option<Slot> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < MAX_SUBSCRIPTIONS).then_some(held + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.0.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -158,6 +187,7 @@ async fn serve(socket: WebSocket, protocol: GraphQLProtocol, api: Api, jwt: Jwt)
     let session = Arc::new(Session::default());
     let mut connection = Data::default();
     connection.insert(closer.clone());
+    connection.insert(Slots::default());
     let init = {
         let session = session.clone();
         move |payload: serde_json::Value| async move {
@@ -232,4 +262,20 @@ async fn serve(socket: WebSocket, protocol: GraphQLProtocol, api: Api, jwt: Jwt)
 fn expiry_instant(exp: i64) -> tokio::time::Instant {
     let left = exp.saturating_sub(chrono::Utc::now().timestamp());
     tokio::time::Instant::now() + Duration::from_secs(left.max(0).unsigned_abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_holds_at_most_its_slots_and_gets_them_back() {
+        let slots = Slots::default();
+        let held: Vec<Slot> = (0..MAX_SUBSCRIPTIONS)
+            .map(|_| slots.take().unwrap())
+            .collect();
+        assert!(slots.take().is_none());
+        drop(held);
+        assert!(slots.take().is_some());
+    }
 }

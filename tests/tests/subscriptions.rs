@@ -372,3 +372,29 @@ async fn when_live_updates_are_interrupted_subscribers_are_closed_and_resume_wit
     .await;
     assert_eq!(replayed, submitted, "what was missed is replayed");
 }
+
+#[tokio::test]
+async fn a_connection_holds_at_most_32_subscriptions() {
+    let stack = spawn_stack().await;
+    let alice = stack.token("acme", "alice");
+    let mut socket = connected(&stack, &alice).await;
+    for i in 0..33 {
+        socket
+            .subscribe(&format!("s{i}"), WORKFLOW_EVENTS, json!({}))
+            .await;
+    }
+    // Which one is refused depends on the order the server starts them in; exactly one is.
+    match socket.next_within(PUSH).await {
+        Some(Event::Next { payload, .. }) => {
+            assert_eq!(
+                payload["errors"][0]["extensions"]["code"],
+                "RESOURCE_EXHAUSTED"
+            );
+        }
+        other => panic!("expected the 33rd subscription refused, got {other:?}"),
+    }
+    assert!(
+        !matches!(socket.next_within(QUIET).await, Some(Event::Next { .. })),
+        "only one was refused"
+    );
+}

@@ -15,7 +15,7 @@ use super::types::{Priority, Workflow, WorkflowStatus};
 use super::{canonical, data};
 use crate::errors::graphql_error;
 use crate::push::{Change, Hub, Subscription, Topic};
-use crate::ws::{Closer, Viewer};
+use crate::ws::{Closer, Slots, Viewer, MAX_SUBSCRIPTIONS};
 use async_graphql::{Context, Enum, InputObject, Result, SimpleObject, Subscription, ID};
 use futures::stream::{self, BoxStream, StreamExt as _};
 use platform::auth::Identity;
@@ -208,13 +208,21 @@ impl WorkflowSubscription {
     }
 }
 
-/// The caller's identity and a subscription to the topics `topics` names for them.
+/// The caller's identity and a subscription to the topics `topics` names for them, in one of
+/// the connection's slots.
 fn subscribe(
     ctx: &Context<'_>,
     field: &'static str,
     topics: impl FnOnce(&Identity) -> Vec<Topic>,
 ) -> Result<(Identity, Subscription)> {
     let Viewer(viewer) = data::<Viewer>(ctx)?;
+    let slot = data::<Slots>(ctx)?.take().ok_or_else(|| {
+        graphql_error(platform::errors::status(
+            ErrorCode::ResourceExhausted,
+            format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
+            HashMap::new(),
+        ))
+    })?;
     let subscription = data::<Hub>(ctx)?
         .subscribe(topics(viewer), data::<Closer>(ctx)?.clone())
         .map_err(|_| {
@@ -225,7 +233,7 @@ fn subscribe(
             ))
         })?;
     tracing::debug!(field, "subscribed");
-    Ok((viewer.clone(), subscription))
+    Ok((viewer.clone(), subscription.holding(slot)))
 }
 
 /// The changes the hub hands a subscription, until it is dropped.
