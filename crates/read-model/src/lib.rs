@@ -21,8 +21,9 @@ pub use cursor::SortDirection;
 pub use dashboard::{dashboard, Dashboard, Zone};
 pub use projection::{stored_version, Workflows};
 pub use queries::{
-    changed_workflows, current_assignees, get_workflow, get_workflows, list_my_tasks, list_workflows, Assignee, Page, QueryError,
-    WorkflowFilter, WorkflowPage, WorkflowQuery, WorkflowSort, MAX_PAGE_SIZE,
+    changed_workflows, current_assignees, get_workflow, get_workflows, list_my_tasks,
+    list_workflows, Assignee, Page, QueryError, WorkflowFilter, WorkflowPage, WorkflowQuery,
+    WorkflowSort, MAX_PAGE_SIZE,
 };
 pub use search::{search_workflows, MatchedField, SearchHit, SearchText, SearchTextError};
 pub use settings::{ConnectError, DatabaseSettings};
