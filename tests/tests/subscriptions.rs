@@ -398,3 +398,35 @@ async fn a_connection_holds_at_most_32_subscriptions() {
         "only one was refused"
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_is_pushed_after_changes_at_most_once_a_second() {
+    let stack = spawn_stack().await;
+    let alice = stack.token("acme", "alice");
+    let bob = stack.token("acme", "bob");
+    let mut socket = connected(&stack, &bob).await;
+    socket.subscribe("d", DASHBOARD_UPDATED, json!({})).await;
+    let first = socket.data_of("d", PUSH).await;
+    assert_eq!(first["dashboardUpdated"]["pendingForMe"], 0);
+    let mut pushed_at = vec![std::time::Instant::now()];
+
+    for title in ["one", "two", "three"] {
+        let id = stack.create_workflow(&alice, title, &["bob"]).await;
+        stack.submit(&alice, &id).await.ok();
+    }
+    loop {
+        let pushed = socket.data_of("d", PUSH).await;
+        pushed_at.push(std::time::Instant::now());
+        if pushed["dashboardUpdated"]["pendingForMe"] == 3 {
+            break;
+        }
+    }
+    for pair in pushed_at.windows(2) {
+        // The throttle waits a full second after the previous push; the slack is the timer's.
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(950),
+            "pushed {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
+}
