@@ -115,6 +115,8 @@ pub struct Settings {
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
     #[command(flatten)]
+    pub server: platform::settings::GrpcServerSettings,
+    #[command(flatten)]
     pub metrics: MetricsSettings,
     /// Apply the event store's migrations at start. Off where a separate step runs
     /// `command-svc migrate` first (the Helm chart's hook Job), so replicas starting together
@@ -264,7 +266,8 @@ impl Application {
         };
         let auth = GrpcAuth(Arc::new(settings.auth.jwt()?));
         let (router, health) =
-            platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
+            platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET], &settings.server)
+                .await?;
         let router = router
             .add_service(WorkflowCommandServiceServer::with_interceptor(
                 service::CommandService::new(

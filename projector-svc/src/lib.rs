@@ -122,6 +122,8 @@ pub struct Settings {
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
     #[command(flatten)]
+    pub server: platform::settings::GrpcServerSettings,
+    #[command(flatten)]
     pub metrics: platform::settings::MetricsSettings,
     /// Without a command, the projector consumes until SIGTERM or SIGINT.
     #[command(subcommand)]
@@ -335,7 +337,8 @@ impl Application {
             .await?,
         ];
         let (router, reporter) =
-            platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
+            platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET], &settings.server)
+                .await?;
         let router = router.add_service(ProjectorStatusServiceServer::new(status::StatusService {
             lags,
             pool: pool.clone(),

@@ -64,6 +64,8 @@ pub struct Settings {
     #[command(flatten)]
     pub telemetry: TelemetrySettings,
     #[command(flatten)]
+    pub server: platform::settings::GrpcServerSettings,
+    #[command(flatten)]
     pub metrics: platform::settings::MetricsSettings,
     /// Without a subcommand the service serves until SIGTERM or SIGINT.
     #[command(subcommand)]
@@ -129,7 +131,8 @@ impl Application {
             .await
             .context("cannot listen for the change feed")?;
         let (router, reporter) =
-            platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET]).await?;
+            platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET], &settings.server)
+                .await?;
         let auth = GrpcAuth(Arc::new(settings.auth.jwt()?));
         let board = SystemBoardQueryServiceServer::with_interceptor(
             board::BoardQueryService::new(pool.clone(), events.clone()),

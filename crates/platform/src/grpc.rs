@@ -1,6 +1,7 @@
 //! The gRPC server every service runs: grpc.health.v1, server reflection, request spans
 //! (continuing the caller's trace), request metrics, and graceful shutdown.
 
+use crate::settings::GrpcServerSettings;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
@@ -8,9 +9,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::{Router, Server};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
-
-/// Internal calls get this long before the server answers DEADLINE_EXCEEDED (SPEC §6: ~10 s).
-pub const INTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server [`router`] builds: tonic's, with the request-metrics layer.
 pub type GrpcRouter =
@@ -22,6 +20,7 @@ pub type GrpcRouter =
 pub async fn router(
     services: &[&str],
     contracts: &[&'static [u8]],
+    settings: &GrpcServerSettings,
 ) -> anyhow::Result<(GrpcRouter, HealthReporter)> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in services {
@@ -30,7 +29,7 @@ pub async fn router(
             .await;
     }
     let router = Server::builder()
-        .timeout(INTERNAL_TIMEOUT)
+        .timeout(Duration::from_millis(settings.grpc_server_timeout_ms))
         .layer(crate::metrics::GrpcMetrics::server())
         // The caller's trace context (W3C `traceparent` metadata) is the server span's parent.
         .trace_fn(|request| {

@@ -128,6 +128,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a gRPC server treats the calls it serves.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GrpcServerSettings {
+    /// Milliseconds a call may run before the server answers DEADLINE_EXCEEDED (SPEC §6: about
+    /// 10 s for internal calls). A caller's shorter `grpc-timeout` wins; a stream's answer is
+    /// bounded only until it starts.
+    #[arg(long, env = "RINGIFLOW_GRPC_SERVER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub grpc_server_timeout_ms: u64,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct TelemetrySettings {
     /// Log line format. Verbosity comes from RUST_LOG (default `info`).

@@ -18,10 +18,16 @@ const EXPECTED: &[&str] = &[
 
 /// A platform gRPC server on a free port; stops when the returned token is cancelled.
 async fn serve() -> (Channel, CancellationToken) {
-    let (router, reporter) =
-        platform::grpc::router(&["ringiflow.test"], &[proto::FILE_DESCRIPTOR_SET])
-            .await
-            .unwrap();
+    let settings = platform::settings::GrpcServerSettings {
+        grpc_server_timeout_ms: 10_000,
+    };
+    let (router, reporter) = platform::grpc::router(
+        &["ringiflow.test"],
+        &[proto::FILE_DESCRIPTOR_SET],
+        &settings,
+    )
+    .await
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let shutdown = CancellationToken::new();
