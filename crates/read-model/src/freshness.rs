@@ -110,12 +110,19 @@ impl Freshness {
         let weak = Arc::downgrade(&signals);
         tokio::spawn(async move {
             loop {
-                let received = listener.recv().await;
+                // `try_recv`, not `recv`: `recv` reconnects silently, so nobody would know that
+                // the notifications sent meanwhile were lost.
+                let received = listener.try_recv().await;
                 let Some(signals) = weak.upgrade() else { break };
                 match received {
-                    Ok(notification) => signals.announce(notification.payload()),
+                    Ok(Some(notification)) => signals.announce(notification.payload()),
+                    // The connection was lost; the next `try_recv` reconnects.
+                    Ok(None) => {
+                        tracing::warn!("read-model notifications interrupted; reconnecting");
+                        signals.wake_everyone();
+                    }
                     Err(error) => {
-                        tracing::warn!(error = %error, "read-model notifications interrupted; reconnecting");
+                        tracing::warn!(error = %error, "read-model notifications failed; reconnecting");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         signals.wake_everyone();
                     }

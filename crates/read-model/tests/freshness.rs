@@ -163,3 +163,40 @@ async fn a_reader_that_cannot_see_the_announced_version_reads_once_per_announcem
         "one read before waiting, one after the announcement, none in a loop"
     );
 }
+
+#[tokio::test]
+async fn a_lost_listener_connection_wakes_every_waiting_reader() {
+    let id = Uuid::new_v4();
+    let (pool, freshness) = read_model_with("freshness_lost", &[id]).await;
+    // Version 2 lands while the listener is away: its notification is lost. Written without
+    // one, then the listener's connection is cut, which is what the reader must be told about.
+    let writer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            sqlx::query("UPDATE workflows SET version = 2 WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+            let terminated: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert_eq!(terminated, [true], "one listener");
+        })
+    };
+    let waited = freshness
+        .at_least(id, 2, Duration::from_secs(5), || version(&pool, id), |v| *v)
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(
+        (waited.value, waited.stale),
+        (Some(2), false),
+        "woken by the lost connection, not answered stale when the wait ran out"
+    );
+}
