@@ -222,7 +222,7 @@ impl Role {
     /// only they may send check for it.
     pub const SYSTEM: &'static str = "system";
     /// A gateway's credential for its one upstream stream of every tenant's read-model changes
-    /// (query-svc's `WatchWorkflowChanges`), which it filters per subscriber. Grants nothing
+    /// (a context's change feed), which it filters per subscriber. Grants nothing
     /// else: no command checks for it, and every other query stays within the token's tenant.
     pub const CHANGE_FEED: &'static str = "change-feed";
 }

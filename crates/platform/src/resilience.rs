@@ -625,20 +625,12 @@ mod tests {
     fn only_queries_health_and_commands_with_an_id_are_repeatable() {
         let cases = [
             (
-                "/ringiflow.workflow.v1.WorkflowQueryService/GetWorkflow",
-                Repeatable::Always,
-            ),
-            (
-                "/ringiflow.systemboard.v1.SystemBoardQueryService/ListTasks",
+                "/ringiflow.example.v1.ExampleQueryService/GetThing",
                 Repeatable::Always,
             ),
             ("/grpc.health.v1.Health/Check", Repeatable::Always),
             (
-                "/ringiflow.workflow.v1.WorkflowCommandService/ApproveStep",
-                Repeatable::IfCommandId,
-            ),
-            (
-                "/ringiflow.workflow.v1.DefinitionCommandService/CreateDefinition",
+                "/ringiflow.example.v1.ExampleCommandService/RenameThing",
                 Repeatable::IfCommandId,
             ),
             (
@@ -659,18 +651,26 @@ mod tests {
         frame
     }
 
+    /// The shape of every command request: the command id in field 1.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Command {
+        #[prost(string, tag = "1")]
+        command_id: String,
+        #[prost(string, tag = "2")]
+        target: String,
+    }
+
     #[test]
     fn a_command_id_is_found_in_field_one_wherever_it_is_encoded() {
-        let with_id = proto::workflow::v1::ApproveStepRequest {
+        let with_id = Command {
             command_id: "0b6a4cf4-2b2b-4f6e-9a57-3f1b1d0f7a11".into(),
-            workflow_id: "w".into(),
-            ..Default::default()
+            target: "w".into(),
         }
         .encode_to_vec();
         assert!(carries_command_id(&frame(0, &with_id)));
-        let without = proto::workflow::v1::ApproveStepRequest {
-            workflow_id: "w".into(),
-            ..Default::default()
+        let without = Command {
+            command_id: String::new(),
+            target: "w".into(),
         }
         .encode_to_vec();
         assert!(!carries_command_id(&frame(0, &without)));
