@@ -1,6 +1,5 @@
 use clap::Parser;
 use command_svc::{Command, Settings};
-use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -12,15 +11,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Migrate) = settings.command {
         return command_svc::migrate(&settings).await;
     }
-    let shutdown = CancellationToken::new();
-    platform::shutdown::cancel_on_signal(shutdown.clone());
-    let served = async {
+    platform::shutdown::serve_until_signal(telemetry, |shutdown| async move {
         command_svc::Application::build(settings, shutdown)
             .await?
             .run_until_stopped()
             .await
-    }
-    .await;
-    telemetry.shutdown().await;
-    served
+    })
+    .await
 }

@@ -250,17 +250,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         }
         None => {
             let telemetry = platform::telemetry::init(&settings.telemetry);
-            let shutdown = CancellationToken::new();
-            platform::shutdown::cancel_on_signal(shutdown.clone());
-            let served = async {
+            platform::shutdown::serve_until_signal(telemetry, |shutdown| async move {
                 Application::build(settings, shutdown)
                     .await?
                     .run_until_stopped()
                     .await
-            }
-            .await;
-            telemetry.shutdown().await;
-            served.map(|()| ExitCode::SUCCESS)
+            })
+            .await
+            .map(|()| ExitCode::SUCCESS)
         }
     }
 }

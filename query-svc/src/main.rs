@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use query_svc::{Application, Command, Settings};
-use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -14,15 +13,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Migrate) = settings.command {
         return query_svc::migrate(&settings).await;
     }
-    let shutdown = CancellationToken::new();
-    platform::shutdown::cancel_on_signal(shutdown.clone());
-    let served = async {
+    platform::shutdown::serve_until_signal(telemetry, |shutdown| async move {
         Application::build(settings, shutdown)
             .await?
             .run_until_stopped()
             .await
-    }
-    .await;
-    telemetry.shutdown().await;
-    served
+    })
+    .await
 }

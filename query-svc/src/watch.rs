@@ -1,13 +1,13 @@
 //! `WatchWorkflowChanges`: the read model's committed changes as a stream. The projector NOTIFYs
 //! after each read-model transaction commits, naming each workflow it changed and the version
-//! reached (`projection::payloads`); one LISTEN connection per process reads those rows in one
-//! statement per notification and hands each change to every open stream, which keeps its
-//! caller's tenant (or every tenant, for a `change-feed` caller).
+//! reached (`projection::payloads`); one LISTEN connection, shared by every stream of the
+//! process, reads those rows in one statement per notification and hands each change to every
+//! open stream, which keeps its caller's tenant (or every tenant, for a `change-feed` caller).
 //!
 //! A change is sent only when the row read is at exactly the version its notification names: a
 //! row already further on is sent by the notification of that later commit, which always
-//! follows, so every committed version of a workflow reaches a stream once, in order, and
-//! never before its commit.
+//! follows. So a stream sees each workflow's versions rising strictly up to the last committed,
+//! never before its commit; versions committed faster than they are read arrive as one change.
 
 use crate::convert;
 use futures::stream::BoxStream;
