@@ -22,6 +22,9 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often histogram samples are folded into their buckets between scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the recorder with `service` as every series' `service` label. The first call
 /// wins; later ones (several services in one test process) keep it.
 pub fn install(service: &str) {
@@ -34,6 +37,20 @@ pub fn install(service: &str) {
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+        }
+        // A histogram keeps each sample until upkeep folds it into the buckets. A scrape runs
+        // upkeep, but nothing may scrape (no Prometheus, or `/metrics` unused): without this
+        // thread every request would add memory for good. `build_recorder`, unlike the
+        // exporter's `install`, does not start one.
+        let upkeep = handle.clone();
+        let started = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                upkeep.run_upkeep();
+            });
+        if let Err(error) = started {
+            tracing::warn!(%error, "no metrics upkeep thread; histograms grow until scraped");
         }
         handle
     });
