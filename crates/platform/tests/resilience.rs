@@ -323,12 +323,10 @@ async fn an_open_circuit_answers_at_once_without_the_backend_and_a_probe_closes_
     }
     assert_eq!(script.calls(), 5);
 
-    let started = Instant::now();
+    // Answered by the circuit itself: the backend is never called, so nothing is waited for.
     let status = send(&client, COMMAND_ID).await.unwrap_err();
-    let elapsed = started.elapsed();
     assert_eq!(code_of(&status), ErrorCode::Unavailable);
     assert_eq!(status.message(), "breaker-svc circuit open, retry after 1s");
-    assert!(elapsed < Duration::from_millis(50), "{elapsed:?}");
     assert!(check(&client).await.is_err(), "every client of the backend");
     assert_eq!(script.calls(), 5, "the backend was not called");
     let open = "ringiflow_circuit_breaker_open";
@@ -390,15 +388,17 @@ async fn calls_beyond_the_bound_are_shed_at_once_instead_of_queueing() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    let started = Instant::now();
-    let status = send(&client, COMMAND_ID).await.unwrap_err();
-    let elapsed = started.elapsed();
+    // The held calls are released only after this one, so a call queued behind them would
+    // never be answered: an answer at all shows it was refused instead of queued.
+    let status = tokio::time::timeout(Duration::from_secs(5), send(&client, COMMAND_ID))
+        .await
+        .expect("refused at once, not queued behind the held calls")
+        .unwrap_err();
     assert_eq!(code_of(&status), ErrorCode::Unavailable);
     assert_eq!(
         status.message(),
         "shed-svc has too many calls in flight; retry later"
     );
-    assert!(elapsed < Duration::from_millis(50), "{elapsed:?}");
     assert_eq!(script.calls(), 2, "the shed call never reached the backend");
     assert_eq!(
         metric("ringiflow_grpc_client_shed_total", "shed-svc", None),
