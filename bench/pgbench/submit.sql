@@ -19,6 +19,5 @@ outbox_rows AS (INSERT INTO outbox (position) SELECT position FROM new_events),
 command AS (
     INSERT INTO processed_commands (tenant_id, command_id, command_type, aggregate_id, version, event_ids)
     VALUES ('bench', gen_random_uuid(), 'SubmitWorkflow', gen_random_uuid(), 3, ARRAY[gen_random_uuid(), gen_random_uuid()])
-),
-wake AS (SELECT pg_notify('ringiflow_outbox', ''))
-SELECT count(*) FROM new_events CROSS JOIN wake;
+)
+SELECT count(*) FROM new_events;

@@ -4,6 +4,7 @@
 //! needs.
 #![forbid(unsafe_code)]
 
+mod bell;
 mod chain;
 mod outbox;
 mod prior;
@@ -115,6 +116,7 @@ pub struct EventStore {
     upcasters: Arc<[Upcaster]>,
     /// The aggregate types whose appends also write outbox rows.
     published: Arc<[&'static str]>,
+    bell: Arc<bell::OutboxBell>,
 }
 
 impl EventStore {
@@ -122,6 +124,7 @@ impl EventStore {
     /// upcasters and writes outbox rows for the aggregate types they publish.
     pub fn new(pool: PgPool, contexts: &[ContextRegistration]) -> Self {
         Self {
+            bell: Arc::new(bell::OutboxBell::new(pool.clone())),
             pool,
             upcasters: contexts
                 .iter()
@@ -244,9 +247,11 @@ impl EventStore {
         let metadata = serde_json::to_value(append.metadata).expect("metadata is plain data");
 
         let version = append.expected_version + count;
+        let published = self.published.contains(&append.aggregate_type);
         let started = std::time::Instant::now();
         // One statement, so one round trip and one implicit transaction: the events, their
-        // outbox rows, the command id and the relay's wake-up commit together or not at all.
+        // outbox rows and the command id commit together or not at all. The relay's wake-up
+        // follows the commit (`bell`).
         // Positions are drawn in version order (ORDER BY) because the relay publishes in
         // position order: within one append, a later version must never get a smaller position.
         let inserted = sqlx::query(
@@ -259,14 +264,12 @@ impl EventStore {
                  ORDER BY e.version
                  RETURNING position
              ),
-             outbox_rows AS (INSERT INTO outbox (position) SELECT position FROM new_events WHERE $15),
+             outbox_rows AS (INSERT INTO outbox (position) SELECT position FROM new_events WHERE $14),
              command AS (
                  INSERT INTO processed_commands (tenant_id, command_id, command_type, aggregate_id, version, event_ids)
                  VALUES ($2, $11, $12, $4, $13, $1)
-             ),
-             -- Wakes the relay now instead of at its next poll; delivered only on commit.
-             wake AS (SELECT pg_notify($14, ''))
-             SELECT count(*) FROM new_events CROSS JOIN wake",
+             )
+             SELECT count(*) FROM new_events",
         )
         .bind(&event_ids)
         .bind(&append.metadata.tenant_id)
@@ -281,21 +284,25 @@ impl EventStore {
         .bind(append.command_id)
         .bind(append.command_type)
         .bind(version)
-        .bind(OUTBOX_CHANNEL)
         // Only the aggregate types a context publishes get outbox rows; the others live in the
         // store alone.
-        .bind(self.published.contains(&append.aggregate_type))
+        .bind(published)
         .execute(&self.pool)
         .await;
         metrics::histogram!("ringiflow_event_store_append_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         match inserted {
-            Ok(_) => Ok(CommandRecord {
-                command_type: append.command_type.to_owned(),
-                aggregate_id: append.aggregate_id,
-                version,
-                event_ids,
-            }),
+            Ok(_) => {
+                if published {
+                    self.bell.ring();
+                }
+                Ok(CommandRecord {
+                    command_type: append.command_type.to_owned(),
+                    aggregate_id: append.aggregate_id,
+                    version,
+                    event_ids,
+                })
+            }
             Err(error) if violates(&error, "events_aggregate_version") => {
                 let current_version = self
                     .current_version(&append.metadata.tenant_id, append.aggregate_id)

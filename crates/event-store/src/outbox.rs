@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// NOTIFY channel signalled by every append, so the relay need not wait for its next poll.
+/// NOTIFY channel signalled after every append that wrote outbox rows (`bell`), so the relay
+/// need not wait for its next poll.
 pub const OUTBOX_CHANNEL: &str = "ringiflow_outbox";
 
 /// Advisory-lock key of the relay leadership ("RINGI" in ASCII).

@@ -536,3 +536,51 @@ async fn published_rows_past_retention_are_deleted_in_batches_and_unpublished_ro
         .unwrap();
     assert_eq!(events, 6, "the events themselves are never deleted");
 }
+
+#[tokio::test]
+async fn every_append_is_followed_by_a_wake_up_of_the_relay() {
+    let store = Arc::new(store().await);
+    let mut relay = sqlx::postgres::PgListener::connect_with(store.pool())
+        .await
+        .unwrap();
+    relay.listen(event_store::OUTBOX_CHANNEL).await.unwrap();
+    for _ in 0..3 {
+        append(
+            &store,
+            Uuid::new_v4(),
+            0,
+            &[created()],
+            &metadata("acme", Uuid::new_v4()),
+        )
+        .await
+        .unwrap();
+        woken(&mut relay).await;
+    }
+
+    // A burst may share wake-ups, but the last commit is still followed by one.
+    let burst = (0..32).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            append(
+                &store,
+                Uuid::new_v4(),
+                0,
+                &[created()],
+                &metadata("acme", Uuid::new_v4()),
+            )
+            .await
+            .unwrap()
+        })
+    });
+    futures::future::join_all(burst).await;
+    woken(&mut relay).await;
+}
+
+/// Waits for the relay's next wake-up. Without one the relay would still find the rows, a poll
+/// interval later: only the notification is under test, so the wait has a generous bound.
+async fn woken(relay: &mut sqlx::postgres::PgListener) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), relay.recv())
+        .await
+        .expect("a wake-up follows the append")
+        .unwrap();
+}
