@@ -10,7 +10,7 @@
 //! outbox row committed with the events.
 
 use crate::OUTBOX_CHANNEL;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::sync::OnceLock;
 use tokio::sync::mpsc;
 
@@ -41,15 +41,30 @@ impl OutboxBell {
     }
 }
 
+/// On a connection of its own, taken out of the pool at the first ring (and again after a
+/// failure): a wake-up must not queue behind the appends waiting for a pooled connection.
 async fn notify_each(pool: PgPool, mut rung: mpsc::Receiver<()>) {
+    let mut connection: Option<PgConnection> = None;
     while rung.recv().await.is_some() {
-        let notified = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(OUTBOX_CHANNEL)
-            .execute(&pool)
-            .await;
+        let notified = match connection.as_mut() {
+            Some(connection) => notify(connection).await,
+            None => match pool.acquire().await {
+                Ok(pooled) => notify(connection.insert(pooled.detach())).await,
+                Err(error) => Err(error),
+            },
+        };
         if let Err(error) = notified {
-            // The relay finds the rows at its next poll.
+            // The relay finds the rows at its next poll; the next ring connects again.
             tracing::debug!(%error, "could not wake the outbox relay");
+            connection = None;
         }
     }
+}
+
+async fn notify(connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(OUTBOX_CHANNEL)
+        .execute(connection)
+        .await
+        .map(drop)
 }
