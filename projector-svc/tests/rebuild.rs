@@ -105,7 +105,9 @@ async fn get(pool: &PgPool, tenant: &str, id: Uuid) -> WorkflowView {
 #[tokio::test]
 async fn verify_finds_corruption_and_rebuild_repairs_it_while_readers_keep_reading() {
     let db = databases().await;
-    let acme: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+    // 1,200 events: more than one page of the store (1,000), so loading overlaps reading a page
+    // with applying the one before.
+    let acme: Vec<Uuid> = (0..600).map(|_| Uuid::new_v4()).collect();
     for (i, id) in acme.iter().enumerate() {
         db.append("acme", *id, 0, &[created()]).await;
         if i % 2 == 0 {
@@ -205,7 +207,7 @@ async fn verify_finds_corruption_and_rebuild_repairs_it_while_readers_keep_readi
     let out = stdout(&rebuild);
     assert!(out.contains("events/s"), "{out}");
     assert!(
-        out.contains("switched 201 workflows, 201 workflow_steps,"),
+        out.contains("switched 601 workflows, 601 workflow_steps,"),
         "{out}"
     );
 
