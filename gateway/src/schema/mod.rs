@@ -75,8 +75,8 @@ pub(crate) fn build(backends: Backends, jwt: Jwt, introspection: bool) -> Api {
 
 impl Api {
     /// What runs the subscriptions of a WebSocket connection.
-    pub(crate) fn executor(&self) -> GatewaySchema {
-        self.schema.clone()
+    pub(crate) fn executor(&self) -> subscription::Subscriptions {
+        subscription::Subscriptions::new(self.schema.clone(), self.documents.clone())
     }
 
     /// The subscriptions' changes, to be fed from query-svc (`Hub::follow`).

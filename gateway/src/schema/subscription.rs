@@ -9,19 +9,33 @@
 //! its read-model transaction committed (a client re-querying sees at least what it was
 //! told). The read model keeps only a workflow's latest row: versions committed together are
 //! one push, at the last of them; the workflow's `history` has every event.
+//!
+//! Memory per subscription (W6): async-graphql keeps, for as long as a subscription lives, its
+//! whole execution (the parsed request, its validated operation, the futures around the
+//! resolver, including the start-up read's): about 13 KiB each. So async-graphql runs only a
+//! subscription's start ([`Subscriptions`]): each resolver does its start-up work, returns what
+//! is to be pushed at once, and hands the stream of later items to the connection; each later
+//! item is then rendered by an execution of its own of the same document, which ends with that
+//! push. What a live subscription holds is its request's text and variables and its own stream.
 
+use super::limits::Documents;
 use super::query::Dashboard;
 use super::types::{Priority, Workflow, WorkflowStatus};
-use super::{canonical, data};
+use super::{canonical, data, GatewaySchema};
 use crate::errors::graphql_error;
 use crate::push::{Change, Hub, Subscription, Topic};
 use crate::ws::{Closer, Slots, Viewer, MAX_SUBSCRIPTIONS};
-use async_graphql::{Context, Enum, InputObject, Result, SimpleObject, Subscription, ID};
+use async_graphql::{
+    Context, Data, Enum, Executor, InputObject, Name, Request, Response, Result, SimpleObject,
+    Subscription, Variables, ID,
+};
 use futures::stream::{self, BoxStream, StreamExt as _};
 use platform::auth::Identity;
 use platform::errors::ErrorCode;
 use proto::workflow::v1::{self as pb, approver};
+use std::any::Any;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `dashboardUpdated` recomputes at most this often per subscription.
@@ -66,6 +80,9 @@ impl WorkflowSubscription {
         id: ID,
         after_version: Option<i64>,
     ) -> Result<BoxStream<'static, Result<Workflow>>> {
+        if let Some(pushed) = rendering(ctx) {
+            return Ok(pushed);
+        }
         let id = canonical(id);
         let (viewer, subscription) = subscribe(ctx, "workflowUpdated", |_| {
             vec![Topic::Workflow(id.clone())]
@@ -97,10 +114,12 @@ impl WorkflowSubscription {
             }
             std::future::ready(pushed)
         });
-        Ok(counted(
+        hand_over(
+            ctx,
             "workflowUpdated",
-            stream::iter(replay).chain(live).map(Workflow::try_from),
-        ))
+            stream::iter(replay).map(Workflow::try_from),
+            live.map(Workflow::try_from),
+        )
     }
 
     /// My tasks as they come and go: a step assigned to me (directly, through one of my roles
@@ -110,6 +129,9 @@ impl WorkflowSubscription {
         &self,
         ctx: &Context<'_>,
     ) -> Result<BoxStream<'static, Result<TaskEvent>>> {
+        if let Some(pushed) = rendering(ctx) {
+            return Ok(pushed);
+        }
         let (viewer, subscription) = subscribe(ctx, "myTaskEvents", |viewer| {
             std::iter::once(Topic::User(
                 viewer.tenant_id.clone(),
@@ -126,15 +148,17 @@ impl WorkflowSubscription {
         let events = changes(subscription).filter_map(move |change| {
             std::future::ready(task_event(&viewer, &change).map(|kind| (kind, change)))
         });
-        Ok(counted(
+        hand_over(
+            ctx,
             "myTaskEvents",
+            stream::empty(),
             events.map(|(kind, change)| {
                 Ok(TaskEvent {
                     kind,
                     workflow: workflow_of(&change)?,
                 })
             }),
-        ))
+        )
     }
 
     /// Every committed change of my tenant's workflows that passes `filter` (a status change is
@@ -144,6 +168,9 @@ impl WorkflowSubscription {
         ctx: &Context<'_>,
         #[graphql(default)] filter: WorkflowEventFilter,
     ) -> Result<BoxStream<'static, Result<Workflow>>> {
+        if let Some(pushed) = rendering(ctx) {
+            return Ok(pushed);
+        }
         let (viewer, subscription) = subscribe(ctx, "workflowEvents", |viewer| {
             vec![Topic::Tenant(viewer.tenant_id.clone())]
         })?;
@@ -166,10 +193,12 @@ impl WorkflowSubscription {
                 && change.workflow.as_ref().is_some_and(&wanted);
             std::future::ready(visible.then_some(change))
         });
-        Ok(counted(
+        hand_over(
+            ctx,
             "workflowEvents",
+            stream::empty(),
             events.map(|change| workflow_of(&change)),
-        ))
+        )
     }
 
     /// My tenant's dashboard (as `dashboard` answers it, "today" in `timeZone`): now, then
@@ -179,6 +208,9 @@ impl WorkflowSubscription {
         ctx: &Context<'_>,
         time_zone: Option<String>,
     ) -> Result<BoxStream<'static, Result<Dashboard>>> {
+        if let Some(pushed) = rendering(ctx) {
+            return Ok(pushed);
+        }
         let (_, subscription) = subscribe(ctx, "dashboardUpdated", |viewer| {
             vec![Topic::Tenant(viewer.tenant_id.clone())]
         })?;
@@ -201,10 +233,7 @@ impl WorkflowSubscription {
                 }
             },
         );
-        Ok(counted(
-            "dashboardUpdated",
-            stream::once(std::future::ready(Ok(first))).chain(later),
-        ))
+        hand_over(ctx, "dashboardUpdated", stream::iter([Ok(first)]), later)
     }
 }
 
@@ -244,25 +273,161 @@ fn changes(subscription: Subscription) -> impl futures::Stream<Item = Change> + 
     })
 }
 
-/// `pushes` with the subscription gauge and push counter of the metric catalogue.
-fn counted<T: Send + 'static>(
+/// Ends a subscription's start (in the resolver of root field `field`): hands `later`, the
+/// stream of what is pushed from now on, to the connection's [`Subscriptions`], which renders
+/// each of its items in an execution of its own, and returns `now`, what this execution pushes
+/// at once. Both with the subscription gauge and push counter of the metric catalogue.
+fn hand_over<T: Send + 'static>(
+    ctx: &Context<'_>,
     field: &'static str,
-    pushes: impl futures::Stream<Item = Result<T>> + Send + 'static,
-) -> BoxStream<'static, Result<T>> {
+    now: impl futures::Stream<Item = Result<T>> + Send + 'static,
+    later: impl futures::Stream<Item = Result<T>> + Send + 'static,
+) -> Result<BoxStream<'static, Result<T>>> {
     struct Active(&'static str);
     impl Drop for Active {
         fn drop(&mut self) {
             metrics::gauge!("ringiflow_subscriptions_active", "field" => self.0).decrement(1);
         }
     }
+    let pushed = move || {
+        metrics::counter!("ringiflow_subscription_pushes_total", "field" => field).increment(1)
+    };
+    let handover = data::<Handover>(ctx)?;
     metrics::gauge!("ringiflow_subscriptions_active", "field" => field).increment(1);
     let active = Active(field);
-    pushes
-        .inspect(move |_| {
-            let _still_active = &active;
-            metrics::counter!("ringiflow_subscription_pushes_total", "field" => field).increment(1);
-        })
-        .boxed()
+    let key = ctx.item.node.response_key().node.clone();
+    let later = later.map(move |item| {
+        let _still_active = &active;
+        pushed();
+        Pushed {
+            field: key.clone(),
+            item: Box::new(item),
+        }
+    });
+    handover.0.lock().unwrap().push(later.boxed());
+    Ok(now.inspect(move |_| pushed()).boxed())
+}
+
+/// In a push's rendering ([`Push`] in the request's data): the item pushed to this root field
+/// (none if the push is another root field's). `None` when the subscription is starting.
+fn rendering<T: Send + 'static>(ctx: &Context<'_>) -> Option<BoxStream<'static, Result<T>>> {
+    let push = ctx.data_opt::<Push>()?;
+    let item = (push.field == ctx.item.node.response_key().node)
+        .then(|| push.item.lock().unwrap().take())
+        .flatten()
+        .map(|item| match item.downcast::<Result<T>>() {
+            Ok(item) => *item,
+            Err(_) => Err(graphql_error(platform::errors::internal(
+                &"a push of another type than its field's",
+            ))),
+        });
+    Some(stream::iter(item).boxed())
+}
+
+/// One item of a subscription's later stream, for its root field answering to `field` (its
+/// alias or name).
+struct Pushed {
+    field: Name,
+    /// The `Result<T>` of the field's stream of `T`.
+    item: Box<dyn Any + Send>,
+}
+
+/// Request data of a push's rendering: the [`Pushed`] item, which the field's resolver takes.
+struct Push {
+    field: Name,
+    item: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+/// Request data of a subscription's start: where its resolvers leave their later streams.
+#[derive(Clone, Default)]
+struct Handover(Arc<Mutex<Vec<BoxStream<'static, Pushed>>>>);
+
+impl Handover {
+    /// The later streams left here, as one.
+    fn take(&self) -> BoxStream<'static, Pushed> {
+        let later = std::mem::take(&mut *self.0.lock().unwrap());
+        // A subscription has one root field but for the odd alias: no merge is kept for one.
+        match <[_; 1]>::try_from(later) {
+            Ok([one]) => one,
+            Err(several) => stream::select_all(several).boxed(),
+        }
+    }
+}
+
+/// Runs the subscriptions of a WebSocket connection: async-graphql executes a subscription's
+/// start, then each of its later pushes apart (see the module's docs), each through the shape
+/// limits and the remembered parse of the HTTP path.
+#[derive(Clone)]
+pub(crate) struct Subscriptions {
+    schema: GatewaySchema,
+    documents: Arc<Documents>,
+}
+
+/// What a live subscription keeps of its request, to render each push with.
+struct Operation {
+    query: String,
+    operation_name: Option<String>,
+    variables: Variables,
+}
+
+impl Subscriptions {
+    pub(super) fn new(schema: GatewaySchema, documents: Arc<Documents>) -> Self {
+        Self { schema, documents }
+    }
+
+    /// One execution of `operation`, with `data` as its request's data.
+    fn run(
+        &self,
+        operation: &Operation,
+        data: impl Any + Send + Sync,
+        session: Arc<Data>,
+    ) -> BoxStream<'static, Response> {
+        let document = match self.documents.checked(&operation.query) {
+            Ok(document) => document,
+            Err(error) => return stream::iter([Response::from_errors(vec![error])]).boxed(),
+        };
+        let mut request = Request::new(operation.query.clone())
+            .variables(operation.variables.clone())
+            .data(data);
+        request.operation_name = operation.operation_name.clone();
+        request.set_parsed_query(document);
+        self.schema
+            .execute_stream_with_session_data(request, session)
+    }
+}
+
+impl Executor for Subscriptions {
+    /// Not used over WebSocket, where every operation runs as a stream.
+    async fn execute(&self, request: Request) -> Response {
+        self.schema.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let session = session.unwrap_or_default();
+        let operation = Arc::new(Operation {
+            query: request.query,
+            operation_name: request.operation_name,
+            variables: request.variables,
+        });
+        let handover = Handover::default();
+        let start = self.run(&operation, handover.clone(), session.clone());
+        let this = self.clone();
+        // Once the start has ended (and with it everything async-graphql held for it).
+        let later = stream::once(async move { handover.take() })
+            .flatten()
+            .flat_map(move |pushed| {
+                let push = Push {
+                    field: pushed.field,
+                    item: Mutex::new(Some(pushed.item)),
+                };
+                this.run(&operation, push, session.clone())
+            });
+        start.chain(later).boxed()
+    }
 }
 
 fn workflow_of(change: &pb::WorkflowChange) -> Result<Workflow> {
