@@ -187,7 +187,7 @@ impl Hub {
     }
 
     /// Hands `change` to each subscriber of a topic it touches, once.
-    fn dispatch(&self, change: Change) {
+    pub(crate) fn dispatch(&self, change: Change) {
         let topics = Topic::touched_by(&change);
         let mut registry = self.registry.lock().unwrap();
         let mut targets: Vec<u64> = topics
@@ -217,7 +217,7 @@ impl Hub {
         }
     }
 
-    fn set_live(&self) {
+    pub(crate) fn set_live(&self) {
         self.registry.lock().unwrap().live = true;
     }
 

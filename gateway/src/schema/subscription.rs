@@ -551,6 +551,78 @@ mod tests {
         }
     }
 
+    /// A change of acme's workflow `w1` to `version`, `status`.
+    fn changed(version: i64, status: pb::WorkflowStatus) -> Change {
+        let now = prost_types::Timestamp {
+            seconds: 1_764_288_000,
+            nanos: 0,
+        };
+        Arc::new(pb::WorkflowChange {
+            tenant_id: "acme".into(),
+            workflow: Some(pb::Workflow {
+                id: "w1".into(),
+                version,
+                status: status as i32,
+                priority: pb::Priority::Medium as i32,
+                applicant: Some(pb::Person::default()),
+                created_at: Some(now),
+                updated_at: Some(now),
+                ..pb::Workflow::default()
+            }),
+            ..pb::WorkflowChange::default()
+        })
+    }
+
+    /// The next push's data, if one comes within 200 ms.
+    async fn next_push(pushes: &mut BoxStream<'static, Response>) -> Option<serde_json::Value> {
+        let next = tokio::time::timeout(Duration::from_millis(200), pushes.next()).await;
+        next.ok()
+            .flatten()
+            .map(|response| response.data.into_json().unwrap())
+    }
+
+    #[tokio::test]
+    async fn each_root_field_is_pushed_its_own_items_once_its_start_has_ended() {
+        let api = super::super::build(
+            crate::backends::Backends::unreachable(),
+            platform::auth::Jwt::local_development(),
+            false,
+        );
+        api.hub().set_live();
+        let mut session = Data::default();
+        session.insert(Closer::default());
+        session.insert(Slots::default());
+        session.insert(Viewer(me(&[])));
+        let request = Request::new(
+            "subscription { all: workflowEvents { version }
+                            approved: workflowEvents(filter: { status: APPROVED }) { status } }",
+        );
+        let mut pushes = api
+            .executor()
+            .execute_stream(request, Some(Arc::new(session)));
+        assert_eq!(
+            next_push(&mut pushes).await,
+            None,
+            "the start (which subscribes both) pushes nothing"
+        );
+
+        api.hub()
+            .dispatch(changed(2, pb::WorkflowStatus::InProgress));
+        let pushed = next_push(&mut pushes).await;
+        assert_eq!(pushed, Some(serde_json::json!({ "all": { "version": 2 } })));
+        api.hub().dispatch(changed(3, pb::WorkflowStatus::Approved));
+        let mut both = [next_push(&mut pushes).await, next_push(&mut pushes).await];
+        both.sort_by_key(|push| push.as_ref().map(ToString::to_string));
+        assert_eq!(
+            both,
+            [
+                Some(serde_json::json!({ "all": { "version": 3 } })),
+                Some(serde_json::json!({ "approved": { "status": "APPROVED" } })),
+            ]
+        );
+        assert_eq!(next_push(&mut pushes).await, None);
+    }
+
     #[test]
     fn tasks_arrive_by_user_role_or_delegation_and_leave_when_decided_or_passed_on() {
         let bob = me(&["manager"]);
