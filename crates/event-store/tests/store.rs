@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{append, created, metadata, readable, store};
+use common::{append, append_new, created, metadata, readable, store};
 use event_store::{AppendError, Prior, Snapshot};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -489,15 +489,7 @@ async fn prior_reads_a_handled_command_or_the_snapshot_and_the_events_after_it()
 async fn published_rows_past_retention_are_deleted_in_batches_and_unpublished_rows_never() {
     let store = store().await;
     for _ in 0..6 {
-        append(
-            &store,
-            Uuid::new_v4(),
-            0,
-            &[created()],
-            &metadata("acme", Uuid::new_v4()),
-        )
-        .await
-        .unwrap();
+        append_new(&store).await;
     }
     let mut outbox = store.try_lead().await.unwrap().expect("leads");
     let positions: Vec<i64> = readable(&mut outbox, 10)
@@ -545,32 +537,14 @@ async fn every_append_is_followed_by_a_wake_up_of_the_relay() {
         .unwrap();
     relay.listen(event_store::OUTBOX_CHANNEL).await.unwrap();
     for _ in 0..3 {
-        append(
-            &store,
-            Uuid::new_v4(),
-            0,
-            &[created()],
-            &metadata("acme", Uuid::new_v4()),
-        )
-        .await
-        .unwrap();
+        append_new(&store).await;
         woken(&mut relay).await;
     }
 
     // A burst may share wake-ups, but the last commit is still followed by one.
     let burst = (0..32).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move {
-            append(
-                &store,
-                Uuid::new_v4(),
-                0,
-                &[created()],
-                &metadata("acme", Uuid::new_v4()),
-            )
-            .await
-            .unwrap()
-        })
+        tokio::spawn(async move { append_new(&store).await })
     });
     futures::future::join_all(burst).await;
     woken(&mut relay).await;

@@ -63,6 +63,19 @@ pub async fn append(
         .await
 }
 
+/// Creates a new aggregate of tenant `acme`, with a command of its own.
+pub async fn append_new(store: &EventStore) -> CommandRecord {
+    append(
+        store,
+        Uuid::new_v4(),
+        0,
+        &[created()],
+        &metadata("acme", Uuid::new_v4()),
+    )
+    .await
+    .unwrap()
+}
+
 /// Writes an event row and its outbox row by hand, the way an older build (or a transaction
 /// the test controls) would, bypassing `append`. Returns the event's position.
 pub async fn insert_raw(
