@@ -588,9 +588,17 @@ mod tests {
         })
     }
 
-    /// The next push's data, if one comes within 200 ms.
-    async fn next_push(pushes: &mut BoxStream<'static, Response>) -> Option<serde_json::Value> {
-        let next = tokio::time::timeout(Duration::from_millis(200), pushes.next()).await;
+    /// How long a push that must come may take (generous: a loaded machine), and how long one
+    /// that must not come is waited for.
+    const PUSHED: Duration = Duration::from_secs(5);
+    const NOTHING: Duration = Duration::from_millis(200);
+
+    /// The next push's data, if one comes within `wait`.
+    async fn next_push(
+        pushes: &mut BoxStream<'static, Response>,
+        wait: Duration,
+    ) -> Option<serde_json::Value> {
+        let next = tokio::time::timeout(wait, pushes.next()).await;
         next.ok()
             .flatten()
             .map(|response| response.data.into_json().unwrap())
@@ -620,17 +628,20 @@ mod tests {
             .executor()
             .execute_stream(request, Some(Arc::new(session)));
         assert_eq!(
-            next_push(&mut pushes).await,
+            next_push(&mut pushes, NOTHING).await,
             None,
             "the start (which subscribes both) pushes nothing"
         );
 
         api.hub()
             .dispatch(changed(2, pb::WorkflowStatus::InProgress));
-        let pushed = next_push(&mut pushes).await;
+        let pushed = next_push(&mut pushes, PUSHED).await;
         assert_eq!(pushed, Some(serde_json::json!({ "all": { "version": 2 } })));
         api.hub().dispatch(changed(3, pb::WorkflowStatus::Approved));
-        let mut both = [next_push(&mut pushes).await, next_push(&mut pushes).await];
+        let mut both = [
+            next_push(&mut pushes, PUSHED).await,
+            next_push(&mut pushes, PUSHED).await,
+        ];
         both.sort_by_key(|push| push.as_ref().map(ToString::to_string));
         assert_eq!(
             both,
@@ -639,7 +650,7 @@ mod tests {
                 Some(serde_json::json!({ "approved": { "status": "APPROVED" } })),
             ]
         );
-        assert_eq!(next_push(&mut pushes).await, None);
+        assert_eq!(next_push(&mut pushes, NOTHING).await, None);
     }
 
     #[test]
