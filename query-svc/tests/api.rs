@@ -1115,6 +1115,21 @@ fn forged_cursor(order: &str, raw: i64) -> String {
         .encode(format!("{order}:{raw}:{}", Uuid::new_v4()))
 }
 
+/// A user of `tenant` watching its workflows' changes.
+async fn watch(
+    app: &TestApp,
+    tenant: &str,
+) -> tonic::Streaming<proto::workflow::v1::WorkflowChange> {
+    app.client()
+        .await
+        .watch_workflow_changes(
+            app.request(tenant, proto::workflow::v1::WatchWorkflowChangesRequest {}),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 /// The next change a stream delivers, failing after a generous bound.
 async fn next_change(
     stream: &mut tonic::Streaming<proto::workflow::v1::WorkflowChange>,
@@ -1158,11 +1173,7 @@ async fn watch_streams_rising_versions_to_its_tenant_and_every_tenants_to_a_chan
     use proto::workflow::v1::WatchWorkflowChangesRequest;
     let app = spawn_app().await;
     let mut client = app.client().await;
-    let mut acme = client
-        .watch_workflow_changes(app.request("acme", WatchWorkflowChangesRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut acme = watch(&app, "acme").await;
     let mut feed = client
         .watch_workflow_changes(app.request_as(
             "ops",
@@ -1251,15 +1262,8 @@ async fn watch_needs_a_valid_token() {
 
 #[tokio::test]
 async fn a_watch_ends_with_unavailable_when_notifications_may_have_been_lost() {
-    use proto::workflow::v1::WatchWorkflowChangesRequest;
     let app = spawn_app().await;
-    let mut stream = app
-        .client()
-        .await
-        .watch_workflow_changes(app.request("acme", WatchWorkflowChangesRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = watch(&app, "acme").await;
     app.seed("acme", at(0)).await;
     assert_eq!(next_change(&mut stream).await.workflow.unwrap().version, 1);
 
@@ -1286,13 +1290,7 @@ async fn a_watch_ends_with_unavailable_when_notifications_may_have_been_lost() {
     assert_eq!(code_of(&ended), ErrorCode::Unavailable);
 
     // A new watch works again once the listener is back.
-    let mut again = app
-        .client()
-        .await
-        .watch_workflow_changes(app.request("acme", WatchWorkflowChangesRequest {}))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut again = watch(&app, "acme").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let later = app.seed("acme", at(0)).await;
     let change = next_change(&mut again).await;
