@@ -2,11 +2,13 @@
 //! the way browsers' clients do (the token in `connection_init`): what the subscription tests
 //! and benchmark W6 drive the gateway with.
 
+use anyhow::Context as _;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -63,16 +65,34 @@ pub struct Socket {
 impl Socket {
     /// Opens a WebSocket to `gateway_url`'s `/graphql` (an `http://` URL).
     pub async fn connect(gateway_url: &str, protocol: Protocol) -> anyhow::Result<Self> {
-        let url = format!("{}/graphql", gateway_url.replacen("http", "ws", 1));
-        let mut request = url.into_client_request()?;
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            protocol
-                .name()
-                .parse()
-                .expect("a protocol name is a header value"),
-        );
-        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        let (stream, _) = tokio_tungstenite::connect_async(request(gateway_url, protocol)?).await?;
+        Ok(Self { stream, protocol })
+    }
+
+    /// Like [`Socket::connect`], over a TCP connection whose kernel receive buffer is about
+    /// `bytes` (the kernel rounds it): while this client does not read, the server can send it
+    /// only that much before its own send buffer fills, as with a slow client across a network.
+    pub async fn connect_with_receive_buffer(
+        gateway_url: &str,
+        protocol: Protocol,
+        bytes: u32,
+    ) -> anyhow::Result<Self> {
+        let request = request(gateway_url, protocol)?;
+        let authority = request.uri().authority().context("no host in the URL")?;
+        let address = tokio::net::lookup_host(authority.as_str())
+            .await?
+            .next()
+            .context("the gateway's host has no address")?;
+        let tcp = if address.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // Before connecting: the window scale offered in the handshake depends on it.
+        tcp.set_recv_buffer_size(bytes)?;
+        let tcp = tcp.connect(address).await?;
+        let (stream, _) =
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)).await?;
         Ok(Self { stream, protocol })
     }
 
@@ -203,6 +223,20 @@ impl Socket {
             _ => Received::Other,
         }
     }
+}
+
+/// The upgrade request for `gateway_url`'s `/graphql`, offering `protocol`.
+fn request(gateway_url: &str, protocol: Protocol) -> anyhow::Result<Request> {
+    let url = format!("{}/graphql", gateway_url.replacen("http", "ws", 1));
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        protocol
+            .name()
+            .parse()
+            .expect("a protocol name is a header value"),
+    );
+    Ok(request)
 }
 
 enum Received {

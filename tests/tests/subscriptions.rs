@@ -19,6 +19,12 @@ const MY_TASK_EVENTS: &str =
     "subscription { myTaskEvents { kind workflow { id version status currentStep } } }";
 const WORKFLOW_EVENTS: &str = "subscription { workflowEvents(filter: {}) { id version status } }";
 const DASHBOARD_UPDATED: &str = "subscription { dashboardUpdated { pendingForMe } }";
+/// The workflow's description eight times over: with the longest description there is (40 KB),
+/// a push of 320 KB, so that a connection's kernel buffers hold only about ten pushes.
+const BULKY_WORKFLOW_UPDATED: &str = "subscription($id: ID!, $after: Int) {
+    workflowUpdated(id: $id, afterVersion: $after) {
+        version d1: description d2: description d3: description d4: description
+        d5: description d6: description d7: description d8: description } }";
 
 async fn connected(stack: &TestStack, token: &str) -> Socket {
     let mut socket = Socket::connect(&stack.gateway_url, Protocol::TransportWs)
@@ -429,4 +435,98 @@ async fn the_dashboard_is_pushed_after_changes_at_most_once_a_second() {
             pair[1] - pair[0]
         );
     }
+}
+
+#[tokio::test]
+async fn a_subscriber_too_slow_to_read_is_closed_with_1008_while_another_is_pushed_every_change() {
+    // More than a connection's kernel buffers hold (about ten bulky pushes; a few dozen where
+    // the kernel allows a larger send buffer) plus the gateway's own for it (64 waiting changes
+    // and a few frames on their way to the socket).
+    const CHANGES: usize = 160;
+    let stack = spawn_stack().await;
+    let alice = stack.token("acme", "alice");
+    let id = projected_workflow(&stack, &alice).await;
+    // 10,000 characters, the most a description may have, of four bytes each.
+    let description = "🙂".repeat(10_000);
+    let described = stack
+        .command(
+            &alice,
+            "updateDraft",
+            json!({ "workflowId": id, "description": description }),
+        )
+        .await
+        .version("updateDraft");
+    stack.workflow_at_version(&alice, &id, described).await;
+    // A small receive buffer: once this client stops reading, what the gateway sends it piles
+    // up in the gateway, as for a slow client across a network.
+    let mut slow =
+        Socket::connect_with_receive_buffer(&stack.gateway_url, Protocol::TransportWs, 4096)
+            .await
+            .expect("the gateway upgrades");
+    slow.init(&alice).await.expect("the token is accepted");
+    slow.subscribe("w", BULKY_WORKFLOW_UPDATED, json!({ "id": id, "after": 0 }))
+        .await;
+    let now = slow.data_of("w", PUSH).await;
+    assert_eq!(now["workflowUpdated"]["version"], described);
+    assert_eq!(now["workflowUpdated"]["d8"], description);
+    // The same changes, pushed small: bulky pushes would only slow the test down.
+    let mut other = connected(&stack, &alice).await;
+    other
+        .subscribe("w", WORKFLOW_UPDATED, json!({ "id": id, "after": 0 }))
+        .await;
+    assert_eq!(
+        other.data_of("w", PUSH).await["workflowUpdated"]["version"],
+        described
+    );
+
+    // The slow client reads nothing meanwhile. Each change is made once the other subscriber
+    // was pushed the one before, so none of them can arrive merged with the next.
+    let mut made = Vec::new();
+    for n in 0..CHANGES {
+        let version = stack
+            .command(
+                &alice,
+                "addComment",
+                json!({ "workflowId": id, "body": format!("comment {n}") }),
+            )
+            .await
+            .version("addComment");
+        assert_eq!(
+            other.data_of("w", PUSH).await["workflowUpdated"]["version"],
+            version,
+            "the other subscriber is pushed change {n} as it is made"
+        );
+        made.push(version);
+    }
+
+    let mut received = Vec::new();
+    let (code, reason) = loop {
+        match slow.next_of("w", PUSH).await {
+            Some(Event::Next { payload, .. }) if payload.get("errors").is_none() => {
+                received.push(
+                    payload["data"]["workflowUpdated"]["version"]
+                        .as_i64()
+                        .unwrap(),
+                );
+            }
+            Some(Event::Closed { code, reason }) => break (code, reason),
+            unexpected => panic!(
+                "expected the slow subscriber's pushes to end in a close, got {unexpected:?} \
+                 after {} pushes of {CHANGES} changes",
+                received.len()
+            ),
+        }
+    };
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.starts_with("too slow"), "{reason}");
+    assert!(
+        received.len() < made.len(),
+        "closed only after being pushed all {} changes",
+        made.len()
+    );
+    assert_eq!(
+        received,
+        made[..received.len()],
+        "until it fell behind, the slow subscriber was pushed each change in order"
+    );
 }
