@@ -12,12 +12,17 @@ use proto::systemboard::v1::system_board_query_service_client::SystemBoardQueryS
 use proto::workflow::v1::definition_command_service_client::DefinitionCommandServiceClient;
 use proto::workflow::v1::workflow_command_service_client::WorkflowCommandServiceClient;
 use proto::workflow::v1::workflow_query_service_client::WorkflowQueryServiceClient;
+use std::sync::Arc;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+/// Cheap to clone: every request's state and workflow lookups hold the same clients, which
+/// are whole tower stacks, boxed, that cloning would copy one by one.
 #[derive(Clone)]
-pub(crate) struct Backends {
+pub(crate) struct Backends(Arc<Clients>);
+
+pub(crate) struct Clients {
     pub(crate) command: WorkflowCommandServiceClient<Client>,
     /// Served by command-svc too, over the same connection.
     pub(crate) definitions: DefinitionCommandServiceClient<Client>,
@@ -28,6 +33,14 @@ pub(crate) struct Backends {
     pub(crate) board_query: SystemBoardQueryServiceClient<Client>,
     command_health: HealthClient<Client>,
     query_health: HealthClient<Client>,
+}
+
+impl std::ops::Deref for Backends {
+    type Target = Clients;
+
+    fn deref(&self) -> &Clients {
+        &self.0
+    }
 }
 
 impl Backends {
@@ -42,7 +55,7 @@ impl Backends {
             .with_context(|| format!("invalid command-svc url {command_url:?}"))?;
         let query = client("query-svc", query_url, settings)
             .with_context(|| format!("invalid query-svc url {query_url:?}"))?;
-        Ok(Self {
+        Ok(Self(Arc::new(Clients {
             command: WorkflowCommandServiceClient::new(command.clone()),
             definitions: DefinitionCommandServiceClient::new(command.clone()),
             query: WorkflowQueryServiceClient::new(query.clone()),
@@ -50,7 +63,7 @@ impl Backends {
             board_query: SystemBoardQueryServiceClient::new(query.clone()),
             command_health: HealthClient::new(command),
             query_health: HealthClient::new(query),
-        })
+        })))
     }
 
     /// Whether both backends answer `grpc.health.v1` with SERVING.
