@@ -427,6 +427,15 @@ impl TestStack {
         .await
     }
 
+    pub async fn comment(&self, token: &str, workflow_id: &str, body: &str) -> GraphQlResponse {
+        self.command(
+            token,
+            "addComment",
+            json!({ "workflowId": workflow_id, "body": body }),
+        )
+        .await
+    }
+
     pub async fn approve(&self, token: &str, workflow_id: &str, step: u32) -> GraphQlResponse {
         self.graphql(
             Some(token),

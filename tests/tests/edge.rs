@@ -235,14 +235,7 @@ async fn history_is_read_a_page_at_a_time() {
     let alice = stack.token("acme", "alice");
     let id = stack.create_workflow(&alice, "稟議", &["bob"]).await;
     for n in 1..=5 {
-        stack
-            .command(
-                &alice,
-                "addComment",
-                json!({ "workflowId": id, "body": format!("メモ {n}") }),
-            )
-            .await
-            .ok();
+        stack.comment(&alice, &id, &format!("メモ {n}")).await.ok();
     }
     let history = "query($id: ID!, $first: Int!, $after: Int!) {
         workflowHistory(id: $id, first: $first, afterVersion: $after) { version eventType } }";
@@ -287,11 +280,7 @@ async fn a_workflow_with_more_comments_than_a_detail_holds_stays_readable() {
     let mut version = 1;
     for n in 1..=101 {
         version = stack
-            .command(
-                &alice,
-                "addComment",
-                json!({ "workflowId": id, "body": format!("comment {n}") }),
-            )
+            .comment(&alice, &id, &format!("comment {n}"))
             .await
             .version("addComment");
     }

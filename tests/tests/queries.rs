@@ -230,14 +230,7 @@ async fn the_audit_trail_comes_from_the_event_store_with_who_and_which_request_c
         .create_workflow(&alice, "出張申請：札幌", &["bob"])
         .await;
     stack.submit(&alice, &id).await.ok();
-    stack
-        .command(
-            &bob,
-            "addComment",
-            json!({ "workflowId": id, "body": "承知しました" }),
-        )
-        .await
-        .ok();
+    stack.comment(&bob, &id, "承知しました").await.ok();
 
     // Read right after the commands, with no waiting: the store, not the projection, is the
     // source.

@@ -493,11 +493,7 @@ async fn a_subscriber_too_slow_to_read_is_closed_with_1008_while_another_is_push
     let mut made = Vec::new();
     for n in 0..CHANGES {
         let version = stack
-            .command(
-                &alice,
-                "addComment",
-                json!({ "workflowId": id, "body": format!("comment {n}") }),
-            )
+            .comment(&alice, &id, &format!("comment {n}"))
             .await
             .version("addComment");
         assert_eq!(
