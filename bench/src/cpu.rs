@@ -156,11 +156,36 @@ pub struct CpuUse {
 impl CpuUse {
     pub fn between(targets: &Targets, before: &Sample, after: &Sample, cores: usize) -> Self {
         let secs = |ticks: u64| ticks as f64 / targets.clock_ticks;
-        let wall_s = after.at.duration_since(before.at).as_secs_f64();
-        let bench_process_s = secs(after.this_process.saturating_sub(before.this_process));
-        let pgbench_s = secs(after.children.saturating_sub(before.children));
-        let postgres_s = secs(after.postgres.saturating_sub(before.postgres));
-        let broker_s = secs(after.broker.saturating_sub(before.broker));
+        Self::of(
+            after.at.duration_since(before.at).as_secs_f64(),
+            secs(after.this_process.saturating_sub(before.this_process)),
+            secs(after.postgres.saturating_sub(before.postgres)),
+            secs(after.broker.saturating_sub(before.broker)),
+            secs(after.children.saturating_sub(before.children)),
+            cores,
+        )
+    }
+
+    /// The CPU of two intervals together (`cores` as in [`Self::between`]).
+    pub fn plus(&self, other: &CpuUse, cores: usize) -> Self {
+        Self::of(
+            self.wall_s + other.wall_s,
+            self.bench_process_s + other.bench_process_s,
+            self.postgres_s + other.postgres_s,
+            self.broker_s + other.broker_s,
+            self.pgbench_s + other.pgbench_s,
+            cores,
+        )
+    }
+
+    fn of(
+        wall_s: f64,
+        bench_process_s: f64,
+        postgres_s: f64,
+        broker_s: f64,
+        pgbench_s: f64,
+        cores: usize,
+    ) -> Self {
         let total = bench_process_s + pgbench_s + postgres_s + broker_s;
         let round = crate::stats::round3;
         Self {

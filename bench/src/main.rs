@@ -636,22 +636,21 @@ async fn run_segment(
             let ids = Arc::new(ids);
             for op in [w3::Op::GetWorkflow, w3::Op::ListWorkflows] {
                 for &concurrency in &cli.w3_concurrency {
-                    // gRPC and gateway back to back, so each ratio compares neighbours in time.
-                    for reader in [
-                        w3::Reader::Grpc(grpc.clone()),
-                        w3::Reader::Gateway(graphql.clone()),
-                    ] {
-                        let result = w3::run(
-                            reader,
-                            op,
-                            ids.clone(),
-                            concurrency,
-                            warmup,
-                            duration,
-                            cpu,
-                            cores,
-                        )
-                        .await;
+                    let results = w3::run(
+                        [
+                            w3::Reader::Grpc(grpc.clone()),
+                            w3::Reader::Gateway(graphql.clone()),
+                        ],
+                        op,
+                        ids.clone(),
+                        concurrency,
+                        warmup,
+                        duration,
+                        cpu,
+                        cores,
+                    )
+                    .await;
+                    for result in results {
                         eprintln!(
                             "==> W3 {:<13} {:<7} concurrency {concurrency}: {} req/s",
                             op.label(),

@@ -80,10 +80,31 @@ pub struct W3Result {
     pub cpu: CpuUse,
 }
 
+/// How long one reader runs before the other takes its turn. The two readers of a cell
+/// alternate in turns this long, so both meet the same machine: its load drifts over seconds
+/// here, and with one reader after the other the ratio of a cell moved more between runs of
+/// one build than between builds. Each turn ends with its calls in flight answered, which at
+/// c = 32 idles the readers for a call's time (tens of milliseconds) per turn.
+const TURN: Duration = Duration::from_millis(500);
+
+/// What one reader did in its turns of a cell.
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    errors: u64,
+    first_error: Option<String>,
+    latency: Latency,
+    /// Its turns' time, each until its last call was answered.
+    busy: Duration,
+    cpu: Option<CpuUse>,
+}
+
+/// `readers` reading alternately, a [`TURN`] each, for `warmup` (not recorded) and then until
+/// each has read for `duration`: their results, in the same order.
 // The cell's coordinates, each a plain value the caller already has.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    reader: Reader,
+    readers: [Reader; 2],
     op: Op,
     ids: Arc<Vec<String>>,
     concurrency: usize,
@@ -91,65 +112,81 @@ pub async fn run(
     duration: Duration,
     cpu: &Targets,
     cores: usize,
-) -> W3Result {
-    let start = Instant::now();
-    let warm_end = start + warmup;
-    let end = warm_end + duration;
-    let via = reader.name();
+) -> [W3Result; 2] {
+    let warm_end = Instant::now() + warmup;
+    while Instant::now() < warm_end {
+        for reader in &readers {
+            turn(reader, op, &ids, concurrency).await;
+        }
+    }
+    let mut tallies = [Tally::default(), Tally::default()];
+    while tallies.iter().any(|tally| tally.busy < duration) {
+        for (reader, tally) in readers.iter().zip(&mut tallies) {
+            let before = cpu.sample();
+            let started = Instant::now();
+            let done = turn(reader, op, &ids, concurrency).await;
+            tally.busy += started.elapsed();
+            let used = CpuUse::between(cpu, &before, &cpu.sample(), cores);
+            tally.cpu = Some(tally.cpu.map_or(used, |sum| sum.plus(&used, cores)));
+            tally.requests += done.requests;
+            tally.errors += done.errors;
+            tally.first_error = tally.first_error.take().or(done.first_error);
+            tally.latency.merge(&done.latency);
+        }
+    }
+    let [first, second] = tallies;
+    let [first_reader, second_reader] = readers;
+    let result = |reader: Reader, tally: Tally| W3Result {
+        op,
+        via: reader.name(),
+        concurrency,
+        requests: tally.requests,
+        requests_per_s: round1(tally.requests as f64 / tally.busy.as_secs_f64()),
+        errors: tally.errors,
+        first_error: tally.first_error,
+        latency: tally.latency.summary(),
+        cpu: tally.cpu.unwrap_or_default(),
+    };
+    [result(first_reader, first), result(second_reader, second)]
+}
+
+/// `concurrency` workers reading in a closed loop for one [`TURN`], then until each one's last
+/// call is answered.
+async fn turn(reader: &Reader, op: Op, ids: &Arc<Vec<String>>, concurrency: usize) -> Tally {
+    let end = Instant::now() + TURN;
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let mut reader = reader.clone();
             let ids = ids.clone();
             tokio::spawn(async move {
-                let (mut done, mut errors, mut first_error, mut latency) =
-                    (0u64, 0u64, None, Latency::default());
+                let mut tally = Tally::default();
                 while Instant::now() < end {
                     let started = Instant::now();
-                    let outcome = reader.read(op, &ids).await;
-                    let finished = Instant::now();
-                    match outcome {
+                    match reader.read(op, &ids).await {
                         Ok(()) => {
-                            if started >= warm_end {
-                                latency.record(finished - started);
-                            }
-                            if finished >= warm_end && finished <= end {
-                                done += 1;
-                            }
+                            tally.latency.record(started.elapsed());
+                            tally.requests += 1;
                         }
                         Err(error) => {
-                            errors += 1;
-                            first_error.get_or_insert_with(|| format!("{error:#}"));
+                            tally.errors += 1;
+                            tally
+                                .first_error
+                                .get_or_insert_with(|| format!("{error:#}"));
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
                     }
                 }
-                (done, errors, first_error, latency)
+                tally
             })
         })
         .collect();
-    tokio::time::sleep_until(warm_end.into()).await;
-    let before = cpu.sample();
-    tokio::time::sleep_until(end.into()).await;
-    let after = cpu.sample();
-    let (mut requests, mut errors, mut first_error, mut latency) = (0, 0, None, Latency::default());
+    let mut sum = Tally::default();
     for worker in workers {
-        let Ok((done, e, first, l)) = worker.await else {
-            continue;
-        };
-        requests += done;
-        errors += e;
-        first_error = first_error.or(first);
-        latency.merge(&l);
+        let Ok(tally) = worker.await else { continue };
+        sum.requests += tally.requests;
+        sum.errors += tally.errors;
+        sum.first_error = sum.first_error.or(tally.first_error);
+        sum.latency.merge(&tally.latency);
     }
-    W3Result {
-        op,
-        via,
-        concurrency,
-        requests,
-        requests_per_s: round1(requests as f64 / duration.as_secs_f64()),
-        errors,
-        first_error,
-        latency: latency.summary(),
-        cpu: CpuUse::between(cpu, &before, &after, cores),
-    }
+    sum
 }
