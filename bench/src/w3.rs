@@ -99,6 +99,16 @@ struct Tally {
     cpu: Option<CpuUse>,
 }
 
+impl Tally {
+    /// Adds the calls `other` made (the time and CPU of turns are counted by the caller).
+    fn add(&mut self, other: Tally) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.latency.merge(&other.latency);
+    }
+}
+
 /// `readers` reading alternately, a [`TURN`] each, for `warmup` (not recorded) and then until
 /// each has read for `duration`: their results, in the same order.
 // The cell's coordinates, each a plain value the caller already has.
@@ -128,10 +138,7 @@ pub async fn run(
             tally.busy += started.elapsed();
             let used = CpuUse::between(cpu, &before, &cpu.sample(), cores);
             tally.cpu = Some(tally.cpu.map_or(used, |sum| sum.plus(&used, cores)));
-            tally.requests += done.requests;
-            tally.errors += done.errors;
-            tally.first_error = tally.first_error.take().or(done.first_error);
-            tally.latency.merge(&done.latency);
+            tally.add(done);
         }
     }
     let [first, second] = tallies;
@@ -183,10 +190,7 @@ async fn turn(reader: &Reader, op: Op, ids: &Arc<Vec<String>>, concurrency: usiz
     let mut sum = Tally::default();
     for worker in workers {
         let Ok(tally) = worker.await else { continue };
-        sum.requests += tally.requests;
-        sum.errors += tally.errors;
-        sum.first_error = sum.first_error.or(tally.first_error);
-        sum.latency.merge(&tally.latency);
+        sum.add(tally);
     }
     sum
 }
