@@ -386,7 +386,11 @@ impl TestStack {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("gateway answers HTTP");
-        let body: Value = response.json().await.expect("gateway answers JSON");
+        let status = response.status();
+        let text = response.text().await.expect("gateway sends a body");
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|error| {
+            panic!("gateway answered {status} with a body that is not JSON ({error}): {text:?}")
+        });
         GraphQlResponse {
             data: body.get("data").cloned().unwrap_or(Value::Null),
             errors: body
