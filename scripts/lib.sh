@@ -9,7 +9,7 @@
 #       tansu.db, tansu.log         broker storage (SQLite) and log
 #       <program>.pid, <program>.log  every background program started by these scripts
 #   $RINGIFLOW_CACHE (default ~/.cache/ringiflow), outside the clone so it survives it:
-#       tools/bin/tansu             the Kafka-protocol broker
+#       tools/bin/tansu             the Kafka-protocol broker (tansu.build: which build it is)
 #       target/                     default CARGO_TARGET_DIR
 
 if [[ -n "${RINGIFLOW_LIB_LOADED:-}" ]]; then
@@ -23,9 +23,19 @@ if [[ "$RINGIFLOW_CACHE" != /* ]]; then
     RINGIFLOW_CACHE="$PWD/$RINGIFLOW_CACHE"
 fi
 RINGIFLOW_LOCAL="$RINGIFLOW_ROOT/.local"
-# The broker release these scripts were written against (flags and storage URL semantics).
-RINGIFLOW_TANSU_VERSION="${RINGIFLOW_TANSU_VERSION:-0.6.0}"
+# The broker release these scripts were written against (flags and storage URL semantics), and
+# the sha256 of the crates.io archives it is built from (as its own Cargo.lock has them).
+readonly RINGIFLOW_TANSU_VERSION=0.6.0
+readonly TANSU_CRATES=(
+    "tansu 4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d"
+    "tansu-storage 720d2ed8e6010c70f7f06e5af5a7274ebbf6e42fdcd9e46de542b10dc4d2f35d"
+)
+# RingiFlow's patches to tansu-storage (scripts/tansu/*.patch): what makes the local broker
+# behave as Apache Kafka does where our latencies depend on it.
+TANSU_PATCHES=("$RINGIFLOW_ROOT"/scripts/tansu/*.patch)
 TANSU_BIN="$RINGIFLOW_CACHE/tools/bin/tansu"
+# Names the release and its patches: a binary of another build is rebuilt.
+TANSU_BUILD="$RINGIFLOW_TANSU_VERSION+$(cat -- "${TANSU_PATCHES[@]}" | sha256sum | cut -c1-12)"
 # Superuser created by initdb. Trust authentication, and the servers listen on 127.0.0.1
 # only: fine on a developer machine or CI runner, not on a shared host.
 RINGIFLOW_PG_USER=ringiflow
@@ -275,6 +285,7 @@ ensure_tools() {
     [[ -e /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+    command -v patch >/dev/null 2>&1 || missing+=(patch)
     if ((${#missing[@]} > 0)); then
         phase "Installing Debian packages: ${missing[*]}"
         as_root apt-get update -qq
@@ -288,20 +299,54 @@ ensure_tools() {
         env -u CARGO_TARGET_DIR cargo install cargo-nextest --locked
     fi
 
-    if [[ ! -x "$TANSU_BIN" ]]; then
+    if ! tansu_built; then
         mkdir -p -- "$RINGIFLOW_CACHE/tools"
         # Several scripts (dev and test) may get here at once: build it only once.
         (
             exec 8>"$RINGIFLOW_CACHE/tools/.install.lock"
             flock -w 3600 8 || die "timed out waiting for another Tansu installation"
-            if [[ ! -x "$TANSU_BIN" ]]; then
-                phase "Installing the Tansu broker $RINGIFLOW_TANSU_VERSION into $RINGIFLOW_CACHE/tools (one-time build, about 20 minutes)"
-                env -u CARGO_TARGET_DIR cargo install tansu --version "$RINGIFLOW_TANSU_VERSION" \
-                    --locked --features libsql --root "$RINGIFLOW_CACHE/tools"
-            fi
+            tansu_built || install_tansu
         )
-        [[ -x "$TANSU_BIN" ]] || die "Tansu installation failed: $TANSU_BIN missing"
+        tansu_built || die "Tansu installation failed: $TANSU_BIN missing"
     fi
+}
+
+# `tansu_built`: true when $TANSU_BIN is this build (release and patches).
+tansu_built() {
+    [[ -x "$TANSU_BIN" && "$(cat -- "$TANSU_BIN.build" 2>/dev/null)" == "$TANSU_BUILD" ]]
+}
+
+# `install_tansu`: build Tansu $RINGIFLOW_TANSU_VERSION from its crates.io archives (checked
+# against their sha256) with the patches applied to tansu-storage, into $RINGIFLOW_CACHE/tools,
+# with the versions of every other dependency its own lock file names.
+install_tansu() {
+    local src="$RINGIFLOW_CACHE/tools/src" entry name sha archive patch
+    phase "Building the Tansu broker $TANSU_BUILD into $RINGIFLOW_CACHE/tools (one-time build, about 20 minutes)"
+    rm -rf -- "$src"
+    mkdir -p -- "$src"
+    for entry in "${TANSU_CRATES[@]}"; do
+        read -r name sha <<<"$entry"
+        archive="$src/$name-$RINGIFLOW_TANSU_VERSION.crate"
+        curl -sSfL --retry 3 -o "$archive" \
+            "https://static.crates.io/crates/$name/$name-$RINGIFLOW_TANSU_VERSION.crate" ||
+            die "cannot download the $name crate"
+        printf '%s  %s\n' "$sha" "$archive" | sha256sum --check --quiet ||
+            die "$name-$RINGIFLOW_TANSU_VERSION.crate does not match its sha256"
+        tar -xzf "$archive" -C "$src"
+    done
+    local crate="$src/tansu-$RINGIFLOW_TANSU_VERSION" storage="tansu-storage-$RINGIFLOW_TANSU_VERSION"
+    for patch in "${TANSU_PATCHES[@]}"; do
+        patch --quiet --forward -p1 -d "$src/$storage" <"$patch" || die "cannot apply $patch"
+    done
+    printf '\n[patch.crates-io]\ntansu-storage = { path = "../%s" }\n' "$storage" >>"$crate/Cargo.toml"
+    # A path dependency is locked without a source or checksum; every other entry stays.
+    sed -i '/^name = "tansu-storage"$/,/^dependencies = /{/^source = /d;/^checksum = /d}' \
+        "$crate/Cargo.lock"
+    env -u CARGO_TARGET_DIR CARGO_TARGET_DIR="$src/target" cargo install --path "$crate" \
+        --locked --force --features libsql --root "$RINGIFLOW_CACHE/tools" ||
+        die "building Tansu failed (see above)"
+    printf '%s\n' "$TANSU_BUILD" >"$TANSU_BIN.build"
+    rm -rf -- "$src"
 }
 
 # ----------------------------------------------------------------------------------------------
@@ -426,6 +471,8 @@ start_postgres() {
         printf "log_line_prefix = '%%m [%%p] %%q%%u@%%d '\n"
         printf "log_timezone = 'UTC'\n"
         printf "timezone = 'UTC'\n"
+        # The bench measures the relay's lag from each append's commit (pg_xact_commit_timestamp).
+        printf 'track_commit_timestamp = on\n'
         if [[ "$durability" == "throwaway" ]]; then
             # Test server: every test creates its own database and nothing here has to survive
             # a crash, so skip the disk flushes that make CREATE DATABASE and each commit slow.

@@ -5,7 +5,7 @@ use crate::env::{Machine, PostgresSettings, Versions};
 use crate::limit::LimitResult;
 use crate::stats::ratio;
 use crate::w1::W1Result;
-use crate::w2::W2Result;
+use crate::w2::{LagStart, W2Result};
 use crate::w3::{Op, W3Result};
 use crate::w4::W4Result;
 use crate::w5::W5Result;
@@ -579,8 +579,12 @@ impl Report {
             for r in &self.w2 {
                 if let Some(lag) = &r.relay_lag {
                     println!(
-                        "- {}/s: relay lag (appended → published, {} events): p50 {} ms, p99 {} ms, max {} ms; {} unpublished at the end",
+                        "- {}/s: relay lag ({} → published, {} events): p50 {} ms, p99 {} ms, max {} ms; {} unpublished at the end",
                         r.offered_per_s,
+                        match lag.from {
+                            LagStart::Commit => "appended (its commit)",
+                            LagStart::OccurredAt => "appended (the command's time, before its commit)",
+                        },
                         lag.events,
                         ms(lag.p50_ms),
                         ms(lag.p99_ms),

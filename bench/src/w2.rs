@@ -77,6 +77,7 @@ pub struct W2Result {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RelayLag {
+    pub from: LagStart,
     pub events: i64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -84,29 +85,56 @@ pub struct RelayLag {
     pub unpublished: i64,
 }
 
+/// Where a relay lag starts.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LagStart {
+    /// The append's commit timestamp, when the server records them.
+    Commit,
+    /// The command's own time, taken before its append ran.
+    OccurredAt,
+}
+
 /// Relay lag over the events appended since `since` (the segment's stack is fresh, so: of this
-/// run's measured window).
+/// run's measured window): from each append's commit, when the server records commit timestamps
+/// (`track_commit_timestamp`, on in the local stacks), since the relay can only see an event
+/// once it committed; else from the event's `occurred_at`, which also counts the append itself.
 pub async fn relay_lag(
     event_store: &sqlx::PgPool,
     since: DateTime<Utc>,
 ) -> anyhow::Result<RelayLag> {
-    let (events, p50, p99, max, unpublished): (i64, Option<f64>, Option<f64>, Option<f64>, i64) =
-        sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE o.published_at IS NOT NULL),
+    let (events, p50, p99, max, unpublished, from_commit): (
+        i64,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        i64,
+        bool,
+    ) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE o.published_at IS NOT NULL),
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY lag),
                 max(lag),
-                count(*) FILTER (WHERE o.published_at IS NULL)
+                count(*) FILTER (WHERE o.published_at IS NULL),
+                current_setting('track_commit_timestamp')::bool
          FROM (SELECT o.published_at,
-                      (EXTRACT(EPOCH FROM (o.published_at - e.occurred_at)) * 1000)::float8 AS lag
+                      (EXTRACT(EPOCH FROM (o.published_at - CASE
+                           WHEN current_setting('track_commit_timestamp')::bool
+                           THEN pg_xact_commit_timestamp(e.xmin)
+                           ELSE e.occurred_at END)) * 1000)::float8 AS lag
                FROM outbox o JOIN events e USING (position)
                WHERE e.occurred_at >= $1) AS o",
-        )
-        .bind(since)
-        .fetch_one(event_store)
-        .await?;
+    )
+    .bind(since)
+    .fetch_one(event_store)
+    .await?;
     let round = |v: Option<f64>| crate::stats::round3(v.unwrap_or(0.0));
     Ok(RelayLag {
+        from: if from_commit {
+            LagStart::Commit
+        } else {
+            LagStart::OccurredAt
+        },
         events,
         p50_ms: round(p50),
         p99_ms: round(p99),

@@ -91,12 +91,24 @@ pub struct Settings {
     /// Address of the gRPC health (and reflection) endpoint; port 0 picks a free port.
     #[arg(long, env = "RINGIFLOW_HEALTH_ADDR", default_value = "0.0.0.0:50053")]
     pub health_addr: SocketAddr,
-    /// Longest wait of one fetch when the broker has nothing new (librdkafka
-    /// `fetch.wait.max.ms`). Short, because it is the wait between an event reaching the
-    /// broker and the projector asking for it on brokers that hold fetches open for the whole
-    /// time even when data arrives (the local Tansu does); it costs idle fetches elsewhere.
+    /// Longest wait of one fetch of the workflow projection when the broker has nothing new
+    /// (librdkafka `fetch.wait.max.ms`). Apache Kafka answers a fetch as soon as data arrives,
+    /// so there the wait costs nothing; a broker that only looks for new data once per wait
+    /// (the local Tansu) finds an event up to this late, and serves an idle consumer's fetch
+    /// this often. Short, because the workflow read model is what users re-read after every
+    /// click.
     #[arg(long, env = "RINGIFLOW_KAFKA_FETCH_WAIT_MAX_MS", default_value_t = 25)]
     pub kafka_fetch_wait_max_ms: u32,
+    /// The same for the System Board's projections. Longer by default: on the local broker
+    /// their idle fetches, three projections' worth, took CPU from every other hop of the
+    /// workflow's freshness (BENCHMARKS.md), and a board read model a few tens of milliseconds
+    /// staler goes unnoticed.
+    #[arg(
+        long,
+        env = "RINGIFLOW_BOARD_KAFKA_FETCH_WAIT_MAX_MS",
+        default_value_t = 100
+    )]
+    pub board_kafka_fetch_wait_max_ms: u32,
     /// How often the offsets of applied batches are committed to the broker. Offsets are
     /// stored after every applied batch; committing them is periodic because every commit
     /// costs the broker a write. A crash redelivers at most this much, which the projection
@@ -128,6 +140,16 @@ pub struct Settings {
     /// Without a command, the projector consumes until SIGTERM or SIGINT.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Settings {
+    /// The `fetch.wait.max.ms` of `projection`'s consumer.
+    fn fetch_wait_max_ms(&self, projection: ProjectionName) -> u32 {
+        match projection {
+            ProjectionName::Workflows => self.kafka_fetch_wait_max_ms,
+            _ => self.board_kafka_fetch_wait_max_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -442,7 +464,7 @@ where
     let consumer: StreamConsumer = messaging::consumer_config(kafka, group)
         .set(
             "fetch.wait.max.ms",
-            settings.kafka_fetch_wait_max_ms.to_string(),
+            settings.fetch_wait_max_ms(projection).to_string(),
         )
         // librdkafka commits what the projector stored (only offsets of applied batches:
         // `enable.auto.offset.store` stays off), periodically and on revocation.
