@@ -142,10 +142,13 @@ fn ancestry(trace: &[Received], span: &Received) -> (Vec<(String, String)>, Stri
     (path, current.parent_span_id.clone())
 }
 
-/// The spans of `trace_id`, once one `projector.apply` has at least `hops` ancestors.
+/// The spans of the trace of `caller` (trace id, span id), once a `projector.apply` is there
+/// whose ancestors are `hops` spans, all received, the outermost a child of the caller's span.
+/// Exactly `hops`: a reaction's own reactions carry on in the same trace and reach read models
+/// deeper down, sooner or later.
 async fn trace_reaching_the_read_model(
     collector: &Collector,
-    trace_id: &str,
+    (trace_id, caller): (&str, &str),
     hops: usize,
 ) -> (Vec<Received>, Received) {
     eventually(
@@ -155,7 +158,8 @@ async fn trace_reaching_the_read_model(
             let apply = trace
                 .iter()
                 .find(|span| {
-                    span.name == "projector.apply" && ancestry(&trace, span).0.len() > hops
+                    let (path, parent) = ancestry(&trace, span);
+                    span.name == "projector.apply" && path.len() == hops + 1 && parent == caller
                 })?
                 .clone();
             Some((trace, apply))
@@ -194,7 +198,7 @@ async fn one_command_is_one_trace_from_the_gateway_through_the_broker_to_the_rea
         json!({ "id": workflow_id }),
     )
     .await;
-    let (trace, apply) = trace_reaching_the_read_model(&collector, approval.0, 4).await;
+    let (trace, apply) = trace_reaching_the_read_model(&collector, approval, 4).await;
     let (path, caller) = ancestry(&trace, &apply);
     assert_eq!(
         path,
@@ -231,7 +235,7 @@ async fn one_command_is_one_trace_from_the_gateway_through_the_broker_to_the_rea
         } }),
     )
     .await;
-    let (trace, apply) = trace_reaching_the_read_model(&collector, registration.0, 6).await;
+    let (trace, apply) = trace_reaching_the_read_model(&collector, registration, 6).await;
     let (path, caller) = ancestry(&trace, &apply);
     assert_eq!(
         path,
