@@ -31,7 +31,8 @@ readonly TANSU_CRATES=(
     "tansu-storage 720d2ed8e6010c70f7f06e5af5a7274ebbf6e42fdcd9e46de542b10dc4d2f35d"
 )
 # RingiFlow's patches to tansu-storage (scripts/tansu/*.patch): what makes the local broker
-# behave as Apache Kafka does where our latencies depend on it.
+# behave as Apache Kafka does where our latencies depend on it, and spend its CPU on records
+# rather than on planning the same SQL again.
 TANSU_PATCHES=("$RINGIFLOW_ROOT"/scripts/tansu/*.patch)
 TANSU_BIN="$RINGIFLOW_CACHE/tools/bin/tansu"
 # Names the release and its patches: a binary of another build is rebuilt.
