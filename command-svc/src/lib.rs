@@ -219,12 +219,16 @@ impl Application {
             );
         }
 
+        // One producer for the relay and every process manager's dead letters: each producer
+        // has broker connections and a polling thread of its own, and that thread alone used
+        // about 1 % of a core while idle (BENCHMARKS.md).
+        let producer: Option<rdkafka::producer::FutureProducer> = (settings.relay_enabled
+            || settings.reactions_enabled)
+            .then(|| messaging::producer_config(&settings.kafka).create())
+            .transpose()
+            .context("invalid kafka producer settings")?;
         let [systems, vulnerabilities, tasks] = &system_board::REGISTRATIONS;
-        let relay = if settings.relay_enabled {
-            let producer: rdkafka::producer::FutureProducer =
-                messaging::producer_config(&settings.kafka)
-                    .create()
-                    .context("invalid kafka producer settings")?;
+        let relay = if let Some(producer) = producer.clone().filter(|_| settings.relay_enabled) {
             let relay = relay::Relay {
                 store: store.clone(),
                 routes: messaging::Routes::default()
@@ -259,10 +263,9 @@ impl Application {
         };
 
         let handler = CommandHandler::new(store).with_snapshot_every(settings.snapshot_every);
-        let reactions = if settings.reactions_enabled {
-            spawn_reactions(&settings, &handler, &shutdown)
-        } else {
-            Vec::new()
+        let reactions = match producer.filter(|_| settings.reactions_enabled) {
+            Some(producer) => spawn_reactions(&settings, &handler, &producer, &shutdown),
+            None => Vec::new(),
         };
         let auth = GrpcAuth(Arc::new(settings.auth.jwt()?));
         let (router, health) =
@@ -345,6 +348,7 @@ impl Application {
 fn spawn_reactions(
     settings: &Settings,
     handler: &CommandHandler,
+    producer: &rdkafka::producer::FutureProducer,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let [systems, vulnerabilities, _] = &system_board::REGISTRATIONS;
@@ -362,6 +366,7 @@ fn spawn_reactions(
                 reactor: reactions::SystemReactions,
                 dispatch: dispatch.clone(),
                 kafka: following(systems),
+                producer: producer.clone(),
             },
             shutdown,
         ),
@@ -371,6 +376,7 @@ fn spawn_reactions(
                 reactor: reactions::ScanReactions,
                 dispatch,
                 kafka: following(vulnerabilities),
+                producer: producer.clone(),
             },
             shutdown,
         ),

@@ -32,6 +32,7 @@ use proto::projector::v1::projector_status_service_server::{
     ProjectorStatusServiceServer, SERVICE_NAME as STATUS_SERVICE_NAME,
 };
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -313,47 +314,47 @@ impl Application {
         };
         let ((systems, systems_group), (scans, scans_group), (tasks, tasks_group)) =
             (board(systems), board(vulnerabilities), board(tasks));
+        let following = Following {
+            settings: &settings,
+            pool: &pool,
+            lags: &lags,
+            // One producer for every projection's dead letters: each producer has broker
+            // connections and a polling thread of its own, and that thread alone used about
+            // 1 % of a core while idle (BENCHMARKS.md).
+            producer: &messaging::producer_config(&settings.kafka)
+                .create()
+                .context("cannot create the dead-letter producer")?,
+            shutdown: &shutdown,
+        };
         let projectors = vec![
-            follow::<proto::WorkflowCodec, read_model::Workflows>(
-                &settings,
-                ProjectionName::Workflows,
-                &settings.kafka,
-                &settings.group_id,
-                pool.clone(),
-                &lags,
-                shutdown.clone(),
-            )
-            .await?,
-            follow::<proto::SystemCodec, board_read_model::Systems>(
-                &settings,
-                ProjectionName::Systems,
-                &systems,
-                &systems_group,
-                pool.clone(),
-                &lags,
-                shutdown.clone(),
-            )
-            .await?,
-            follow::<proto::ScanCodec, board_read_model::Scans>(
-                &settings,
-                ProjectionName::Scans,
-                &scans,
-                &scans_group,
-                pool.clone(),
-                &lags,
-                shutdown.clone(),
-            )
-            .await?,
-            follow::<proto::TaskCodec, board_read_model::Tasks>(
-                &settings,
-                ProjectionName::Tasks,
-                &tasks,
-                &tasks_group,
-                pool.clone(),
-                &lags,
-                shutdown.clone(),
-            )
-            .await?,
+            following
+                .follow::<proto::WorkflowCodec, read_model::Workflows>(
+                    ProjectionName::Workflows,
+                    &settings.kafka,
+                    &settings.group_id,
+                )
+                .await?,
+            following
+                .follow::<proto::SystemCodec, board_read_model::Systems>(
+                    ProjectionName::Systems,
+                    &systems,
+                    &systems_group,
+                )
+                .await?,
+            following
+                .follow::<proto::ScanCodec, board_read_model::Scans>(
+                    ProjectionName::Scans,
+                    &scans,
+                    &scans_group,
+                )
+                .await?,
+            following
+                .follow::<proto::TaskCodec, board_read_model::Tasks>(
+                    ProjectionName::Tasks,
+                    &tasks,
+                    &tasks_group,
+                )
+                .await?,
         ];
         let (router, reporter) =
             platform::grpc::router(SERVICES, &[proto::FILE_DESCRIPTOR_SET], &settings.server)
@@ -436,56 +437,65 @@ impl Application {
     }
 }
 
-/// A projector of the events on `kafka.topic` (decoded by `C`) into the read model `P`, in the
-/// consumer group `group`: subscribed, ready to run until `shutdown`.
-async fn follow<C, P>(
-    settings: &Settings,
-    projection: ProjectionName,
-    kafka: &KafkaSettings,
-    group: &str,
-    pool: PgPool,
-    lags: &status::Lags,
-    shutdown: CancellationToken,
-) -> anyhow::Result<futures::future::BoxFuture<'static, ()>>
-where
-    C: es_kernel::EventCodec,
-    P: projection::Projection<Event = C::Event>,
-{
-    // Subscribing to a topic that does not exist yet would leave the group without partitions
-    // until the relay first publishes.
-    messaging::ensure_topic(kafka)
-        .await
-        .with_context(|| format!("cannot ensure kafka topic {}", kafka.topic))?;
-    messaging::dead_letter::ensure_topic(kafka)
-        .await
-        .with_context(|| format!("cannot ensure the dead-letter topic of {}", kafka.topic))?;
-    let dead_letters =
-        DeadLetterProducer::new(kafka).context("cannot create the dead-letter producer")?;
-    let consumer: StreamConsumer = messaging::consumer_config(kafka, group)
-        .set(
-            "fetch.wait.max.ms",
-            settings.fetch_wait_max_ms(projection).to_string(),
-        )
-        // librdkafka commits what the projector stored (only offsets of applied batches:
-        // `enable.auto.offset.store` stays off), periodically and on revocation.
-        .set("enable.auto.commit", "true")
-        .set(
-            "auto.commit.interval.ms",
-            settings.kafka_commit_interval_ms.to_string(),
-        )
-        .create()
-        .context("cannot create the kafka consumer")?;
-    consumer
-        .subscribe(&[&kafka.topic])
-        .with_context(|| format!("cannot subscribe to {}", kafka.topic))?;
-    let projector = projector::Projector::<C, P>::new(
-        consumer,
-        pool,
-        dead_letters,
-        projection.to_string(),
-        lags.clone(),
-    );
-    Ok(Box::pin(projector.run(shutdown)))
+/// What every projector of the process shares.
+struct Following<'a> {
+    settings: &'a Settings,
+    pool: &'a PgPool,
+    lags: &'a status::Lags,
+    /// Made with [`messaging::producer_config`]; where each projection's dead letters go.
+    producer: &'a FutureProducer,
+    shutdown: &'a CancellationToken,
+}
+
+impl Following<'_> {
+    /// A projector of the events on `kafka.topic` (decoded by `C`) into the read model `P`, in
+    /// the consumer group `group`: subscribed, ready to run until shutdown.
+    async fn follow<C, P>(
+        &self,
+        projection: ProjectionName,
+        kafka: &KafkaSettings,
+        group: &str,
+    ) -> anyhow::Result<futures::future::BoxFuture<'static, ()>>
+    where
+        C: es_kernel::EventCodec,
+        P: projection::Projection<Event = C::Event>,
+    {
+        let settings = self.settings;
+        // Subscribing to a topic that does not exist yet would leave the group without
+        // partitions until the relay first publishes.
+        messaging::ensure_topic(kafka)
+            .await
+            .with_context(|| format!("cannot ensure kafka topic {}", kafka.topic))?;
+        messaging::dead_letter::ensure_topic(kafka)
+            .await
+            .with_context(|| format!("cannot ensure the dead-letter topic of {}", kafka.topic))?;
+        let dead_letters = DeadLetterProducer::with_producer(self.producer.clone(), kafka);
+        let consumer: StreamConsumer = messaging::consumer_config(kafka, group)
+            .set(
+                "fetch.wait.max.ms",
+                settings.fetch_wait_max_ms(projection).to_string(),
+            )
+            // librdkafka commits what the projector stored (only offsets of applied batches:
+            // `enable.auto.offset.store` stays off), periodically and on revocation.
+            .set("enable.auto.commit", "true")
+            .set(
+                "auto.commit.interval.ms",
+                settings.kafka_commit_interval_ms.to_string(),
+            )
+            .create()
+            .context("cannot create the kafka consumer")?;
+        consumer
+            .subscribe(&[&kafka.topic])
+            .with_context(|| format!("cannot subscribe to {}", kafka.topic))?;
+        let projector = projector::Projector::<C, P>::new(
+            consumer,
+            self.pool.clone(),
+            dead_letters,
+            projection.to_string(),
+            self.lags.clone(),
+        );
+        Ok(Box::pin(projector.run(self.shutdown.clone())))
+    }
 }
 
 /// Keeps [`READ_MODEL_HEALTH`] up to date until shutdown.

@@ -6,7 +6,7 @@
 //! replay decodes it exactly as the consumer first did, and keeping the key keeps one
 //! aggregate's dead letters on one partition, in order.
 
-use crate::settings::{producer_config, KafkaSettings};
+use crate::settings::KafkaSettings;
 use chrono::{DateTime, SecondsFormat, Utc};
 use es_kernel::EventCodec;
 use rdkafka::error::KafkaError;
@@ -146,15 +146,9 @@ pub struct DeadLetterProducer {
 }
 
 impl DeadLetterProducer {
-    /// A producer for the dead-letter topic of `settings.topic`.
-    pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
-        Ok(Self::with_producer(
-            producer_config(settings).create()?,
-            settings,
-        ))
-    }
-
-    /// Sharing a producer already made with [`producer_config`] (the relay's).
+    /// Dead letters of `settings.topic`, through a producer made with
+    /// [`crate::producer_config`] that the process shares: one per process, as each producer
+    /// has a polling thread and broker connections of its own.
     pub fn with_producer(producer: FutureProducer, settings: &KafkaSettings) -> Self {
         Self {
             producer,

@@ -23,6 +23,7 @@ use messaging::KafkaSettings;
 use platform::backoff::Backoff;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::FutureProducer;
 use std::future::Future;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -95,6 +96,9 @@ pub struct ProcessManager<R, D> {
     pub reactor: R,
     pub dispatch: D,
     pub kafka: KafkaSettings,
+    /// Made with [`messaging::producer_config`], shared with the process's other writers:
+    /// where refused reactions' events are dead-lettered.
+    pub producer: FutureProducer,
 }
 
 /// Why [`ProcessManager::run`] stopped.
@@ -114,8 +118,7 @@ where
     }
 
     /// Follows the topic (creating it and its dead-letter topic if need be) until `shutdown`.
-    /// Stops early only if the consumer or the dead-letter producer cannot be created or
-    /// subscribed.
+    /// Stops early only if the consumer cannot be created or subscribed.
     pub async fn run(self, shutdown: CancellationToken) -> Stopped {
         match self.follow(&shutdown).await {
             Ok(()) => Stopped::Shutdown,
@@ -137,7 +140,7 @@ where
         let consumer: StreamConsumer =
             messaging::consumer_config(&self.kafka, &self.group_id()).create()?;
         consumer.subscribe(&[&self.kafka.topic])?;
-        let dead_letters = DeadLetterProducer::new(&self.kafka)?;
+        let dead_letters = DeadLetterProducer::with_producer(self.producer.clone(), &self.kafka);
         let mut backoff = Backoff::default();
         tracing::info!(process = %self.name, topic = %self.kafka.topic, "process manager following");
         loop {

@@ -147,6 +147,7 @@ async fn run_until(settings: &KafkaSettings, stock: &Stock, until: impl Fn(&Stoc
         reactor: ReserveStock,
         dispatch: stock.clone(),
         kafka: settings.clone(),
+        producer: messaging::producer_config(settings).create().unwrap(),
     };
     let task = tokio::spawn(manager.run(shutdown.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
