@@ -9,7 +9,7 @@
 //!   the projector's batch size on a fresh read database, no broker: what the projector could
 //!   do if fetching were free.
 //! * **rebuild**: the events written into a fresh event store, then `projector-svc rebuild`
-//!   (in-process, through `projector_svc::run`) into a fresh read database.
+//!   (in-process, through `projector_svc::run`) into a fresh, migrated read database.
 
 use crate::cpu::{CpuUse, PerUnit, Targets};
 use crate::stack::{settings, Infra};
@@ -344,7 +344,13 @@ async fn rebuild(
         .collect();
     crate::fill::insert(&store, &rows).await?;
     store.close().await;
+    // Migrated before the clock starts, as a deployed read database is: the figure is the
+    // rebuild's, not the schema's creation (about 0.1 s on this machine, a sixth of a rebuild
+    // of 20k events).
     let (read_url, read_db) = infra.fresh_database("rebuild_read", 1).await?;
+    read_model::migrate(&read_db)
+        .await
+        .context("migrate the rebuild read database")?;
     read_db.close().await;
     let args = [
         "projector-svc",

@@ -15,10 +15,15 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::process::ExitCode;
 use std::time::Instant;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// Events read and applied per shadow transaction.
+/// Events read from the store per page; each applier applies its share of a page in one
+/// transaction.
 const BATCH: i64 = 1_000;
+
+/// Connections that fill a shadow beside the one that owns it.
+const HELPERS: usize = 1;
 
 /// The read models `rebuild` and `verify` work on, by name (`--projection`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -95,6 +100,8 @@ impl fmt::Display for Failure {
 /// The shadow of `P`, through the connection that owns it, and what went into it so far.
 struct Shadow<P: Projection> {
     conn: PgConnection,
+    /// More connections pointed at the shadow, which fill it beside `conn` (see `load`).
+    helpers: Vec<PgConnection>,
     scope: Scope,
     applied: u64,
     failures: Vec<Failure>,
@@ -103,14 +110,26 @@ struct Shadow<P: Projection> {
 
 impl<P: Projection> Shadow<P> {
     async fn create(read_database_url: &str, scope: Scope) -> anyhow::Result<Self> {
-        let mut conn = PgConnection::connect(read_database_url)
-            .await
-            .context("cannot connect to the read database")?;
+        let connect = || async {
+            PgConnection::connect(read_database_url)
+                .await
+                .context("cannot connect to the read database")
+        };
+        let mut conn = connect().await?;
         shadow::create::<P>(&mut conn)
             .await
             .context("cannot create the shadow")?;
+        let mut helpers = Vec::with_capacity(HELPERS);
+        for _ in 0..HELPERS {
+            let mut helper = connect().await?;
+            shadow::enter(&mut helper)
+                .await
+                .context("cannot point a connection at the shadow")?;
+            helpers.push(helper);
+        }
         Ok(Self {
             conn,
+            helpers,
             scope,
             applied: 0,
             failures: Vec::new(),
@@ -118,47 +137,86 @@ impl<P: Projection> Shadow<P> {
         })
     }
 
-    /// Applies every event in scope, one transaction per page of the store. The next page is
-    /// read while this one is applied: reading and applying each took about half of a rebuild,
-    /// one after the other.
+    /// Applies every event in scope. One task pages through the store while the appliers —
+    /// `conn` and the helpers — apply what it read: each applier the aggregates that hash to
+    /// it, in store order, one transaction per page. All of an aggregate's events go through
+    /// one applier, in order, so each applies as it would alone. With one connection reading
+    /// and one applying, a rebuild used about one of this machine's two cores.
     async fn load(&mut self, store: &EventStore) -> anyhow::Result<()> {
         let Self {
             conn,
+            helpers,
             scope,
             applied,
             failures,
             ..
         } = self;
+        let appliers: Vec<&mut PgConnection> =
+            std::iter::once(conn).chain(helpers.iter_mut()).collect();
+        let (shares, received): (Vec<_>, Vec<_>) = appliers
+            .iter()
+            .map(|_| mpsc::channel::<Vec<ScannedEvent<P::Event>>>(1))
+            .unzip();
         let scope = &*scope;
-        let page = |after| async move {
-            store
-                .scan::<P::Event>(
-                    P::AGGREGATE_TYPES,
-                    scope.tenant_id.as_deref(),
-                    scope.aggregate_id,
-                    after,
-                    BATCH,
-                )
-                .await
-                .context("cannot read the event store")
+        let read = async move {
+            let mut after = (Uuid::nil(), 0);
+            loop {
+                let page = store
+                    .scan::<P::Event>(
+                        P::AGGREGATE_TYPES,
+                        scope.tenant_id.as_deref(),
+                        scope.aggregate_id,
+                        after,
+                        BATCH,
+                    )
+                    .await
+                    .context("cannot read the event store")?;
+                let Some(last) = page.last() else {
+                    return anyhow::Ok(());
+                };
+                after = (last.aggregate_id, last.version);
+                let mut split: Vec<Vec<_>> = shares.iter().map(|_| Vec::new()).collect();
+                for event in page {
+                    let (_, low) = event.aggregate_id.as_u64_pair();
+                    split[(low % shares.len() as u64) as usize].push(event);
+                }
+                for (share, events) in shares.iter().zip(split) {
+                    // A closed channel is an applier that failed; it reports why.
+                    if !events.is_empty() && share.send(events).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
         };
-        let mut batch = page((Uuid::nil(), 0)).await?;
-        while let Some(last) = batch.last() {
-            let after = (last.aggregate_id, last.version);
-            let apply = async {
-                let mut tx = conn.begin().await?;
-                apply_all::<P>(&mut tx, batch, applied, failures).await?;
-                tx.commit().await?;
-                anyhow::Ok(())
-            };
-            let (next, done) = tokio::join!(page(after), apply);
-            done?;
-            batch = next?;
+        let apply = appliers
+            .into_iter()
+            .zip(received)
+            .map(|(conn, mut received)| async move {
+                let (mut applied, mut failures) = (0, Vec::new());
+                while let Some(events) = received.recv().await {
+                    let mut tx = conn.begin().await?;
+                    apply_all::<P>(&mut tx, events, &mut applied, &mut failures).await?;
+                    tx.commit().await?;
+                }
+                anyhow::Ok((applied, failures))
+            });
+        let (read, appliers) = tokio::join!(read, futures::future::join_all(apply));
+        for outcome in appliers {
+            let (count, failed) = outcome?;
+            *applied += count;
+            failures.extend(failed);
         }
+        read?;
+        // In store order, as one applier would have found them.
+        failures.sort_by_key(|failure| (failure.aggregate_id, failure.version));
         Ok(())
     }
 
     async fn remove(mut self) -> anyhow::Result<()> {
+        for helper in self.helpers.drain(..) {
+            // Closed, not dropped: the server logs a dropped connection as an error.
+            helper.close().await.context("cannot disconnect a helper")?;
+        }
         shadow::remove(&mut self.conn)
             .await
             .context("cannot drop the shadow")

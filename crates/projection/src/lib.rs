@@ -38,7 +38,8 @@ pub trait Projection: Send + Sync + 'static {
     /// empties them in reverse order and fills them in this one), locked before the rows are
     /// read. The first is the row table: one row per aggregate, its id in `id`, its tenant in
     /// `tenant_id`, the version it reflects in `version`; every other table references it with
-    /// a foreign key (what `verify` scopes their rows by).
+    /// a foreign key (what `verify` scopes their rows by). A rebuild's shadow copies keep only
+    /// the unique indexes, so `load` and `write` should find rows through a key.
     const TABLES: &'static [&'static str];
     /// How `verify` names the rows of some of [`Self::TABLES`] in what it prints: `(table, SQL
     /// text expression over the row `t`)`. A table not listed is named by the values of its

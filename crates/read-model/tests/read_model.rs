@@ -5,7 +5,9 @@ mod queries;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use projection::shadow::{self, Scope, Switch};
-use projection::{apply, apply_batch, park, replay, unpark, ApplyOutcome, Park, Stopped, Unpark};
+use projection::{
+    apply, apply_batch, park, replay, unpark, ApplyOutcome, Park, Projection, Stopped, Unpark,
+};
 use read_model::{
     get_workflow, list_workflows, AssignmentView, QueryError, StepStatus, WorkflowDetail,
     WorkflowView, Workflows,
@@ -893,6 +895,27 @@ async fn the_shadow_finds_every_difference_and_its_switch_repairs_them() {
             Err(shadow::ShadowError::Busy)
         ),
         "one shadow at a time"
+    );
+    // The copies keep the keys the writes go through, not the readers' other indexes.
+    let indexes = |schema: &'static str| {
+        sqlx::query_scalar::<_, String>(
+            "SELECT c.relname || ': ' || regexp_replace(pg_get_indexdef(i.indexrelid),
+                                                        '^.* USING ', '')
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+             WHERE c.relnamespace = $1::regnamespace AND c.relname = ANY($2)
+               AND ($1 = 'rebuild' OR i.indisunique)
+             ORDER BY 1",
+        )
+        .bind(schema)
+        .bind(Workflows::TABLES)
+        .fetch_all(&pool)
+    };
+    let shadow_indexes = indexes("rebuild").await.unwrap();
+    assert_eq!(shadow_indexes, indexes("public").await.unwrap());
+    assert_eq!(
+        shadow_indexes.len(),
+        Workflows::TABLES.len(),
+        "{shadow_indexes:?}"
     );
     let applied = apply_batch::<Workflows>(&mut conn, &events).await.unwrap();
     assert_eq!(applied.outcomes, [ApplyOutcome::Applied; 7]);
