@@ -345,7 +345,7 @@ async fn rebuild(
     crate::fill::insert(&store, &rows).await?;
     store.close().await;
     // Migrated before the clock starts, as a deployed read database is: the figure is the
-    // rebuild's, not the schema's creation (about 0.1 s on this machine, a sixth of a rebuild
+    // rebuild's, not the schema's creation (about 0.15 s on this machine, a fifth of a rebuild
     // of 20k events).
     let (read_url, read_db) = infra.fresh_database("rebuild_read", 1).await?;
     read_model::migrate(&read_db)
