@@ -781,7 +781,10 @@ impl Report {
                     row(bare, c.backlog);
                 }
             }
-            for m in [&r.apply_only, &r.rebuild].into_iter().flatten() {
+            for m in [&r.apply_only, &r.rebuild, &r.rebuild_again]
+                .into_iter()
+                .flatten()
+            {
                 row(m, m.events);
             }
             println!();

@@ -387,7 +387,7 @@ async fn load_and_switch<P: Projection>(
     }
     let switched = switch.commit().await.context("cannot switch")?;
     println!(
-        "caught up {} events under the lock; switched {switched}; unparked {}, cleared {} \
+        "caught up {} events under the lock; switched: {switched}; unparked {}, cleared {} \
          buffered events, applied buffered events of {} aggregates",
         shadow.applied - loaded,
         switched.unparked,

@@ -33,6 +33,9 @@ pub enum ShadowError {
     /// A table of the projection that verify cannot relate to an aggregate.
     #[error("table {table}: {problem}")]
     Table { table: String, problem: String },
+    /// What the switch applied under its lock (buffered events on top of the rebuilt rows).
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
 }
 
 /// Which aggregates a shadow covers: all, one tenant's, or one.
@@ -171,8 +174,11 @@ pub struct Switch<'c, P: Projection> {
 /// What a switch changed in the live tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Switched {
-    /// Rows copied from the shadow, per table of [`Projection::TABLES`], in their order.
+    /// Rows written, per table of [`Projection::TABLES`] in their order: inserted, or replaced
+    /// because they differed from the shadow's.
     pub rows: Vec<(&'static str, u64)>,
+    /// Rows deleted because the shadow has no such row, per table, in the same order.
+    pub removed: Vec<(&'static str, u64)>,
     /// Aggregates of the projection no longer parked.
     pub unparked: u64,
     /// Buffered events the rebuilt rows already contain.
@@ -182,25 +188,48 @@ pub struct Switched {
 }
 
 impl Switched {
-    /// Rows copied into `table` (0 for a table the projection does not write).
+    /// Rows written into `table` (0 for a table the projection does not write).
     pub fn rows_of(&self, table: &str) -> u64 {
-        self.rows
-            .iter()
-            .find(|(name, _)| *name == table)
-            .map_or(0, |(_, rows)| *rows)
+        count_of(&self.rows, table)
+    }
+
+    /// Rows deleted from `table`.
+    pub fn removed_from(&self, table: &str) -> u64 {
+        count_of(&self.removed, table)
     }
 }
 
-impl fmt::Display for Switched {
-    /// `12 <table>, 30 <table>, …`, the row counts of every table.
+fn count_of(counts: &[(&'static str, u64)], table: &str) -> u64 {
+    counts
+        .iter()
+        .find(|(name, _)| *name == table)
+        .map_or(0, |(_, rows)| *rows)
+}
+
+/// `12 <table>, 30 <table>, …`: one count per table.
+struct Counts<'a>(&'a [(&'static str, u64)]);
+
+impl fmt::Display for Counts<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (table, rows)) in self.rows.iter().enumerate() {
+        for (i, (table, rows)) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
             write!(f, "{rows} {table}")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for Switched {
+    /// `wrote 12 <table>, …; removed 0 <table>, …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {}; removed {}",
+            Counts(&self.rows),
+            Counts(&self.removed)
+        )
     }
 }
 
@@ -232,30 +261,72 @@ impl<'c, P: Projection> Switch<'c, P> {
         &mut self.tx
     }
 
-    /// Replaces the live rows with the shadow's and commits. Only for a shadow that applied
-    /// every event of `P`'s aggregate types in the store: then every parked aggregate of `P` is
-    /// settled (everything ever dead-lettered came from the store), and its buffered events are
-    /// either already contained in the rebuilt rows or next in line on top of them. The
-    /// delivery state of other projections' aggregates is left alone.
-    pub async fn commit(mut self) -> Result<Switched, ProjectionError> {
+    /// Makes the live rows the shadow's and commits. Only for a shadow that applied every event
+    /// of `P`'s aggregate types in the store: then every parked aggregate of `P` is settled
+    /// (everything ever dead-lettered came from the store), and its buffered events are either
+    /// already contained in the rebuilt rows or next in line on top of them. The delivery state
+    /// of other projections' aggregates is left alone.
+    ///
+    /// Only what differs is written: rows the shadow lacks are deleted, its other rows are
+    /// inserted or replaced where they differ, and equal rows are left as they are. Repairing a
+    /// read model that is mostly right writes little (and holds the lock briefly), where
+    /// replacing every row wrote each one and each of its index entries again.
+    pub async fn commit(mut self) -> Result<Switched, ShadowError> {
+        let row_table = row_table::<P>();
         let tx = &mut self.tx;
-        for table in P::TABLES.iter().rev() {
-            sqlx::query(&format!("DELETE FROM public.{table}"))
-                .execute(&mut **tx)
-                .await?;
-        }
-        // LIKE copied the columns in order, so the shadow's rows fit as they are.
-        let mut rows = Vec::with_capacity(P::TABLES.len());
+        let mut shapes = Vec::with_capacity(P::TABLES.len());
         for table in P::TABLES {
-            let copied = sqlx::query(&format!(
-                "INSERT INTO public.{table} SELECT * FROM {SHADOW_SCHEMA}.{table}"
+            shapes.push((*table, shape(tx, table, row_table).await?));
+        }
+        // Referencing rows go first, as a row table's delete would take them along anyway.
+        let mut removed = Vec::with_capacity(shapes.len());
+        for (table, shape) in shapes.iter().rev() {
+            let key = |alias: &str| {
+                let columns: Vec<String> = shape
+                    .primary_key
+                    .iter()
+                    .map(|column| format!("{alias}.{column}"))
+                    .collect();
+                format!("({})", columns.join(", "))
+            };
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM public.{table} l
+                 WHERE NOT EXISTS (SELECT FROM {SHADOW_SCHEMA}.{table} s WHERE {} = {})",
+                key("s"),
+                key("l")
             ))
             .execute(&mut **tx)
             .await?
             .rows_affected();
-            rows.push((*table, copied));
+            removed.insert(0, (*table, deleted));
         }
-        let row_table = row_table::<P>();
+        // LIKE copied the columns in order, so the shadow's rows fit as they are.
+        let mut rows = Vec::with_capacity(shapes.len());
+        for (table, shape) in &shapes {
+            let replace = if shape.other_columns.is_empty() {
+                "DO NOTHING".to_owned()
+            } else {
+                let excluded: Vec<String> = shape
+                    .other_columns
+                    .iter()
+                    .map(|column| format!("EXCLUDED.{column}"))
+                    .collect();
+                format!(
+                    "DO UPDATE SET ({}) = ROW({}) WHERE l IS DISTINCT FROM EXCLUDED",
+                    shape.other_columns.join(", "),
+                    excluded.join(", ")
+                )
+            };
+            let written = sqlx::query(&format!(
+                "INSERT INTO public.{table} AS l SELECT * FROM {SHADOW_SCHEMA}.{table}
+                 ON CONFLICT ({}) {replace}",
+                shape.primary_key.join(", ")
+            ))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            rows.push((*table, written));
+        }
         // The rebuilt rows are every aggregate of the projection's types in the store.
         let unparked = sqlx::query(&format!(
             "DELETE FROM public.parked_aggregates p USING public.{row_table} r
@@ -286,6 +357,7 @@ impl<'c, P: Projection> Switch<'c, P> {
         self.tx.commit().await?;
         Ok(Switched {
             rows,
+            removed,
             unparked,
             pending_cleared,
             pending_drained: next_in_line.len() as u64,
@@ -348,6 +420,8 @@ struct DiffRow {
 #[derive(sqlx::FromRow)]
 struct Shape {
     primary_key: Vec<String>,
+    /// The columns outside the primary key, in table order.
+    other_columns: Vec<String>,
     /// The column of the row table's id: `id` in the row table itself, the column of the
     /// foreign key to the row table in the others.
     aggregate_column: Option<String>,
@@ -366,6 +440,14 @@ async fn shape(
                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
                    WHERE i.indrelid = t.oid AND i.indisprimary
                    ORDER BY array_position(i.indkey::int2[], a.attnum)) AS primary_key,
+             ARRAY(SELECT a.attname::text
+                   FROM pg_attribute a
+                   WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+                     AND a.attgenerated = ''
+                     AND NOT EXISTS (SELECT 1 FROM pg_index i
+                                     WHERE i.indrelid = t.oid AND i.indisprimary
+                                       AND a.attnum = ANY(i.indkey))
+                   ORDER BY a.attnum) AS other_columns,
              CASE WHEN t.oid = r.oid THEN 'id' ELSE
                  (SELECT a.attname::text
                   FROM pg_constraint c
