@@ -364,12 +364,7 @@ async fn rebuild(
         "--event-store-url",
         &events_url,
     ];
-    let mut runs = Vec::with_capacity(2);
-    for how in [
-        "rebuild (projector-svc rebuild from the event store)",
-        // What an operator repairing a read model runs: the switch writes only what differs.
-        "rebuild again, over its own result",
-    ] {
+    let run = async |how| {
         let settings = <projector_svc::Settings as clap::Parser>::try_parse_from(args)
             .context("rebuild settings")?;
         println!("(projector-svc rebuild prints:)");
@@ -382,17 +377,18 @@ async fn rebuild(
         let after = cpu.sample();
         println!();
         let complete = exit == std::process::ExitCode::SUCCESS;
-        runs.push(measured(
+        anyhow::Ok(measured(
             how,
             events.len() as u64,
             total_s,
             None,
             complete,
             CpuUse::between(cpu, &before, &after, cores),
-        ));
-    }
-    let again = runs.pop().expect("two runs");
-    let first = runs.pop().expect("two runs");
+        ))
+    };
+    let first = run("rebuild (projector-svc rebuild from the event store)").await?;
+    // What an operator repairing a read model runs: the switch writes only what differs.
+    let again = run("rebuild again, over its own result").await?;
     Ok((first, again))
 }
 

@@ -298,8 +298,9 @@ impl<'c, P: Projection> Switch<'c, P> {
             .execute(&mut **tx)
             .await?
             .rows_affected();
-            removed.insert(0, (*table, deleted));
+            removed.push((*table, deleted));
         }
+        removed.reverse();
         // LIKE copied the columns in order, so the shadow's rows fit as they are.
         let mut rows = Vec::with_capacity(shapes.len());
         for (table, shape) in &shapes {
